@@ -1,0 +1,143 @@
+"""The Python API the CLI mirrors: load_data, prune, evaluate, benchmark."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from adaprune.data import Dataset, load_data
+from adaprune.errors import ConfigError
+from adaprune.evaluate.benchmark import BenchmarkResult, run_benchmark
+from adaprune.evaluate.harness import EvaluationResult, evaluate_selection
+from adaprune.methods.base import Method
+from adaprune.registry import get_method, method_parameters
+from adaprune.selection import Budget, Selection
+from adaprune.tasks import ClassificationTask
+from adaprune.tasks.classification import ModelSpec
+from adaprune.training.loop import TrainConfig
+
+log = logging.getLogger(__name__)
+
+__all__ = ["benchmark", "build_method", "evaluate", "load_data", "prune"]
+
+DEFAULT_EVAL_EPOCHS = 30
+
+
+def build_method(name: str, params: Mapping[str, Any] | None = None) -> Method:
+    """Instantiate a registered method; unknown parameters are an error listing the valid ones."""
+    cls = get_method(name)
+    params = dict(params or {})
+    valid = method_parameters(cls)
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ConfigError(
+            f"method {name!r} has no parameter {', '.join(map(repr, unknown))}; "
+            f"it takes: {', '.join(valid) or 'none'}"
+        )
+    return cls(**params)
+
+
+def _as_dataset(data: str | Dataset, test: str | None = None) -> Dataset:
+    return load_data(data, test=test)
+
+
+def prune(
+    data: str | Dataset,
+    method: str | Method = "adapruner",
+    *,
+    keep: float | None = None,
+    prune: float | None = None,
+    seed: int = 0,
+    model: ModelSpec = "auto",
+    epochs: int | None = None,
+    device: str = "cpu",
+    params: Mapping[str, Any] | None = None,
+    progress: bool = True,
+) -> Selection:
+    """Choose which samples of `data` to keep. Give exactly one of `keep` or `prune` (fractions).
+
+    `epochs` sets the training length of methods that train a model (their `epochs` parameter);
+    `params` are the method's own keyword parameters."""
+    budget = Budget.from_args(keep=keep, prune=prune)
+    dataset = _as_dataset(data)
+    params = dict(params or {})
+    if isinstance(method, str):
+        cls = get_method(method)
+        if epochs is not None:
+            if cls.trains_model and "epochs" in method_parameters(cls):
+                params["epochs"] = epochs
+            else:
+                log.warning("method %r trains no model; epochs=%s is not used", method, epochs)
+        method_obj = build_method(method, params)
+    else:
+        if params:
+            raise ConfigError("params are for a method given by name; configure a Method object directly")
+        method_obj = method
+    task = ClassificationTask(data=dataset, model=model, train=TrainConfig(device=device))
+    n_keep = budget.count(dataset.n)
+    start = time.perf_counter()
+    result = method_obj.run(task, n_keep, seed=seed, progress=progress)
+    log.info("%s kept %d of %d samples in %.1f s", method_obj.name, len(result.kept), dataset.n,
+             time.perf_counter() - start)
+    return Selection(
+        kept=result.kept,
+        n_total=dataset.n,
+        method=method_obj.name,
+        params=method_obj.params(),
+        seed=seed,
+        requested_keep=budget.keep,
+        scores=result.scores,
+        higher_is_keep=method_obj.higher_is_keep,
+        details=result.details,
+    )
+
+
+def evaluate(
+    data: str | Dataset,
+    selection: Selection | str,
+    *,
+    seeds: int | Sequence[int] = 3,
+    epochs: int = DEFAULT_EVAL_EPOCHS,
+    model: ModelSpec = "auto",
+    device: str = "cpu",
+    include_full: bool = True,
+    test: str | None = None,
+    progress: bool = True,
+) -> EvaluationResult:
+    """Train fresh models on the kept subset and on the full set; test accuracy per seed."""
+    dataset = _as_dataset(data, test)
+    sel = Selection.load(selection) if isinstance(selection, str) else selection
+    seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
+    if isinstance(seeds, int) and seeds < 1:
+        raise ConfigError(f"seeds must be at least 1, got {seeds}")
+    task = ClassificationTask(data=dataset, model=model, train=TrainConfig(epochs=epochs, device=device))
+    return evaluate_selection(task, sel, seeds=seed_list, include_full=include_full, progress=progress)
+
+
+def benchmark(
+    data: str | Dataset,
+    methods: Sequence[str],
+    prunes: Sequence[float],
+    *,
+    seeds: int | Sequence[int] = 3,
+    epochs: int = DEFAULT_EVAL_EPOCHS,
+    model: ModelSpec = "auto",
+    device: str = "cpu",
+    method_params: Mapping[str, Mapping[str, Any]] | None = None,
+    test: str | None = None,
+    progress: bool = True,
+    command: str | None = None,
+) -> BenchmarkResult:
+    """Prune with every method at every fraction and seed, then train and test a fresh model on each
+    kept subset (and on the full set once per seed). `epochs` is the evaluation training length."""
+    dataset = _as_dataset(data, test)
+    seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
+    eval_task = ClassificationTask(data=dataset, model=model, train=TrainConfig(epochs=epochs, device=device))
+    method_task = ClassificationTask(data=dataset, model=model, train=TrainConfig(device=device))
+    eval_task.test_tensors()  # no test split: fail now, not after the first method has run
+    return run_benchmark(
+        eval_task, methods, prunes, seed_list, method_task=method_task,
+        method_params=method_params, progress=progress, command=command,
+    )

@@ -1,0 +1,45 @@
+"""adaprune benchmark DATA --methods a,b --prune 0.1,0.3 --seeds N --out DIR"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from adaprune.api import DEFAULT_EVAL_EPOCHS
+from adaprune.cli.main import setup_logging
+from adaprune.cli.options import device_option, model_option, parse_fraction_list, quiet_option, test_option
+
+log = logging.getLogger("adaprune")
+
+
+@click.command("benchmark")
+@click.argument("data")
+@click.option("--methods", required=True, help="Comma-separated method names.")
+@click.option("--prune", "prunes", required=True, help="Comma-separated fractions to prune, e.g. 0.1,0.3.")
+@click.option("--seeds", type=int, default=3, show_default=True, help="Seeds 0..N-1 (pruning and training).")
+@click.option("--out", required=True, help="Folder for results.json, results.md and results.png.")
+@click.option("--epochs", type=int, default=DEFAULT_EVAL_EPOCHS, show_default=True,
+              help="Epochs for each evaluation model.")
+@model_option
+@device_option
+@test_option
+@quiet_option
+def command(data, methods, prunes, seeds, out, epochs, model, device, test_spec, quiet) -> None:
+    """Prune DATA with each method at each fraction and seed; train and test a fresh model on each."""
+    from adaprune.api import benchmark
+    from adaprune.errors import ConfigError
+
+    setup_logging(quiet)
+    method_list = [m.strip() for m in methods.split(",") if m.strip()]
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    result = benchmark(
+        data, method_list, parse_fraction_list(prunes, what="--prune"), seeds=seeds, epochs=epochs,
+        model=model, device=device, test=test_spec, progress=not quiet,
+        command=" ".join(["adaprune", *sys.argv[1:]]) if sys.argv[0].endswith("adaprune") else None,
+    )
+    paths = result.save(out)
+    click.echo(result.to_markdown())
+    log.info("wrote %s, %s and the plot %s", paths["json"], paths["markdown"], paths["plot"])

@@ -1,0 +1,74 @@
+"""The `adaprune` command: a thin layer over the library. One small module per command."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from adaprune.errors import AdapruneError
+
+log = logging.getLogger("adaprune")
+
+
+def setup_logging(quiet: bool) -> None:
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="adaprune: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="adaprune")
+def cli() -> None:
+    """Adaptive dataset pruning: decide which training samples to keep."""
+
+
+def _register_commands() -> None:
+    from adaprune.cli import benchmark, evaluate, methods, prune
+
+    for module in (prune, evaluate, benchmark, methods):
+        cli.add_command(module.command)
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: errors become one line `adaprune: error: ...` and exit code 2."""
+    debug = os.environ.get("ADAPRUNE_DEBUG") == "1"
+    try:
+        cli.main(args=argv, prog_name="adaprune", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("adaprune: error: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        if debug:
+            raise
+        click.echo(f"adaprune: error: {exc.format_message()}", err=True)
+        return 2
+    except AdapruneError as exc:
+        if debug:
+            raise
+        click.echo(f"adaprune: error: {exc}", err=True)
+        return 2
+    except KeyboardInterrupt:
+        click.echo("adaprune: error: interrupted", err=True)
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        click.echo(f"adaprune: error: unexpected {type(exc).__name__}: {exc} (ADAPRUNE_DEBUG=1 shows the traceback)",
+                   err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

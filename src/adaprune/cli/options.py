@@ -1,0 +1,72 @@
+"""Options several commands share, and parsing of --param KEY=VALUE."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from adaprune.errors import ConfigError
+from adaprune.models import MODEL_NAMES
+from adaprune.registry import get_method, method_parameters
+
+model_option = click.option("--model", default="auto", show_default=True, type=click.Choice(MODEL_NAMES),
+                            help="Network to train (auto: by input shape).")
+device_option = click.option("--device", default="cpu", show_default=True,
+                             help="Torch device: cpu, cuda or cuda:N.")
+quiet_option = click.option("--quiet", is_flag=True, help="No progress bars or info messages.")
+test_option = click.option("--test", "test_spec", default=None, metavar="DATA",
+                           help="A separate source for the test split (when DATA has none).")
+param_option = click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+                            help="A method parameter (repeatable); `adaprune methods -v` lists them.")
+
+
+def parse_fraction_list(value: str, *, what: str) -> list[float]:
+    try:
+        out = [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{what} must be comma-separated numbers like 0.1,0.3, got {value!r}") from None
+    if not out:
+        raise ConfigError(f"{what} is empty")
+    return out
+
+
+def _coerce(raw: str, default: Any, *, key: str) -> Any:
+    if isinstance(default, bool):
+        low = raw.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"parameter {key} expects true or false, got {raw!r}")
+    for typ in (int, float):
+        if isinstance(default, typ):
+            try:
+                return typ(raw)
+            except ValueError:
+                raise ConfigError(f"parameter {key} expects {typ.__name__}, got {raw!r}") from None
+    if default is None or default is inspect.Parameter.empty:
+        for typ in (int, float):
+            try:
+                return typ(raw)
+            except ValueError:
+                pass
+    return raw
+
+
+def parse_params(method: str, items: Sequence[str]) -> dict[str, Any]:
+    """--param KEY=VALUE pairs, typed by the method's declared defaults."""
+    declared = method_parameters(get_method(method))
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--param expects KEY=VALUE, got {item!r}")
+        if key not in declared:
+            raise ConfigError(
+                f"method {method!r} has no parameter {key!r}; it takes: {', '.join(declared) or 'none'}"
+            )
+        out[key] = _coerce(raw, declared[key].default, key=key)
+    return out

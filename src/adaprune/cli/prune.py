@@ -1,0 +1,47 @@
+"""adaprune prune DATA --method NAME (--prune F | --keep F) --out FILE"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from adaprune.cli.main import setup_logging
+from adaprune.cli.options import device_option, model_option, param_option, parse_params, quiet_option
+from adaprune.errors import ConfigError
+
+log = logging.getLogger("adaprune")
+
+
+@click.command("prune")
+@click.argument("data")
+@click.option("--method", required=True, help="A registered method (see `adaprune methods`).")
+@click.option("--prune", "prune_fraction", type=float, default=None, help="Fraction of samples to remove.")
+@click.option("--keep", "keep_fraction", type=float, default=None, help="Fraction of samples to keep.")
+@click.option("--out", required=True, help="Selection file: .csv, .parquet or .json.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@model_option
+@click.option("--epochs", type=int, default=None, help="Training epochs of methods that train a model.")
+@device_option
+@param_option
+@quiet_option
+def command(data, method, prune_fraction, keep_fraction, out, seed, model, epochs, device, params, quiet) -> None:
+    """Choose which samples of DATA to keep and write the selection to --out."""
+    from adaprune.api import prune
+    from adaprune.data import load_data
+    from adaprune.selection import Budget, Selection
+
+    setup_logging(quiet)
+    if prune_fraction is None and keep_fraction is None:
+        raise ConfigError("give --prune F or --keep F")
+    Budget.from_args(keep=keep_fraction, prune=prune_fraction)  # validate before any work
+    method_params = parse_params(method, params)
+    dataset = load_data(data)
+    Selection.check_path(out, inputs=dataset.source_paths)
+    selection = prune(
+        dataset, method, keep=keep_fraction, prune=prune_fraction, seed=seed, model=model,
+        epochs=epochs, device=device, params=method_params, progress=not quiet,
+    )
+    selection.save(out, inputs=dataset.source_paths)
+    log.info("kept %d of %d samples (%.1f%%) -> %s", selection.n_kept, selection.n_total,
+             100 * selection.realised_keep, out)

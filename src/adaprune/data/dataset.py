@@ -1,0 +1,103 @@
+"""The in-memory dataset every method and the evaluation harness work on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from adaprune.errors import DataError
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Training samples (x, y) and an optional test split.
+
+    Samples lie on axis 0 of `x`: vectors (N, D), sequences (N, C, L) or images (N, C, H, W),
+    float32. `y` holds integer class labels 0..K-1. The test split is only ever used to report
+    accuracy, never to choose anything."""
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    class_names: tuple[str, ...] | None = None
+    source_paths: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        validate_arrays(self.x, self.y, what=self.name)
+        if (self.x_test is None) != (self.y_test is None):
+            raise DataError(f"{self.name}: give both x_test and y_test, or neither")
+        if self.x_test is not None:
+            validate_arrays(self.x_test, self.y_test, what=f"{self.name} test split")
+            if self.x_test.shape[1:] != self.x.shape[1:]:
+                raise DataError(
+                    f"{self.name}: test samples have shape {self.x_test.shape[1:]} "
+                    f"but training samples have {self.x.shape[1:]}"
+                )
+
+    @property
+    def n(self) -> int:
+        return len(self.y)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        top = int(self.y.max())
+        if self.y_test is not None and len(self.y_test):
+            top = max(top, int(self.y_test.max()))
+        if self.class_names is not None:
+            top = max(top, len(self.class_names) - 1)
+        return top + 1
+
+    @property
+    def has_test(self) -> bool:
+        return self.x_test is not None
+
+    def with_test(self, other: Dataset) -> Dataset:
+        """This training set with `other`'s training arrays as its test split."""
+        return Dataset(
+            name=self.name,
+            x=self.x,
+            y=self.y,
+            x_test=other.x,
+            y_test=other.y,
+            class_names=self.class_names,
+            source_paths=self.source_paths + other.source_paths,
+        )
+
+
+def validate_arrays(x: np.ndarray, y: np.ndarray | None, *, what: str) -> None:
+    """Checks at the edge, each failing with one line that names the value and what was expected."""
+    if not isinstance(x, np.ndarray) or not isinstance(y, np.ndarray):
+        raise DataError(f"{what}: x and y must be numpy arrays")
+    if x.ndim < 2:
+        raise DataError(f"{what}: x must have samples on axis 0 and features after, got shape {x.shape}")
+    if len(x) == 0:
+        raise DataError(f"{what}: x is empty (0 samples)")
+    if y.ndim != 1:
+        raise DataError(f"{what}: y must be one label per sample (1-D), got shape {y.shape}")
+    if len(x) != len(y):
+        raise DataError(f"{what}: x has {len(x)} samples but y has {len(y)}")
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise DataError(f"{what}: x must be real numbers, got dtype {x.dtype}")
+    if np.issubdtype(x.dtype, np.floating):
+        finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+        if not finite.all():
+            bad = np.flatnonzero(~finite)
+            raise DataError(
+                f"{what}: x has NaN or inf in {len(bad)} samples (first at row {int(bad[0])}); "
+                "expected finite values"
+            )
+    if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
+        raise DataError(f"{what}: labels must be non-negative integers, got dtype {y.dtype}")
+    if np.issubdtype(y.dtype, np.floating) and not (np.isfinite(y).all() and (y == np.round(y)).all()):
+        bad = int(np.flatnonzero(~np.isfinite(y) | (y != np.round(y)))[0])
+        raise DataError(f"{what}: labels must be non-negative integers, got {y[bad].item()!r} at row {bad}")
+    if (y < 0).any():
+        bad = int(np.flatnonzero(y < 0)[0])
+        raise DataError(f"{what}: labels must be non-negative integers, got {y[bad].item()!r} at row {bad}")

@@ -1,0 +1,176 @@
+"""Spec strings: `npz:PATH`, `digits`, `mnist1d[:N]`, `folder:DIR`."""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from adaprune.data.dataset import Dataset
+from adaprune.errors import ConfigError, DataError, require
+
+log = logging.getLogger(__name__)
+
+SPEC_HELP = "npz:PATH, digits, mnist1d, mnist1d:N (N training samples) or folder:DIR"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+def load_data(spec: str | Dataset, *, test: str | None = None) -> Dataset:
+    """Load and validate a data source; `test` names a separate source for the test split."""
+    data = spec if isinstance(spec, Dataset) else _load_spec(spec)
+    if test is not None:
+        data = data.with_test(_load_spec(test))
+    return data
+
+
+def _load_spec(spec: str) -> Dataset:
+    if not isinstance(spec, str) or not spec:
+        raise ConfigError(f"data source must be a spec string ({SPEC_HELP}), got {spec!r}")
+    kind, _, arg = spec.partition(":")
+    if kind == "npz":
+        return load_npz(_need_arg(spec, arg))
+    if kind == "digits":
+        if arg:
+            raise ConfigError(f"data source 'digits' takes no argument, got {spec!r}")
+        return load_digits()
+    if kind == "mnist1d":
+        if not arg:
+            return load_mnist1d()
+        try:
+            n_train = int(arg)
+        except ValueError:
+            raise ConfigError(f"mnist1d size must be a whole number of training samples, got {arg!r}") from None
+        return load_mnist1d(n_train=n_train)
+    if kind == "folder":
+        return load_folder(_need_arg(spec, arg))
+    raise ConfigError(f"unknown data source {spec!r}; expected {SPEC_HELP}")
+
+
+def _need_arg(spec: str, arg: str) -> str:
+    if not arg:
+        raise ConfigError(f"data source {spec!r} needs a path after the colon")
+    return arg
+
+
+def _as_samples(x: np.ndarray, *, what: str) -> np.ndarray:
+    """Float32 with images in NCHW (NHWC with 1, 3 or 4 channels last is transposed)."""
+    if x.ndim == 4 and x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
+        x = np.transpose(x, (0, 3, 1, 2))
+    if x.ndim > 4:
+        raise DataError(f"{what}: x must be (N, D), (N, C, L) or images (N, C, H, W), got shape {x.shape}")
+    return np.ascontiguousarray(x, dtype=np.float32) if np.issubdtype(x.dtype, np.number) else x
+
+
+def _labels(y: np.ndarray) -> np.ndarray:
+    return y.astype(np.int64) if np.issubdtype(y.dtype, np.number) else y
+
+
+def load_npz(path: str) -> Dataset:
+    """Arrays `x` and `y`, optionally `x_test` and `y_test`."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"npz file {path!r} does not exist")
+    try:
+        with np.load(p, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile):
+        raise DataError(f"npz file {path!r} is not readable: expected a .npz archive of numeric arrays") from None
+    for key in ("x", "y"):
+        if key not in arrays:
+            raise DataError(f"npz file {path!r} has no array {key!r}; it has: {', '.join(arrays) or 'none'}")
+    from adaprune.data.dataset import validate_arrays
+
+    # Validate before converting, so a NaN or a float label is reported as the user wrote it.
+    validate_arrays(arrays["x"], arrays["y"], what=path)
+    x_test = arrays.get("x_test")
+    y_test = arrays.get("y_test")
+    if x_test is not None and y_test is not None:
+        validate_arrays(x_test, y_test, what=f"{path} test split")
+    return Dataset(
+        name=p.stem,
+        x=_as_samples(arrays["x"], what=path),
+        y=_labels(arrays["y"]),
+        x_test=None if x_test is None else _as_samples(x_test, what=path),
+        y_test=None if y_test is None else _labels(y_test),
+        source_paths=(str(p),),
+    )
+
+
+def load_digits() -> Dataset:
+    """scikit-learn's bundled 8x8 digits as 1x8x8 images in [0, 1]; a fixed stratified 75/25 split."""
+    from sklearn.datasets import load_digits as sk_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = sk_digits()
+    x = (bunch.images[:, None, :, :] / 16.0).astype(np.float32)
+    y = bunch.target.astype(np.int64)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
+    return Dataset(name="digits", x=x_tr, y=y_tr, x_test=x_te, y_test=y_te)
+
+
+def load_mnist1d(n_train: int = 4000) -> Dataset:
+    """MNIST-1D generated offline by the mnist1d package (its paper's 4000/1000 split by default).
+
+    Samples are 1x40 sequences. `n_train` scales the set, keeping the 80/20 split."""
+    if n_train < 10:
+        raise ConfigError(f"mnist1d needs at least 10 training samples, got {n_train}")
+    data_mod = require("mnist1d.data", "mnist1d")
+    args = data_mod.get_dataset_args()
+    args.num_samples = int(round(n_train / args.train_split))
+    # make_dataset seeds numpy's global generator; put the caller's state back afterwards.
+    state = np.random.get_state()
+    try:
+        raw = data_mod.make_dataset(args)
+    finally:
+        np.random.set_state(state)
+    return Dataset(
+        name="mnist1d" if n_train == 4000 else f"mnist1d-{n_train}",
+        x=raw["x"][:, None, :].astype(np.float32),
+        y=raw["y"].astype(np.int64),
+        x_test=raw["x_test"][:, None, :].astype(np.float32),
+        y_test=raw["y_test"].astype(np.int64),
+    )
+
+
+def load_folder(path: str) -> Dataset:
+    """One subfolder per class (sorted names are classes 0..K-1), images read with Pillow."""
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"image folder {path!r} does not exist")
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not class_dirs:
+        raise DataError(f"image folder {path!r} has no class subfolders; expected DIR/<class>/<image>")
+    image_mod = require("PIL.Image", "images")
+    files: list[tuple[Path, int]] = []
+    for label, d in enumerate(class_dirs):
+        files += [(f, label) for f in sorted(d.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise DataError(f"image folder {path!r} has no images (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    images = []
+    for f, _ in files:
+        try:
+            with image_mod.open(f) as im:
+                images.append(np.asarray(im.convert("RGB")))
+        except Exception as exc:  # Pillow raises several unrelated types for a bad file
+            raise DataError(f"image {str(f)!r} is not readable: {exc}") from None
+    first = images[0].shape
+    for (f, _), im in zip(files, images, strict=True):
+        if im.shape != first:
+            raise DataError(
+                f"image {str(f)!r} is {im.shape[1]}x{im.shape[0]} but {str(files[0][0])!r} is "
+                f"{first[1]}x{first[0]}; expected one size for all images"
+            )
+    x = np.stack(images).astype(np.float32) / 255.0
+    if all((im[..., 0] == im[..., 1]).all() and (im[..., 1] == im[..., 2]).all() for im in images):
+        x = x[..., :1]  # grey images stay one channel
+    x = np.ascontiguousarray(np.transpose(x, (0, 3, 1, 2)))
+    y = np.array([label for _, label in files], dtype=np.int64)
+    return Dataset(
+        name=root.name,
+        x=x,
+        y=y,
+        class_names=tuple(d.name for d in class_dirs),
+        source_paths=(str(root),),
+    )

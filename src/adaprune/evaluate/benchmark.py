@@ -1,0 +1,194 @@
+"""Prune and evaluate over a grid of methods x prune fractions x seeds; tables and a plot."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adaprune.errors import ConfigError
+from adaprune.evaluate.harness import mean_std, train_and_test
+from adaprune.io_utils import atomic_write, atomic_write_text
+from adaprune.selection import Budget, Selection
+from adaprune.tasks import ClassificationTask
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BenchmarkRun:
+    """One cell of the grid at one seed."""
+
+    method: str
+    prune: float
+    seed: int
+    n_kept: int
+    accuracy: float
+    prune_seconds: float
+
+
+@dataclass(frozen=True)
+class BenchmarkResult:
+    dataset: str
+    n_train: int
+    n_test: int
+    model: str
+    epochs: int
+    methods: tuple[str, ...]
+    prunes: tuple[float, ...]
+    seeds: tuple[int, ...]
+    full_accuracy: tuple[float, ...]
+    runs: tuple[BenchmarkRun, ...]
+    machine: dict[str, Any]
+    command: str
+
+    def cell(self, method: str, prune: float) -> tuple[float, float]:
+        accs = [r.accuracy for r in self.runs if r.method == method and r.prune == prune]
+        return mean_std(accs)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["summary"] = [
+            {"method": m, "prune": p, "mean": self.cell(m, p)[0], "std": self.cell(m, p)[1]}
+            for m in self.methods
+            for p in self.prunes
+        ]
+        full_mean, full_std = mean_std(self.full_accuracy)
+        d["full_data"] = {"mean": full_mean, "std": full_std}
+        return d
+
+    def to_markdown(self) -> str:
+        """A table like the AdaPruner paper's Table 1: test accuracy (%) by fraction pruned."""
+        head = ["method", *[f"{p:.0%} pruned" for p in self.prunes]]
+        lines = [
+            f"Test accuracy (%) on {self.dataset} ({self.n_train} train / {self.n_test} test), model "
+            f"{self.model}, {self.epochs} epochs, mean ± std over seeds {list(self.seeds)}.",
+            "",
+            "| " + " | ".join(head) + " |",
+            "|" + "---|" * len(head),
+        ]
+        fm, fs = mean_std(self.full_accuracy)
+        full_cell = f"{100 * fm:.2f} ± {100 * fs:.2f}"
+        lines.append("| full data (0% pruned) | " + " | ".join([full_cell] * len(self.prunes)) + " |")
+        for m in self.methods:
+            cells = []
+            for p in self.prunes:
+                mu, sd = self.cell(m, p)
+                cells.append(f"{100 * mu:.2f} ± {100 * sd:.2f}")
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines += ["", f"Command: `{self.command}`", f"Machine: {self.machine.get('summary', '')}"]
+        return "\n".join(lines) + "\n"
+
+    def save(self, out_dir: str | os.PathLike) -> dict[str, Path]:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"json": out / "results.json", "markdown": out / "results.md", "plot": out / "results.png"}
+        atomic_write_text(paths["json"], json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write_text(paths["markdown"], self.to_markdown())
+        atomic_write(paths["plot"], lambda tmp: self._plot(tmp))
+        return paths
+
+    def _plot(self, path: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+        xs = [100 * p for p in self.prunes]
+        for m in self.methods:
+            stats = [self.cell(m, p) for p in self.prunes]
+            ax.errorbar(xs, [100 * s[0] for s in stats], yerr=[100 * s[1] for s in stats],
+                        marker="o", capsize=3, label=m)
+        fm, _ = mean_std(self.full_accuracy)
+        ax.axhline(100 * fm, linestyle="--", color="gray", label="full data")
+        ax.set_xlabel("fraction of training set pruned (%)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"{self.dataset}: accuracy after pruning ({len(self.seeds)} seeds)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(path, format="png")
+        plt.close(fig)
+
+
+def machine_info() -> dict[str, Any]:
+    import torch
+
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "numpy": np.__version__,
+    }
+    info["summary"] = (
+        f"{info['cpu_count']} CPUs, {info['platform']}, torch {info['torch']} ({info['torch_threads']} threads)"
+    )
+    return info
+
+
+def run_benchmark(
+    task: ClassificationTask,
+    methods: Sequence[str],
+    prunes: Sequence[float],
+    seeds: Sequence[int],
+    *,
+    method_task: ClassificationTask | None = None,
+    method_params: Mapping[str, Mapping[str, Any]] | None = None,
+    progress: bool = True,
+    command: str | None = None,
+) -> BenchmarkResult:
+    """For each seed: full-data accuracy once, then for every method and fraction, prune with that
+    seed and train a fresh model with that seed. `task` sets the evaluation training;
+    `method_task` (default: `task` with default training) is what methods train on."""
+    from adaprune.api import build_method
+
+    if not methods or not prunes or not seeds:
+        raise ConfigError("benchmark needs at least one method, one prune fraction and one seed")
+    budgets = [Budget.from_args(prune=p) for p in prunes]
+    built = {m: build_method(m, (method_params or {}).get(m)) for m in methods}
+    method_task = method_task or task
+    full = []
+    runs = []
+    for seed in seeds:
+        full.append(train_and_test(task, None, seed=seed, progress=progress))
+        log.info("seed %d: full data accuracy %.4f", seed, full[-1])
+        for name, method in built.items():
+            for p, budget in zip(prunes, budgets, strict=True):
+                start = time.perf_counter()
+                n_keep = budget.count(task.data.n)
+                result = method.run(method_task, n_keep, seed=seed, progress=progress)
+                seconds = time.perf_counter() - start
+                acc = train_and_test(task, result.kept, seed=seed, progress=progress)
+                log.info("seed %d %s prune %.2f: accuracy %.4f (pruning took %.1f s)", seed, name, p, acc, seconds)
+                runs.append(BenchmarkRun(name, float(p), int(seed), len(result.kept), acc, seconds))
+    model = task.model if isinstance(task.model, str) else type(task.model).__name__
+    return BenchmarkResult(
+        dataset=task.data.name,
+        n_train=task.data.n,
+        n_test=0 if task.data.y_test is None else len(task.data.y_test),
+        model=model,
+        epochs=task.train.epochs,
+        methods=tuple(methods),
+        prunes=tuple(float(p) for p in prunes),
+        seeds=tuple(int(s) for s in seeds),
+        full_accuracy=tuple(full),
+        runs=tuple(runs),
+        machine=machine_info(),
+        command=command or " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    )
+
+
+__all__ = ["BenchmarkResult", "BenchmarkRun", "Selection", "run_benchmark"]

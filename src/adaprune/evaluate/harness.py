@@ -1,0 +1,85 @@
+"""Train fresh models on a kept subset (and on the full set) and measure test accuracy.
+
+Models train for a fixed number of epochs and are scored once, at the end, on the test split:
+nothing is chosen by looking at the test split."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from adaprune.errors import ConfigError
+from adaprune.selection import Selection
+from adaprune.tasks import ClassificationTask
+from adaprune.training.loop import fit
+
+log = logging.getLogger(__name__)
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    arr = np.asarray(values, dtype=np.float64)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    dataset: str
+    method: str
+    n_total: int
+    n_kept: int
+    epochs: int
+    seeds: tuple[int, ...]
+    subset_accuracy: tuple[float, ...]
+    full_accuracy: tuple[float, ...] | None
+
+    @property
+    def subset_mean_std(self) -> tuple[float, float]:
+        return mean_std(self.subset_accuracy)
+
+    @property
+    def full_mean_std(self) -> tuple[float, float] | None:
+        return None if self.full_accuracy is None else mean_std(self.full_accuracy)
+
+
+def train_and_test(task: ClassificationTask, indices: np.ndarray | None, *, seed: int, progress: bool) -> float:
+    """Train a fresh model (initialised from `seed`) on `indices` of the training set; test accuracy."""
+    task.test_tensors()  # fail before training when there is no test split
+    x, y = task.train_tensors()
+    model = task.new_model(seed)
+    idx = None if indices is None else torch.from_numpy(np.asarray(indices, dtype=np.int64))
+    fit(model, x, y, task.train, seed=seed, indices=idx, progress=progress, desc=f"evaluate seed {seed}")
+    return task.test_accuracy(model)
+
+
+def evaluate_selection(
+    task: ClassificationTask,
+    selection: Selection,
+    *,
+    seeds: Sequence[int] = (0, 1, 2),
+    include_full: bool = True,
+    progress: bool = True,
+) -> EvaluationResult:
+    if selection.n_total != task.data.n:
+        raise ConfigError(
+            f"selection covers {selection.n_total} samples but {task.data.name} has {task.data.n}; "
+            "was it made on another dataset?"
+        )
+    if not seeds:
+        raise ConfigError("seeds must name at least one seed")
+    subset = tuple(train_and_test(task, selection.kept, seed=s, progress=progress) for s in seeds)
+    full = tuple(train_and_test(task, None, seed=s, progress=progress) for s in seeds) if include_full else None
+    return EvaluationResult(
+        dataset=task.data.name,
+        method=selection.method,
+        n_total=selection.n_total,
+        n_kept=selection.n_kept,
+        epochs=task.train.epochs,
+        seeds=tuple(seeds),
+        subset_accuracy=subset,
+        full_accuracy=full,
+    )

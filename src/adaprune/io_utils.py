@@ -1,0 +1,41 @@
+"""Atomic output: write to a temporary file beside the target, then rename into place."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from adaprune.errors import ConfigError
+
+
+def refuse_input_paths(out: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> None:
+    """Refuse an output path that is one of the inputs: inputs are never modified."""
+    out_path = Path(out).resolve()
+    for inp in inputs:
+        if Path(inp).resolve() == out_path:
+            raise ConfigError(f"output path {str(out)!r} is an input; choose another output path")
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
+    """Call `write(tmp)` on a temporary path in the same folder, then rename it onto `path`.
+
+    A failure leaves no file at `path` (and no temporary behind)."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise ConfigError(f"output folder {str(folder)!r} does not exist")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

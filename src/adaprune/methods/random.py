@@ -1,0 +1,26 @@
+"""Random pruning: the baseline every method must beat."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from adaprune.methods.base import Scorer
+from adaprune.registry import register_method
+from adaprune.tasks import ClassificationTask
+
+
+@register_method("random")
+class RandomPruning(Scorer):
+    """Uniform random subset; `stratified=True` keeps each class's share. Score = random priority.
+
+    The score is a uniform draw from the seed, so a kept set at a smaller budget is nested in the
+    kept set at a larger one (same seed)."""
+
+    higher_is_keep = True
+
+    def __init__(self, *, stratified: bool = False) -> None:
+        self.stratified = stratified
+        self.balance_classes = stratified
+
+    def score(self, task: ClassificationTask, *, seed: int, progress: bool) -> np.ndarray:
+        return np.random.default_rng(seed).random(task.data.n)

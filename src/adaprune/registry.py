@@ -1,0 +1,81 @@
+"""The method registry: every pruning method registers itself under one name."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from adaprune.errors import ConfigError
+
+_REGISTRY: dict[str, type] = {}
+_T = TypeVar("_T", bound=type)
+
+# Modules that define methods; imported on first lookup so registration is never order-dependent.
+_METHOD_MODULES = ("adaprune.methods.random", "adaprune.methods.adapruner")
+
+
+def register_method(name: str) -> Callable[[_T], _T]:
+    """Class decorator: make a method available under `name` (CLI and Python API)."""
+
+    def decorate(cls: _T) -> _T:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ConfigError(f"method name {name!r} is registered twice")
+        cls.name = name  # type: ignore[attr-defined]
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def _load_all() -> None:
+    for module in _METHOD_MODULES:
+        importlib.import_module(module)
+
+
+def get_method(name: str) -> type:
+    """The class registered under `name`; an unknown name lists the valid ones."""
+    _load_all()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown method {name!r}; expected one of: {', '.join(sorted(_REGISTRY))}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    name: str
+    summary: str
+    kind: str
+    direction: str
+    parameters: dict[str, Any]
+
+
+def method_parameters(cls: type) -> dict[str, inspect.Parameter]:
+    """The keyword parameters a method's constructor declares (its whole configuration)."""
+    sig = inspect.signature(cls.__init__)
+    return {n: p for n, p in sig.parameters.items() if n != "self"}
+
+
+def list_methods() -> list[MethodInfo]:
+    """Every registered method, sorted by name, with its defaults."""
+    _load_all()
+    infos = []
+    for name in sorted(_REGISTRY):
+        cls = _REGISTRY[name]
+        doc = (cls.__doc__ or "").strip().splitlines()
+        params = {n: p.default for n, p in method_parameters(cls).items()}
+        infos.append(
+            MethodInfo(
+                name=name,
+                summary=doc[0] if doc else "",
+                kind=cls.kind,
+                direction=cls.direction(),
+                parameters=params,
+            )
+        )
+    return infos

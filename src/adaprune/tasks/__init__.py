@@ -1,0 +1,3 @@
+from adaprune.tasks.classification import ClassificationTask
+
+__all__ = ["ClassificationTask"]

@@ -1,0 +1,126 @@
+"""One training loop for every method and for evaluation.
+
+Batches are drawn from in-memory tensors by index, and every batch carries its sample indices,
+so per-sample state (a mask, a score, a trace) is indexed by sample, never by loader position."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from adaprune.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# loss_fn(logits, y, idx) -> scalar loss; idx are the batch's sample indices.
+LossFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is trained: shared by the evaluation harness and methods that train."""
+
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.optimizer not in ("adam", "sgd"):
+            raise ConfigError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        if not (self.device == "cpu" or self.device.startswith("cuda") or self.device == "mps"):
+            raise ConfigError(f"device must be cpu, cuda[:N] or mps, got {self.device!r}")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"device {self.device!r} asked for, but torch sees no CUDA device")
+
+
+def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def seeded_model(factory: Callable[[], nn.Module], seed: int, device: str) -> nn.Module:
+    """Build a model with its initial weights drawn from `seed`, leaving global RNG state untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = factory()
+    return model.to(device)
+
+
+def batch_indices(indices: Tensor, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
+    """Shuffle `indices` (sample ids) with `generator` and yield them batch by batch."""
+    order = indices[torch.randperm(len(indices), generator=generator)]
+    yield from order.split(batch_size)
+
+
+def fit(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    config: TrainConfig,
+    *,
+    seed: int,
+    indices: Tensor | None = None,
+    loss_fn: LossFn | None = None,
+    extra_optimizers: tuple[torch.optim.Optimizer, ...] = (),
+    epochs: int | None = None,
+    on_epoch_end: Callable[[int], bool | None] | None = None,
+    progress: bool = True,
+    desc: str = "train",
+) -> nn.Module:
+    """Train `model` on the samples `indices` (all by default) of (x, y).
+
+    `loss_fn` sees each batch's logits, labels and sample indices (default: mean cross-entropy);
+    `extra_optimizers` step after the model's own (a per-sample mask's, say).
+    `on_epoch_end(epoch)` may return True to stop early."""
+    device = config.device
+    x, y = x.to(device), y.to(device)
+    if indices is None:
+        indices = torch.arange(len(y))
+    indices = indices.to(torch.int64).cpu()
+    gen = torch.Generator().manual_seed(seed)
+    optimizers = (make_optimizer(model.parameters(), config), *extra_optimizers)
+    loss_fn = loss_fn or (lambda logits, yb, idx: F.cross_entropy(logits, yb))
+    n_epochs = config.epochs if epochs is None else epochs
+    model.train()
+    bar = tqdm(range(n_epochs), desc=desc, disable=not progress, leave=False, unit="epoch")
+    for epoch in bar:
+        for idx in batch_indices(indices, config.batch_size, gen):
+            idx_dev = idx.to(device)
+            logits = model(x[idx_dev])
+            loss = loss_fn(logits, y[idx_dev], idx_dev)
+            for opt in optimizers:
+                opt.zero_grad(set_to_none=True)
+            loss.backward()
+            for opt in optimizers:
+                opt.step()
+        if on_epoch_end is not None and on_epoch_end(epoch):
+            break
+    bar.close()
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: Tensor, *, batch_size: int = 1024, device: str = "cpu") -> Tensor:
+    model.eval()
+    outs = [model(chunk.to(device)).float().cpu() for chunk in x.split(batch_size)]
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+def accuracy(model: nn.Module, x: Tensor, y: Tensor, *, device: str = "cpu") -> float:
+    logits = predict_logits(model, x, device=device)
+    return float((logits.argmax(1) == y.cpu()).float().mean())
