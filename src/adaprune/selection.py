@@ -219,13 +219,13 @@ class Selection:
     def check_path(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = ()) -> None:
         """Fail early on an output path `save` would refuse (before any pruning work)."""
         path = Path(path)
+        refuse_input_paths(path, inputs)
         suffix = path.suffix.lower()
         if suffix not in SELECTION_FORMATS:
             raise ConfigError(
                 f"selection file {str(path)!r} has extension {suffix or '(none)'!r}; "
                 f"expected one of {', '.join(SELECTION_FORMATS)}"
             )
-        refuse_input_paths(path, inputs)
         if suffix == ".csv":
             refuse_input_paths(_sidecar(path), inputs)
         folder = path.parent if str(path.parent) else Path(".")

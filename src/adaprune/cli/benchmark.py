@@ -8,8 +8,14 @@ import sys
 import click
 
 from adaprune.api import DEFAULT_EVAL_EPOCHS
-from adaprune.cli.main import setup_logging
-from adaprune.cli.options import device_option, model_option, parse_fraction_list, quiet_option, test_option
+from adaprune.cli.options import (
+    device_option,
+    model_option,
+    parse_fraction_list,
+    quiet_option,
+    setup_logging,
+    test_option,
+)
 
 log = logging.getLogger("adaprune")
 

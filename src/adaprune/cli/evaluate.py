@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 
 from adaprune.api import DEFAULT_EVAL_EPOCHS
-from adaprune.cli.main import setup_logging
-from adaprune.cli.options import device_option, model_option, quiet_option, test_option
+from adaprune.cli.options import device_option, model_option, quiet_option, setup_logging, test_option
 
 
 def format_evaluation(result) -> str:

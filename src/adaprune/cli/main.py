@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 
 import click
 
 from adaprune.errors import AdapruneError
-
-log = logging.getLogger("adaprune")
-
-
-def setup_logging(quiet: bool) -> None:
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO,
-        format="adaprune: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

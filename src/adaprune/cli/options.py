@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import logging
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +13,16 @@ import click
 from adaprune.errors import ConfigError
 from adaprune.models import MODEL_NAMES
 from adaprune.registry import get_method, method_parameters
+
+
+def setup_logging(quiet: bool) -> None:
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="adaprune: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
 
 model_option = click.option("--model", default="auto", show_default=True, type=click.Choice(MODEL_NAMES),
                             help="Network to train (auto: by input shape).")

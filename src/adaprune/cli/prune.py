@@ -6,8 +6,7 @@ import logging
 
 import click
 
-from adaprune.cli.main import setup_logging
-from adaprune.cli.options import device_option, model_option, param_option, parse_params, quiet_option
+from adaprune.cli.options import device_option, model_option, param_option, parse_params, quiet_option, setup_logging
 from adaprune.errors import ConfigError
 
 log = logging.getLogger("adaprune")

@@ -1,0 +1,5 @@
+import sys
+
+from adaprune.cli.main import main
+
+sys.exit(main())

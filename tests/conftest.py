@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+
+def make_blobs(n: int = 240, d: int = 8, classes: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Separable Gaussian blobs: small enough to train on in a fraction of a second."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    centers = rng.normal(scale=3.0, size=(classes, d))
+    x = (centers[y] + rng.normal(size=(n, d))).astype(np.float32)
+    return x, y.astype(np.int64)
+
+
+@pytest.fixture
+def blobs_npz(tmp_path):
+    x, y = make_blobs()
+    xt, yt = make_blobs(n=60, seed=1)
+    path = tmp_path / "train.npz"
+    np.savez(path, x=x, y=y, x_test=xt, y_test=yt)
+    return path
