@@ -109,14 +109,14 @@ def test_save_refuses_input_path_and_bad_extension(tmp_path):
 
 
 def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
-    sel = _selection()
+    import adaprune.io_utils
 
-    def boom(self):
-        raise RuntimeError("disk full")
+    def boom(src, dst):
+        raise OSError("disk full")
 
-    monkeypatch.setattr(Selection, "_json_text", boom)
-    with pytest.raises(RuntimeError):
-        sel.save(tmp_path / "sel.json")
+    monkeypatch.setattr(adaprune.io_utils.os, "replace", boom)
+    with pytest.raises(OSError):
+        _selection().save(tmp_path / "sel.json")
     assert list(tmp_path.iterdir()) == []
 
 

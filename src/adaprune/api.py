@@ -11,8 +11,9 @@ from adaprune.data import Dataset, load_data
 from adaprune.errors import ConfigError
 from adaprune.evaluate.benchmark import BenchmarkResult, run_benchmark
 from adaprune.evaluate.harness import EvaluationResult, evaluate_selection
-from adaprune.methods.base import Method
+from adaprune.methods.base import Method, Scorer
 from adaprune.registry import get_method, method_parameters
+from adaprune.scores import BALANCE_CHOICES, ScoreSet, select_scores
 from adaprune.selection import Budget, Selection
 from adaprune.tasks import ClassificationTask
 from adaprune.tasks.classification import ModelSpec
@@ -20,7 +21,7 @@ from adaprune.training.loop import TrainConfig
 
 log = logging.getLogger(__name__)
 
-__all__ = ["benchmark", "build_method", "evaluate", "load_data", "prune"]
+__all__ = ["benchmark", "build_method", "evaluate", "load_data", "prune", "score", "select"]
 
 DEFAULT_EVAL_EPOCHS = 30
 
@@ -43,24 +44,15 @@ def _as_dataset(data: str | Dataset, test: str | None = None) -> Dataset:
     return load_data(data, test=test)
 
 
-def prune(
+def _method_and_task(
     data: str | Dataset,
-    method: str | Method = "adapruner",
+    method: str | Method,
     *,
-    keep: float | None = None,
-    prune: float | None = None,
-    seed: int = 0,
-    model: ModelSpec = "auto",
-    epochs: int | None = None,
-    device: str = "cpu",
-    params: Mapping[str, Any] | None = None,
-    progress: bool = True,
-) -> Selection:
-    """Choose which samples of `data` to keep. Give exactly one of `keep` or `prune` (fractions).
-
-    `epochs` sets the training length of methods that train a model (their `epochs` parameter);
-    `params` are the method's own keyword parameters."""
-    budget = Budget.from_args(keep=keep, prune=prune)
+    model: ModelSpec,
+    epochs: int | None,
+    device: str,
+    params: Mapping[str, Any] | None,
+) -> tuple[Method, ClassificationTask]:
     dataset = _as_dataset(data)
     params = dict(params or {})
     if isinstance(method, str):
@@ -75,23 +67,89 @@ def prune(
         if params:
             raise ConfigError("params are for a method given by name; configure a Method object directly")
         method_obj = method
-    task = ClassificationTask(data=dataset, model=model, train=TrainConfig(device=device))
-    n_keep = budget.count(dataset.n)
+    return method_obj, ClassificationTask(data=dataset, model=model, train=TrainConfig(device=device))
+
+
+def prune(
+    data: str | Dataset,
+    method: str | Method = "adapruner",
+    *,
+    keep: float | None = None,
+    prune: float | None = None,
+    seed: int = 0,
+    model: ModelSpec = "auto",
+    epochs: int | None = None,
+    device: str = "cpu",
+    params: Mapping[str, Any] | None = None,
+    balance: str = "none",
+    progress: bool = True,
+) -> Selection:
+    """Choose which samples of `data` to keep. Give exactly one of `keep` or `prune` (fractions).
+
+    `epochs` sets the training length of methods that train a model (their `epochs` parameter);
+    `params` are the method's own keyword parameters; `balance="class"` keeps class shares
+    (scoring methods). For a scoring method this is exactly `score` followed by `select`."""
+    budget = Budget.from_args(keep=keep, prune=prune)
+    if balance not in BALANCE_CHOICES:
+        raise ConfigError(f"balance must be one of {', '.join(BALANCE_CHOICES)}, got {balance!r}")
+    method_obj, task = _method_and_task(data, method, model=model, epochs=epochs, device=device, params=params)
+    n_keep = budget.count(task.data.n)
     start = time.perf_counter()
-    result = method_obj.run(task, n_keep, seed=seed, progress=progress)
-    log.info("%s kept %d of %d samples in %.1f s", method_obj.name, len(result.kept), dataset.n,
+    if isinstance(method_obj, Scorer):
+        score_set = method_obj.score_set(task, seed=seed, progress=progress)
+        effective = "class" if method_obj.balance_classes else balance
+        selection = select_scores(score_set, keep=budget.keep, balance=effective)
+    else:
+        if balance != "none":
+            raise ConfigError(f"method {method_obj.name!r} owns its keep decision; balance applies to scoring methods")
+        result = method_obj.run(task, n_keep, seed=seed, progress=progress)
+        selection = Selection(
+            kept=result.kept,
+            n_total=task.data.n,
+            method=method_obj.name,
+            params=method_obj.params(),
+            seed=seed,
+            requested_keep=budget.keep,
+            scores=result.scores,
+            higher_is_keep=method_obj.higher_is_keep,
+            details=result.details,
+        )
+    log.info("%s kept %d of %d samples in %.1f s", method_obj.name, selection.n_kept, task.data.n,
              time.perf_counter() - start)
-    return Selection(
-        kept=result.kept,
-        n_total=dataset.n,
-        method=method_obj.name,
-        params=method_obj.params(),
-        seed=seed,
-        requested_keep=budget.keep,
-        scores=result.scores,
-        higher_is_keep=method_obj.higher_is_keep,
-        details=result.details,
-    )
+    return selection
+
+
+def score(
+    data: str | Dataset,
+    method: str | Scorer,
+    *,
+    seed: int = 0,
+    model: ModelSpec = "auto",
+    epochs: int | None = None,
+    device: str = "cpu",
+    params: Mapping[str, Any] | None = None,
+    progress: bool = True,
+) -> ScoreSet:
+    """Per-sample scores of a scoring method, to select from at any budget with `select`."""
+    method_obj, task = _method_and_task(data, method, model=model, epochs=epochs, device=device, params=params)
+    if not isinstance(method_obj, Scorer):
+        raise ConfigError(
+            f"method {method_obj.name!r} decides its kept set for a given budget and has no reusable score; "
+            "use prune"
+        )
+    return method_obj.score_set(task, seed=seed, progress=progress)
+
+
+def select(
+    scores: ScoreSet | str,
+    *,
+    keep: float | None = None,
+    prune: float | None = None,
+    balance: str = "none",
+) -> Selection:
+    """Keep exactly round(keep * N) samples of a score file by its declared direction."""
+    score_set = ScoreSet.load(scores) if isinstance(scores, str) else scores
+    return select_scores(score_set, keep=keep, prune=prune, balance=balance)
 
 
 def evaluate(

@@ -31,6 +31,15 @@ def register_method(name: str) -> Callable[[_T], _T]:
 
 
 def _load_all() -> None:
+    """Import every module of adaprune.methods (each registers its method), so a new method
+    needs its own file and nothing else."""
+    import pkgutil
+
+    import adaprune.methods as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.name.startswith("_") and info.name != "base":
+            importlib.import_module(f"{package.__name__}.{info.name}")
     for module in _METHOD_MODULES:
         importlib.import_module(module)
 
@@ -74,7 +83,7 @@ def list_methods() -> list[MethodInfo]:
                 name=name,
                 summary=doc[0] if doc else "",
                 kind=cls.kind,
-                direction=cls.direction(),
+                direction=cls.describe_direction(),
                 parameters=params,
             )
         )

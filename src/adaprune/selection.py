@@ -4,26 +4,21 @@ This module never imports torch: selecting from a score file must not need it.""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from adaprune.errors import ConfigError, DataError
-from adaprune.io_utils import atomic_write, refuse_input_paths
+from adaprune.tables import check_output_path, jsonable, read_table, write_table
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-SELECTION_FORMATS = (".csv", ".parquet", ".json")
 
 
 # ---------------------------------------------------------------- budgets
@@ -133,20 +128,6 @@ def select_top_k(
 
 
 # ---------------------------------------------------------------- the result
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 @dataclass(frozen=True)
 class Selection:
     """Which samples a method kept, and how it decided.
@@ -198,7 +179,7 @@ class Selection:
         return m
 
     def metadata(self) -> dict[str, Any]:
-        return _jsonable(
+        return jsonable(
             {
                 "schema_version": SCHEMA_VERSION,
                 "method": self.method,
@@ -214,141 +195,42 @@ class Selection:
             }
         )
 
-    # ------------------------------------------------------------ writing
+    # ------------------------------------------------------------ files
     @staticmethod
     def check_path(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = ()) -> None:
         """Fail early on an output path `save` would refuse (before any pruning work)."""
-        path = Path(path)
-        refuse_input_paths(path, inputs)
-        suffix = path.suffix.lower()
-        if suffix not in SELECTION_FORMATS:
-            raise ConfigError(
-                f"selection file {str(path)!r} has extension {suffix or '(none)'!r}; "
-                f"expected one of {', '.join(SELECTION_FORMATS)}"
-            )
-        if suffix == ".csv":
-            refuse_input_paths(_sidecar(path), inputs)
-        folder = path.parent if str(path.parent) else Path(".")
-        if not folder.is_dir():
-            raise ConfigError(f"output folder {str(folder)!r} does not exist")
+        check_output_path(path, inputs=inputs, what="selection")
 
     def save(self, path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = ()) -> None:
-        """Write by extension (.csv + .csv.meta.json sidecar, .parquet, .json), atomically."""
-        path = Path(path)
-        self.check_path(path, inputs=inputs)
-        suffix = path.suffix.lower()
-        if suffix == ".csv":
-            meta_text = json.dumps(self.metadata(), indent=2, sort_keys=True) + "\n"
-            atomic_write(_sidecar(path), lambda tmp: tmp.write_text(meta_text, encoding="utf-8"))
-            atomic_write(path, lambda tmp: tmp.write_text(self._csv_text(), encoding="utf-8"))
-        elif suffix == ".json":
-            atomic_write(path, lambda tmp: tmp.write_text(self._json_text(), encoding="utf-8"))
-        else:
-            atomic_write(path, self._write_parquet)
+        """One row per sample (index, kept, score) by extension: .csv (+ .csv.meta.json sidecar),
+        .parquet or .json; metadata alongside; written atomically."""
+        columns = {
+            "index": np.arange(self.n_total, dtype=np.int64),
+            "kept": self.mask.astype(np.int64),
+            "score": self.scores,
+        }
+        write_table(path, columns, self.metadata(), inputs=inputs, what="selection")
 
-    def _rows(self) -> Iterable[tuple[int, int, float | None]]:
-        mask = self.mask
-        for i in range(self.n_total):
-            score = None if self.scores is None else float(self.scores[i])
-            yield i, int(mask[i]), score
-
-    def _csv_text(self) -> str:
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["index", "kept", "score"])
-        for i, kept, score in self._rows():
-            w.writerow([i, kept, "" if score is None or math.isnan(score) else repr(score)])
-        return buf.getvalue()
-
-    def _json_text(self) -> str:
-        rows = [
-            {"index": i, "kept": k, "score": None if s is None or math.isnan(s) else s}
-            for i, k, s in self._rows()
-        ]
-        return json.dumps({"metadata": self.metadata(), "rows": rows}, sort_keys=True) + "\n"
-
-    def _write_parquet(self, tmp: Path) -> None:
-        from adaprune.errors import require
-
-        pa = require("pyarrow", "parquet")
-        pq = require("pyarrow.parquet", "parquet")
-        scores = (
-            pa.nulls(self.n_total, pa.float64())
-            if self.scores is None
-            else pa.array(self.scores, type=pa.float64(), from_pandas=True)
-        )
-        table = pa.table(
-            {
-                "index": pa.array(np.arange(self.n_total, dtype=np.int64)),
-                "kept": pa.array(self.mask.astype(np.int8)),
-                "score": scores,
-            }
-        )
-        meta = {b"adaprune": json.dumps(self.metadata(), sort_keys=True).encode()}
-        pq.write_table(table.replace_schema_metadata(meta), tmp)
-
-    # ------------------------------------------------------------ reading
     @staticmethod
     def load(path: str | os.PathLike) -> Selection:
-        path = Path(path)
-        suffix = path.suffix.lower()
-        if suffix not in SELECTION_FORMATS:
-            raise ConfigError(f"selection file {str(path)!r}: expected one of {', '.join(SELECTION_FORMATS)}")
-        if not path.is_file():
-            raise DataError(f"selection file {str(path)!r} does not exist")
-        try:
-            if suffix == ".csv":
-                meta = json.loads(_sidecar(path).read_text()) if _sidecar(path).is_file() else {}
-                with path.open(newline="") as fh:
-                    reader = csv.DictReader(fh)
-                    if reader.fieldnames is None or list(reader.fieldnames)[:3] != ["index", "kept", "score"]:
-                        raise DataError(f"{path}: expected columns index,kept,score")
-                    rows = [(int(r["index"]), int(r["kept"]), r["score"]) for r in reader]
-                index = np.array([r[0] for r in rows], dtype=np.int64)
-                kept = np.array([r[1] for r in rows], dtype=np.int64)
-                raw = [r[2] for r in rows]
-                scores = None if all(s == "" for s in raw) else np.array(
-                    [float(s) if s != "" else np.nan for s in raw]
-                )
-            elif suffix == ".json":
-                doc = json.loads(path.read_text())
-                meta = doc["metadata"]
-                index = np.array([r["index"] for r in doc["rows"]], dtype=np.int64)
-                kept = np.array([r["kept"] for r in doc["rows"]], dtype=np.int64)
-                raw_s = [r["score"] for r in doc["rows"]]
-                scores = None if all(s is None for s in raw_s) else np.array(
-                    [np.nan if s is None else s for s in raw_s], dtype=np.float64
-                )
-            else:
-                from adaprune.errors import require
-
-                pq = require("pyarrow.parquet", "parquet")
-                table = pq.read_table(path)
-                raw_meta = (table.schema.metadata or {}).get(b"adaprune", b"{}")
-                meta = json.loads(raw_meta)
-                index = table.column("index").to_numpy()
-                kept = table.column("kept").to_numpy().astype(np.int64)
-                col = table.column("score")
-                scores = None if col.null_count == len(col) else col.to_numpy(zero_copy_only=False)
-        except (KeyError, ValueError, json.JSONDecodeError) as exc:
-            raise DataError(f"selection file {str(path)!r} is not readable: {exc}") from None
+        columns, meta = read_table(path, what="selection")
+        index, kept = columns.get("index"), columns.get("kept")
+        if index is None or kept is None or "score" not in columns:
+            raise DataError(f"selection file {str(path)!r}: expected columns index, kept, score")
         if not np.array_equal(index, np.arange(len(index))):
             raise DataError(f"selection file {str(path)!r}: index column must be 0..N-1 in order")
         if not np.isin(kept, (0, 1)).all():
             raise DataError(f"selection file {str(path)!r}: kept column must be 0 or 1")
+        scores = columns["score"]
         return Selection(
             kept=np.flatnonzero(kept),
             n_total=len(index),
             method=meta.get("method", "unknown"),
             params=meta.get("params", {}),
             seed=meta.get("seed"),
-            requested_keep=meta.get("requested_keep", float(kept.mean()) if len(kept) else 0.0),
-            scores=scores,
+            requested_keep=meta.get("requested_keep", float(np.mean(kept)) if len(kept) else 0.0),
+            scores=None if scores is None else scores.astype(np.float64),
             higher_is_keep=meta.get("higher_is_keep"),
             library_version=meta.get("library_version", "unknown"),
             details=meta.get("details", {}),
         )
-
-
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".meta.json")

@@ -6,7 +6,15 @@ import logging
 
 import click
 
-from adaprune.cli.options import device_option, model_option, param_option, parse_params, quiet_option, setup_logging
+from adaprune.cli.options import (
+    balance_option,
+    device_option,
+    model_option,
+    param_option,
+    parse_params,
+    quiet_option,
+    setup_logging,
+)
 from adaprune.errors import ConfigError
 
 log = logging.getLogger("adaprune")
@@ -23,8 +31,10 @@ log = logging.getLogger("adaprune")
 @click.option("--epochs", type=int, default=None, help="Training epochs of methods that train a model.")
 @device_option
 @param_option
+@balance_option
 @quiet_option
-def command(data, method, prune_fraction, keep_fraction, out, seed, model, epochs, device, params, quiet) -> None:
+def command(data, method, prune_fraction, keep_fraction, out, seed, model, epochs, device, params, balance,
+            quiet) -> None:
     """Choose which samples of DATA to keep and write the selection to --out."""
     from adaprune.api import prune
     from adaprune.data import load_data
@@ -39,7 +49,7 @@ def command(data, method, prune_fraction, keep_fraction, out, seed, model, epoch
     Selection.check_path(out, inputs=dataset.source_paths)
     selection = prune(
         dataset, method, keep=keep_fraction, prune=prune_fraction, seed=seed, model=model,
-        epochs=epochs, device=device, params=method_params, progress=not quiet,
+        epochs=epochs, device=device, params=method_params, balance=balance, progress=not quiet,
     )
     selection.save(out, inputs=dataset.source_paths)
     log.info("kept %d of %d samples (%.1f%%) -> %s", selection.n_kept, selection.n_total,

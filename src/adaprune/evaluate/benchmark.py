@@ -18,6 +18,8 @@ import numpy as np
 from adaprune.errors import ConfigError
 from adaprune.evaluate.harness import mean_std, train_and_test
 from adaprune.io_utils import atomic_write, atomic_write_text
+from adaprune.methods.base import Scorer
+from adaprune.scores import select_scores
 from adaprune.selection import Budget, Selection
 from adaprune.tasks import ClassificationTask
 
@@ -33,7 +35,7 @@ class BenchmarkRun:
     seed: int
     n_kept: int
     accuracy: float
-    prune_seconds: float
+    prune_seconds: float  # for a scorer: its scoring time (shared by all fractions) plus selection
 
 
 @dataclass(frozen=True)
@@ -166,14 +168,23 @@ def run_benchmark(
         full.append(train_and_test(task, None, seed=seed, progress=progress))
         log.info("seed %d: full data accuracy %.4f", seed, full[-1])
         for name, method in built.items():
+            # A scorer is scored once per seed and selected at every fraction, as `score` + `select` do.
+            score_set, score_seconds = None, 0.0
+            if isinstance(method, Scorer):
+                start = time.perf_counter()
+                score_set = method.score_set(method_task, seed=seed, progress=progress)
+                score_seconds = time.perf_counter() - start
             for p, budget in zip(prunes, budgets, strict=True):
                 start = time.perf_counter()
-                n_keep = budget.count(task.data.n)
-                result = method.run(method_task, n_keep, seed=seed, progress=progress)
-                seconds = time.perf_counter() - start
-                acc = train_and_test(task, result.kept, seed=seed, progress=progress)
+                if score_set is not None:
+                    balance = "class" if method.balance_classes else "none"
+                    kept = select_scores(score_set, keep=budget.keep, balance=balance).kept
+                else:
+                    kept = method.run(method_task, budget.count(task.data.n), seed=seed, progress=progress).kept
+                seconds = time.perf_counter() - start + score_seconds
+                acc = train_and_test(task, kept, seed=seed, progress=progress)
                 log.info("seed %d %s prune %.2f: accuracy %.4f (pruning took %.1f s)", seed, name, p, acc, seconds)
-                runs.append(BenchmarkRun(name, float(p), int(seed), len(result.kept), acc, seconds))
+                runs.append(BenchmarkRun(name, float(p), int(seed), len(kept), acc, seconds))
     model = task.model if isinstance(task.model, str) else type(task.model).__name__
     return BenchmarkResult(
         dataset=task.data.name,

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from adaprune.registry import method_parameters
+from adaprune.scores import Direction, ScoreSet
 from adaprune.selection import select_top_k
 from adaprune.tasks import ClassificationTask
 
@@ -30,22 +31,26 @@ class Method(ABC):
     higher_is_keep: ClassVar[bool | None] = None
     # Whether the method trains a model (then it honours --epochs and --model).
     trains_model: ClassVar[bool] = False
+    # For scorers whose direction flips below a kept fraction (see scores.Direction).
+    switch_keep: float | None = None
 
     def params(self) -> dict[str, Any]:
         """The constructor's keyword parameters and their values (each is stored under its name)."""
         return {n: getattr(self, n) for n in method_parameters(type(self))}
 
     @classmethod
-    def direction(cls) -> str:
-        if cls.higher_is_keep is None:
+    def describe_direction(cls) -> str:
+        if cls.kind == "selector":
             return "owns its keep decision"
-        return "higher score = keep" if cls.higher_is_keep else "lower score = keep"
+        return Direction(bool(cls.higher_is_keep), cls.switch_keep).describe()
 
     @abstractmethod
     def run(self, task: ClassificationTask, n_keep: int, *, seed: int, progress: bool) -> MethodResult: ...
 
 
 class Scorer(Method):
+    """One number per sample and a declared direction; the shared selection module keeps the top."""
+
     kind = "scorer"
     # When True, keep per-class quotas in proportion to class sizes.
     balance_classes: bool = False
@@ -53,12 +58,23 @@ class Scorer(Method):
     @abstractmethod
     def score(self, task: ClassificationTask, *, seed: int, progress: bool) -> np.ndarray: ...
 
-    def run(self, task: ClassificationTask, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
-        scores = np.asarray(self.score(task, seed=seed, progress=progress), dtype=np.float64)
+    def direction(self) -> Direction:
         assert self.higher_is_keep is not None, "a scorer must declare its direction"
+        return Direction(self.higher_is_keep, self.switch_keep)
+
+    def score_set(self, task: ClassificationTask, *, seed: int, progress: bool) -> ScoreSet:
+        scores = np.asarray(self.score(task, seed=seed, progress=progress), dtype=np.float64)
+        if scores.shape != (task.data.n,):
+            raise AssertionError(f"{self.name} returned {scores.shape} scores for {task.data.n} samples")
+        return ScoreSet(scores=scores, direction=self.direction(), method=self.name, params=self.params(),
+                        seed=seed, labels=task.data.y)
+
+    def run(self, task: ClassificationTask, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
+        score_set = self.score_set(task, seed=seed, progress=progress)
         strata = task.data.y if self.balance_classes else None
-        kept = select_top_k(scores, n_keep, higher_is_keep=self.higher_is_keep, strata=strata)
-        return MethodResult(kept=kept, scores=scores)
+        higher = score_set.direction.at(n_keep / task.data.n)
+        kept = select_top_k(score_set.scores, n_keep, higher_is_keep=higher, strata=strata)
+        return MethodResult(kept=kept, scores=score_set.scores)
 
 
 class Selector(Method):

@@ -1,0 +1,44 @@
+"""adaprune score DATA --method M --out scores.parquet"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from adaprune.cli.options import (
+    device_option,
+    model_option,
+    param_option,
+    parse_params,
+    quiet_option,
+    setup_logging,
+)
+
+log = logging.getLogger("adaprune")
+
+
+@click.command("score")
+@click.argument("data")
+@click.option("--method", required=True, help="A scoring method (see `adaprune methods`).")
+@click.option("--out", required=True, help="Score file: .parquet, .csv or .json.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@model_option
+@click.option("--epochs", type=int, default=None, help="Training epochs of methods that train a model.")
+@device_option
+@param_option
+@quiet_option
+def command(data, method, out, seed, model, epochs, device, params, quiet) -> None:
+    """Compute one score per sample of DATA, to select from at any budget with `adaprune select`."""
+    from adaprune.api import score
+    from adaprune.data import load_data
+    from adaprune.tables import check_output_path
+
+    setup_logging(quiet)
+    method_params = parse_params(method, params)
+    dataset = load_data(data)
+    check_output_path(out, inputs=dataset.source_paths, what="scores")
+    scores = score(dataset, method, seed=seed, model=model, epochs=epochs, device=device, params=method_params,
+                   progress=not quiet)
+    scores.save(out, inputs=dataset.source_paths)
+    log.info("wrote %d %s scores (%s) -> %s", scores.n, method, scores.direction.describe(), out)

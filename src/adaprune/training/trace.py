@@ -1,0 +1,101 @@
+"""A training trace: per sample, per epoch statistics from one training pass, so EL2N, forgetting,
+uncertainty and AUM-style scores reuse one run instead of each retraining.
+
+At the end of every epoch the model is evaluated (no grad, eval mode) on all training samples;
+only per-sample summaries are kept, so memory is O(epochs x N), not O(epochs x N x classes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from adaprune.tasks import ClassificationTask
+from adaprune.training.loop import fit, predict_logits
+
+
+@dataclass(frozen=True)
+class LogitSummary:
+    """Per-sample summaries of one set of logits (each an array of length N)."""
+
+    loss: np.ndarray
+    correct: np.ndarray
+    p_true: np.ndarray
+    p_max: np.ndarray
+    p_second: np.ndarray
+    entropy: np.ndarray
+    sum_sq_prob: np.ndarray
+    logit_margin: np.ndarray
+
+    @property
+    def el2n(self) -> np.ndarray:
+        """||softmax - onehot(y)||_2 = sqrt(sum p^2 - 2 p_y + 1)."""
+        return np.sqrt(np.maximum(self.sum_sq_prob - 2 * self.p_true + 1, 0.0))
+
+
+def summarize_logits(logits: Tensor, y: Tensor) -> LogitSummary:
+    logits = logits.double()
+    probs = logits.softmax(1)
+    log_probs = logits.log_softmax(1)
+    top2 = probs.topk(min(2, probs.shape[1]), dim=1).values
+    p_second = top2[:, 1] if top2.shape[1] > 1 else torch.zeros(len(y), dtype=probs.dtype)
+    true_logit = logits.gather(1, y[:, None]).squeeze(1)
+    other = logits.scatter(1, y[:, None], float("-inf"))
+    margin = true_logit - other.max(1).values if logits.shape[1] > 1 else true_logit
+    return LogitSummary(
+        loss=F.nll_loss(log_probs, y, reduction="none").numpy(),
+        correct=(logits.argmax(1) == y).numpy(),
+        p_true=probs.gather(1, y[:, None]).squeeze(1).numpy(),
+        p_max=top2[:, 0].numpy(),
+        p_second=p_second.numpy(),
+        entropy=-(probs * log_probs).nan_to_num().sum(1).numpy(),
+        sum_sq_prob=(probs**2).sum(1).numpy(),
+        logit_margin=margin.numpy(),
+    )
+
+
+@dataclass(frozen=True)
+class TrainingTrace:
+    """Stacked per-epoch summaries: every field is an array of shape (epochs, N)."""
+
+    loss: np.ndarray
+    correct: np.ndarray
+    p_true: np.ndarray
+    p_max: np.ndarray
+    p_second: np.ndarray
+    entropy: np.ndarray
+    sum_sq_prob: np.ndarray
+    logit_margin: np.ndarray
+
+    @property
+    def epochs(self) -> int:
+        return self.loss.shape[0]
+
+    def at(self, epoch: int) -> LogitSummary:
+        """The summaries after `epoch` (0-based; -1 for the last)."""
+        return LogitSummary(**{name: getattr(self, name)[epoch] for name in LogitSummary.__dataclass_fields__})
+
+    @staticmethod
+    def stack(summaries: list[LogitSummary]) -> TrainingTrace:
+        fields = LogitSummary.__dataclass_fields__
+        return TrainingTrace(**{name: np.stack([getattr(s, name) for s in summaries]) for name in fields})
+
+
+def train_with_trace(
+    task: ClassificationTask, *, seed: int, epochs: int, progress: bool, desc: str = "trace"
+) -> tuple[torch.nn.Module, TrainingTrace]:
+    """Train a fresh model (seeded) for `epochs` on all samples, recording the trace."""
+    x, y = task.train_tensors()
+    model = task.new_model(seed)
+    summaries: list[LogitSummary] = []
+
+    def record(epoch: int) -> bool:
+        summaries.append(summarize_logits(predict_logits(model, x, device=task.device), y))
+        model.train()
+        return False
+
+    fit(model, x, y, task.train, seed=seed, epochs=epochs, on_epoch_end=record, progress=progress, desc=desc)
+    return model, TrainingTrace.stack(summaries)
