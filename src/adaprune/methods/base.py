@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from adaprune.errors import ConfigError
 from adaprune.registry import method_parameters
 from adaprune.scores import Direction, ScoreSet
 from adaprune.selection import select_top_k
@@ -22,6 +23,18 @@ class MethodResult:
     kept: np.ndarray
     scores: np.ndarray | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+
+def run_seeds(seed: int, runs: int) -> list[int]:
+    """The seed of each independent run: seed * 1000 + r."""
+    return [seed * 1000 + r for r in range(runs)]
+
+
+def check_epochs_runs(epochs: int, runs: int, *, min_epochs: int = 1) -> None:
+    if not isinstance(epochs, int) or epochs < min_epochs:
+        raise ConfigError(f"epochs must be an integer >= {min_epochs}, got {epochs!r}")
+    if not isinstance(runs, int) or runs < 1:
+        raise ConfigError(f"runs must be an integer >= 1, got {runs!r}")
 
 
 class Method(ABC):

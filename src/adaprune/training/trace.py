@@ -13,13 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from adaprune.errors import ConfigError
 from adaprune.tasks import ClassificationTask
 from adaprune.training.loop import fit, predict_logits
 
 
 @dataclass(frozen=True)
 class LogitSummary:
-    """Per-sample summaries of one set of logits (each an array of length N)."""
+    """Per-sample summaries of one set of logits (each an array of length N; TrainingTrace stacks
+    them over epochs)."""
 
     loss: np.ndarray
     correct: np.ndarray
@@ -32,7 +34,7 @@ class LogitSummary:
 
     @property
     def el2n(self) -> np.ndarray:
-        """||softmax - onehot(y)||_2 = sqrt(sum p^2 - 2 p_y + 1)."""
+        """||softmax - onehot(y)||_2 = sqrt(sum p^2 - 2 p_y + 1), elementwise."""
         return np.sqrt(np.maximum(self.sum_sq_prob - 2 * self.p_true + 1, 0.0))
 
 
@@ -58,17 +60,8 @@ def summarize_logits(logits: Tensor, y: Tensor) -> LogitSummary:
 
 
 @dataclass(frozen=True)
-class TrainingTrace:
-    """Stacked per-epoch summaries: every field is an array of shape (epochs, N)."""
-
-    loss: np.ndarray
-    correct: np.ndarray
-    p_true: np.ndarray
-    p_max: np.ndarray
-    p_second: np.ndarray
-    entropy: np.ndarray
-    sum_sq_prob: np.ndarray
-    logit_margin: np.ndarray
+class TrainingTrace(LogitSummary):
+    """The per-epoch summaries stacked: every field is an array of shape (epochs, N)."""
 
     @property
     def epochs(self) -> int:
@@ -88,6 +81,8 @@ def train_with_trace(
     task: ClassificationTask, *, seed: int, epochs: int, progress: bool, desc: str = "trace"
 ) -> tuple[torch.nn.Module, TrainingTrace]:
     """Train a fresh model (seeded) for `epochs` on all samples, recording the trace."""
+    if epochs < 1:
+        raise ConfigError(f"a training trace needs at least one epoch, got {epochs}")
     x, y = task.train_tensors()
     model = task.new_model(seed)
     summaries: list[LogitSummary] = []

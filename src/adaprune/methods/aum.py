@@ -1,0 +1,53 @@
+"""Area Under the Margin (Pleiss, Zhang, Elenberg and Weinberger, "Identifying Mislabeled Data using
+the Area Under the Margin Ranking", NeurIPS 2020).
+
+margin_t(i) = z_{y_i}(x_i) - max_{k != y_i} z_k(x_i)   (logits after epoch t)
+AUM_i       = mean over the `epochs` training epochs of margin_t(i)
+
+A low (negative) AUM marks a sample whose assigned label the network keeps arguing against:
+likely mislabeled. Pruning the lowest AUM removes those first, so higher AUM = keep. (The paper
+averages over every minibatch presentation and sets a threshold with planted "threshold samples";
+here the margin is read at each end-of-epoch evaluation of the training trace and the shared
+selection module applies the budget.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from adaprune.errors import ConfigError
+from adaprune.methods.base import Scorer, check_epochs_runs, run_seeds
+from adaprune.registry import register_method
+from adaprune.tasks import ClassificationTask
+from adaprune.training.trace import train_with_trace
+
+
+def aum_from_margins(margins: np.ndarray) -> np.ndarray:
+    """AUM per sample from a (T, N) array of per-epoch logit margins: the mean over epochs."""
+    m = np.asarray(margins, dtype=np.float64)
+    if m.ndim != 2 or m.shape[0] < 1:
+        raise ConfigError(f"need a (T, N) margin history with T >= 1, got shape {m.shape}")
+    return m.mean(axis=0)
+
+
+@register_method("aum")
+class AUM(Scorer):
+    """AUM (Pleiss et al., NeurIPS 2020): mean logit margin over training; prune the lowest (likely mislabeled).
+
+    Score = mean over `epochs` (default 10) end-of-epoch evaluations of z_y - max_{k != y} z_k; higher =
+    keep. Mean over `runs` (default 1; seeds seed*1000+r)."""
+
+    higher_is_keep = True
+    trains_model = True
+
+    def __init__(self, *, epochs: int = 10, runs: int = 1) -> None:
+        check_epochs_runs(epochs, runs)
+        self.epochs = epochs
+        self.runs = runs
+
+    def score(self, task: ClassificationTask, *, seed: int, progress: bool) -> np.ndarray:
+        total = np.zeros(task.data.n)
+        for run_seed in run_seeds(seed, self.runs):
+            _, trace = train_with_trace(task, seed=run_seed, epochs=self.epochs, progress=progress, desc="aum")
+            total += aum_from_margins(trace.logit_margin)
+        return total / self.runs

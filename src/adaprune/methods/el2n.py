@@ -1,0 +1,55 @@
+"""EL2N (Paul, Ganguli and Dziugaite, "Deep Learning on a Data Diet: Finding Important Examples Early
+in Training", NeurIPS 2021).
+
+EL2N_i = E_runs || softmax(f(x_i)) - onehot(y_i) ||_2, with f a model trained for a few epochs (the
+paper scores after ~20 of 200 epochs and averages over 10 runs). Hard and atypical samples have a
+large error norm and are kept; easy ones are pruned.
+
+Here each run trains a fresh model (seed `seed * 1000 + r`, r = 0..runs-1) for `epochs` epochs with
+the task's training config and reads the error norm after the last epoch from the training trace.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from adaprune.errors import ConfigError
+from adaprune.methods.base import Scorer, check_epochs_runs, run_seeds
+from adaprune.registry import register_method
+from adaprune.tasks import ClassificationTask
+from adaprune.training.trace import train_with_trace
+
+
+def el2n_from_logits(logits: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray) -> np.ndarray:
+    """||softmax(logits_i) - onehot(y_i)||_2 for every row, in float64."""
+    logits_t = torch.as_tensor(logits).double()
+    y_t = torch.as_tensor(y).long()
+    if logits_t.ndim != 2 or y_t.shape != (len(logits_t),):
+        raise ConfigError(f"need (N, K) logits and N labels, got {tuple(logits_t.shape)} and {tuple(y_t.shape)}")
+    probs = logits_t.softmax(1)
+    onehot = torch.nn.functional.one_hot(y_t, probs.shape[1]).double()
+    return torch.linalg.vector_norm(probs - onehot, dim=1).numpy()
+
+
+@register_method("el2n")
+class EL2N(Scorer):
+    """EL2N (Paul et al. 2021, "Deep Learning on a Data Diet"): error L2-norm early in training; higher = keep.
+
+    Score = mean over `runs` (default 3) models, each trained `epochs` (default 10) epochs from seed
+    seed*1000+r, of ||softmax(f(x)) - onehot(y)||_2 after the last epoch (0 = learned, up to sqrt(2))."""
+
+    higher_is_keep = True
+    trains_model = True
+
+    def __init__(self, *, epochs: int = 10, runs: int = 3) -> None:
+        check_epochs_runs(epochs, runs)
+        self.epochs = epochs
+        self.runs = runs
+
+    def score(self, task: ClassificationTask, *, seed: int, progress: bool) -> np.ndarray:
+        total = np.zeros(task.data.n)
+        for run_seed in run_seeds(seed, self.runs):
+            _, trace = train_with_trace(task, seed=run_seed, epochs=self.epochs, progress=progress, desc="el2n")
+            total += trace.at(-1).el2n
+        return total / self.runs

@@ -1,0 +1,67 @@
+"""Uncertainty sampling scores (Coleman et al., "Selection via Proxy: Efficient Data Selection for
+Deep Learning", ICLR 2020; as in DeepCore, Guo et al. 2022), from a model trained on all samples.
+
+Every measure is oriented the same way: HIGHER = MORE UNCERTAIN = KEEP.
+
+    least_confidence   1 - p_max
+    margin             1 - (p_max - p_second)     (the raw margin p_max - p_second is small when
+                                                   uncertain, so it is flipped here)
+    entropy            -sum_k p_k log p_k
+
+p are the softmax probabilities of the model after its last training epoch; labels are not used.
+(DeepCore keeps the lowest scores for one measure and the highest for another; here there is one
+declared direction.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from adaprune.errors import ConfigError
+from adaprune.methods.base import Scorer, check_epochs_runs, run_seeds
+from adaprune.registry import register_method
+from adaprune.tasks import ClassificationTask
+from adaprune.training.trace import LogitSummary, train_with_trace
+
+MEASURES = ("least_confidence", "margin", "entropy")
+
+
+def check_measure(measure: str) -> None:
+    if measure not in MEASURES:
+        raise ConfigError(f"measure must be one of {', '.join(MEASURES)}, got {measure!r}")
+
+
+def uncertainty_scores(summary: LogitSummary, measure: str) -> np.ndarray:
+    """Per-sample uncertainty (higher = more uncertain) from one set of logit summaries."""
+    check_measure(measure)
+    if measure == "least_confidence":
+        return 1.0 - np.asarray(summary.p_max, dtype=np.float64)
+    if measure == "margin":
+        return 1.0 - (np.asarray(summary.p_max, dtype=np.float64) - np.asarray(summary.p_second, dtype=np.float64))
+    return np.asarray(summary.entropy, dtype=np.float64)
+
+
+@register_method("uncertainty")
+class Uncertainty(Scorer):
+    """Uncertainty (Coleman et al. 2020; DeepCore): keep what the model is unsure of; higher = more uncertain = keep.
+
+    `measure` (default "entropy"): "least_confidence" = 1 - p_max, "margin" = 1 - (p_max - p_second),
+    "entropy" = -sum p log p, of the softmax after training `epochs` (default 10) epochs; mean over
+    `runs` (default 1; seeds seed*1000+r)."""
+
+    higher_is_keep = True
+    trains_model = True
+
+    def __init__(self, *, measure: str = "entropy", epochs: int = 10, runs: int = 1) -> None:
+        check_measure(measure)
+        check_epochs_runs(epochs, runs)
+        self.measure = measure
+        self.epochs = epochs
+        self.runs = runs
+
+    def score(self, task: ClassificationTask, *, seed: int, progress: bool) -> np.ndarray:
+        total = np.zeros(task.data.n)
+        for run_seed in run_seeds(seed, self.runs):
+            _, trace = train_with_trace(task, seed=run_seed, epochs=self.epochs, progress=progress, desc="uncertainty")
+            total += uncertainty_scores(trace.at(-1), self.measure)
+        return total / self.runs
