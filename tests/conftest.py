@@ -24,3 +24,13 @@ def blobs_npz(tmp_path):
     path = tmp_path / "train.npz"
     np.savez(path, x=x, y=y, x_test=xt, y_test=yt)
     return path
+
+
+def standardized(x: np.ndarray) -> np.ndarray:
+    """The "standardized" encoder's output, as the geometric methods see it."""
+    from adaprune.data import Dataset
+    from adaprune.embed.encoders import StandardizedEncoder
+
+    enc = StandardizedEncoder()
+    enc.fit(Dataset(name="s", x=np.asarray(x, np.float32), y=np.zeros(len(x), np.int64)), seed=0, progress=False)
+    return enc.encode(x).astype(np.float64)

@@ -12,7 +12,7 @@ from adaprune.errors import ConfigError
 from adaprune.evaluate.benchmark import BenchmarkResult, run_benchmark
 from adaprune.evaluate.harness import EvaluationResult, evaluate_selection
 from adaprune.methods.base import Method, Scorer
-from adaprune.registry import get_method, method_parameters
+from adaprune.registry import build_method, get_method, method_parameters
 from adaprune.scores import BALANCE_CHOICES, ScoreSet, select_scores
 from adaprune.selection import Budget, Selection
 from adaprune.tasks import ClassificationTask
@@ -24,20 +24,6 @@ log = logging.getLogger(__name__)
 __all__ = ["benchmark", "build_method", "evaluate", "load_data", "prune", "score", "select"]
 
 DEFAULT_EVAL_EPOCHS = 30
-
-
-def build_method(name: str, params: Mapping[str, Any] | None = None) -> Method:
-    """Instantiate a registered method; unknown parameters are an error listing the valid ones."""
-    cls = get_method(name)
-    params = dict(params or {})
-    valid = method_parameters(cls)
-    unknown = sorted(set(params) - set(valid))
-    if unknown:
-        raise ConfigError(
-            f"method {name!r} has no parameter {', '.join(map(repr, unknown))}; "
-            f"it takes: {', '.join(valid) or 'none'}"
-        )
-    return cls(**params)
 
 
 def _as_dataset(data: str | Dataset, test: str | None = None) -> Dataset:
@@ -83,15 +69,27 @@ def prune(
     params: Mapping[str, Any] | None = None,
     balance: str = "none",
     progress: bool = True,
+    encoder: str | None = None,
+    embeddings: str | None = None,
 ) -> Selection:
     """Choose which samples of `data` to keep. Give exactly one of `keep` or `prune` (fractions).
 
     `epochs` sets the training length of methods that train a model (their `epochs` parameter);
     `params` are the method's own keyword parameters; `balance="class"` keeps class shares
-    (scoring methods). For a scoring method this is exactly `score` followed by `select`."""
+    (scoring methods). For a scoring method this is exactly `score` followed by `select`.
+    `encoder` (an encoder spec, see `adaprune.embed`) and `embeddings` (a .npy of one row per
+    sample, e.g. from `adaprune embed`) go to methods that work on embeddings (semdedup, adadedup)."""
     budget = Budget.from_args(keep=keep, prune=prune)
     if balance not in BALANCE_CHOICES:
         raise ConfigError(f"balance must be one of {', '.join(BALANCE_CHOICES)}, got {balance!r}")
+    for key, value in (("encoder", encoder), ("embeddings", embeddings)):
+        if value is None:
+            continue
+        if not isinstance(method, str):
+            raise ConfigError(f"{key} is for a method given by name; configure a Method object directly")
+        if key not in method_parameters(get_method(method)):
+            raise ConfigError(f"method {method!r} works on no embedding; {key} applies to semdedup and adadedup")
+        params = {**(params or {}), key: value}
     method_obj, task = _method_and_task(data, method, model=model, epochs=epochs, device=device, params=params)
     n_keep = budget.count(task.data.n)
     start = time.perf_counter()

@@ -13,10 +13,6 @@ from adaprune.errors import ConfigError
 _REGISTRY: dict[str, type] = {}
 _T = TypeVar("_T", bound=type)
 
-# Modules that define methods; imported on first lookup so registration is never order-dependent.
-_METHOD_MODULES = ("adaprune.methods.random", "adaprune.methods.adapruner")
-
-
 def register_method(name: str) -> Callable[[_T], _T]:
     """Class decorator: make a method available under `name` (CLI and Python API)."""
 
@@ -40,8 +36,6 @@ def _load_all() -> None:
     for info in pkgutil.iter_modules(package.__path__):
         if not info.name.startswith("_") and info.name != "base":
             importlib.import_module(f"{package.__name__}.{info.name}")
-    for module in _METHOD_MODULES:
-        importlib.import_module(module)
 
 
 def get_method(name: str) -> type:
@@ -53,6 +47,20 @@ def get_method(name: str) -> type:
         raise ConfigError(
             f"unknown method {name!r}; expected one of: {', '.join(sorted(_REGISTRY))}"
         ) from None
+
+
+def build_method(name: str, params: dict[str, Any] | None = None) -> Any:
+    """Instantiate a registered method; unknown parameters are an error listing the valid ones."""
+    cls = get_method(name)
+    params = dict(params or {})
+    valid = method_parameters(cls)
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ConfigError(
+            f"method {name!r} has no parameter {', '.join(map(repr, unknown))}; "
+            f"it takes: {', '.join(valid) or 'none'}"
+        )
+    return cls(**params)
 
 
 @dataclass(frozen=True)

@@ -129,11 +129,11 @@ def select_scores(
         kept=kept,
         n_total=scores.n,
         method=scores.method,
-        params={**scores.params, "balance": balance},
+        params=scores.params,
         seed=scores.seed,
         requested_keep=budget.keep,
         scores=scores.scores,
         higher_is_keep=higher,
         library_version=scores.library_version,
-        details=scores.details,
+        details={**scores.details, "selection_balance": balance},
     )

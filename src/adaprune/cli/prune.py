@@ -32,9 +32,14 @@ log = logging.getLogger("adaprune")
 @device_option
 @param_option
 @balance_option
+@click.option("--encoder", default=None, metavar="NAME",
+              help="Embedding for semdedup/adadedup: auto, identity, pixels[:DIM], model[:EPOCHS] or clip:PATH "
+                   "(text: `adaprune embed text:FILE --encoder minilm`, then prune embeddings:OUT).")
+@click.option("--embeddings", default=None, metavar="EMB.npy",
+              help="Reuse embeddings (one row per sample, e.g. from `adaprune embed`) instead of --encoder.")
 @quiet_option
 def command(data, method, prune_fraction, keep_fraction, out, seed, model, epochs, device, params, balance,
-            quiet) -> None:
+            encoder, embeddings, quiet) -> None:
     """Choose which samples of DATA to keep and write the selection to --out."""
     from adaprune.api import prune
     from adaprune.data import load_data
@@ -46,11 +51,13 @@ def command(data, method, prune_fraction, keep_fraction, out, seed, model, epoch
     Budget.from_args(keep=keep_fraction, prune=prune_fraction)  # validate before any work
     method_params = parse_params(method, params)
     dataset = load_data(data)
-    Selection.check_path(out, inputs=dataset.source_paths)
+    inputs = (*dataset.source_paths, *([embeddings] if embeddings else []))
+    Selection.check_path(out, inputs=inputs)
     selection = prune(
         dataset, method, keep=keep_fraction, prune=prune_fraction, seed=seed, model=model,
         epochs=epochs, device=device, params=method_params, balance=balance, progress=not quiet,
+        encoder=encoder, embeddings=embeddings,
     )
-    selection.save(out, inputs=dataset.source_paths)
+    selection.save(out, inputs=inputs)
     log.info("kept %d of %d samples (%.1f%%) -> %s", selection.n_kept, selection.n_total,
              100 * selection.realised_keep, out)

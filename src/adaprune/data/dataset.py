@@ -15,7 +15,9 @@ class Dataset:
 
     Samples lie on axis 0 of `x`: vectors (N, D), sequences (N, C, L) or images (N, C, H, W),
     float32. `y` holds integer class labels 0..K-1. The test split is only ever used to report
-    accuracy, never to choose anything."""
+    accuracy, never to choose anything. `groups` (optional, one id per training sample) marks
+    samples that must be kept or removed together (frames of one scene); methods that support
+    it decide per group."""
 
     name: str
     x: np.ndarray
@@ -24,9 +26,12 @@ class Dataset:
     y_test: np.ndarray | None = None
     class_names: tuple[str, ...] | None = None
     source_paths: tuple[str, ...] = field(default_factory=tuple)
+    groups: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         validate_arrays(self.x, self.y, what=self.name)
+        if self.groups is not None:
+            validate_groups(self.groups, len(self.y), what=self.name)
         if (self.x_test is None) != (self.y_test is None):
             raise DataError(f"{self.name}: give both x_test and y_test, or neither")
         if self.x_test is not None:
@@ -68,7 +73,18 @@ class Dataset:
             y_test=other.y,
             class_names=self.class_names,
             source_paths=self.source_paths + other.source_paths,
+            groups=self.groups,
         )
+
+
+def validate_groups(groups: np.ndarray, n: int, *, what: str) -> None:
+    """One integer (or string) group id per training sample."""
+    if not isinstance(groups, np.ndarray) or groups.ndim != 1:
+        raise DataError(f"{what}: groups must be a 1-D array of one group id per sample")
+    if len(groups) != n:
+        raise DataError(f"{what}: groups has {len(groups)} entries but there are {n} samples")
+    if not (np.issubdtype(groups.dtype, np.integer) or np.issubdtype(groups.dtype, np.str_)):
+        raise DataError(f"{what}: group ids must be integers or strings, got dtype {groups.dtype}")
 
 
 def validate_arrays(x: np.ndarray, y: np.ndarray | None, *, what: str) -> None:

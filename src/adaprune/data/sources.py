@@ -13,7 +13,7 @@ from adaprune.errors import ConfigError, DataError, require
 
 log = logging.getLogger(__name__)
 
-SPEC_HELP = "npz:PATH, digits, mnist1d, mnist1d:N (N training samples) or folder:DIR"
+SPEC_HELP = "npz:PATH, digits, mnist1d, mnist1d:N (N training samples), folder:DIR or embeddings:PATH.npy"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
@@ -45,6 +45,10 @@ def _load_spec(spec: str) -> Dataset:
         return load_mnist1d(n_train=n_train)
     if kind == "folder":
         return load_folder(_need_arg(spec, arg))
+    if kind == "embeddings":
+        from adaprune.data.embeddings import load_embeddings
+
+        return load_embeddings(_need_arg(spec, arg))
     raise ConfigError(f"unknown data source {spec!r}; expected {SPEC_HELP}")
 
 
@@ -68,7 +72,7 @@ def _labels(y: np.ndarray) -> np.ndarray:
 
 
 def load_npz(path: str) -> Dataset:
-    """Arrays `x` and `y`, optionally `x_test` and `y_test`."""
+    """Arrays `x` and `y`, optionally `x_test`, `y_test` and `groups` (one group id per training sample)."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"npz file {path!r} does not exist")
@@ -95,6 +99,7 @@ def load_npz(path: str) -> Dataset:
         x_test=None if x_test is None else _as_samples(x_test, what=path),
         y_test=None if y_test is None else _labels(y_test),
         source_paths=(str(p),),
+        groups=arrays.get("groups"),
     )
 
 

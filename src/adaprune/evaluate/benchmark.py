@@ -19,6 +19,7 @@ from adaprune.errors import ConfigError
 from adaprune.evaluate.harness import mean_std, train_and_test
 from adaprune.io_utils import atomic_write, atomic_write_text
 from adaprune.methods.base import Scorer
+from adaprune.registry import build_method
 from adaprune.scores import select_scores
 from adaprune.selection import Budget, Selection
 from adaprune.tasks import ClassificationTask
@@ -155,8 +156,6 @@ def run_benchmark(
     """For each seed: full-data accuracy once, then for every method and fraction, prune with that
     seed and train a fresh model with that seed. `task` sets the evaluation training;
     `method_task` (default: `task` with default training) is what methods train on."""
-    from adaprune.api import build_method
-
     if not methods or not prunes or not seeds:
         raise ConfigError("benchmark needs at least one method, one prune fraction and one seed")
     budgets = [Budget.from_args(prune=p) for p in prunes]

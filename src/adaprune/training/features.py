@@ -24,9 +24,17 @@ def model_features(model: nn.Module, x: torch.Tensor, *, device: str = "cpu", ba
     return torch.cat(parts).reshape(len(x), -1).numpy()
 
 
-def trained_features(task: ClassificationTask, *, seed: int, epochs: int, progress: bool) -> np.ndarray:
-    """Train a fresh model (seeded) on all samples for `epochs`, then embed every training sample."""
+def train_feature_model(task: ClassificationTask, *, seed: int, epochs: int, progress: bool) -> nn.Module:
+    """A fresh task model (seeded) trained on all samples for `epochs`, ready for `model_features`."""
     x, y = task.train_tensors()
     model = task.new_model(seed)
+    if not hasattr(model, "features"):
+        raise ConfigError(f"model {type(model).__name__} has no .features(x) method; use another embedding")
     fit(model, x, y, task.train, seed=seed, epochs=epochs, progress=progress, desc="features")
-    return model_features(model, x, device=task.device)
+    return model
+
+
+def trained_features(task: ClassificationTask, *, seed: int, epochs: int, progress: bool) -> np.ndarray:
+    """Train a fresh model (seeded) on all samples for `epochs`, then embed every training sample."""
+    model = train_feature_model(task, seed=seed, epochs=epochs, progress=progress)
+    return model_features(model, task.train_tensors()[0], device=task.device)

@@ -1,0 +1,34 @@
+"""adaprune embed DATA --encoder NAME --out emb.npy (a thin layer over `adaprune.embed.embed`)"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from adaprune.cli.options import device_option, model_option, quiet_option, setup_logging
+
+log = logging.getLogger("adaprune")
+
+
+@click.command("embed")
+@click.argument("data")
+@click.option("--encoder", default="auto", show_default=True, metavar="NAME",
+              help="auto, identity, pixels[:DIM], model[:EPOCHS], clip:PATH_OR_NAME, or minilm (for text:PATH).")
+@click.option("--out", required=True, help="Output .npy (N, D); labels go to OUT.labels.npy beside it.")
+@click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "float16"]))
+@click.option("--chunk-size", default=4096, show_default=True, type=int,
+              help="Rows per chunk; finished chunks are skipped when a crashed run is repeated.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@model_option
+@device_option
+@quiet_option
+def command(data, encoder, out, dtype, chunk_size, seed, model, device, quiet) -> None:
+    """Embed every training sample of DATA (or text:PATH, one text per line) into a memory-mapped .npy."""
+    from adaprune.embed import embed
+
+    setup_logging(quiet)
+    result = embed(data, encoder, out, seed=seed, dtype=dtype, chunk_size=chunk_size, model=model, device=device,
+                   progress=not quiet)
+    log.info("%d x %d embeddings (%s, %d chunks computed now) -> %s", result.n, result.dim, result.encoder,
+             result.chunks_computed, result.path)

