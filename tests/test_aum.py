@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-import adaprune.methods.aum as aum_mod
+import adaprune.training.trace as trace_mod
 from adaprune.api import build_method, prune
 from adaprune.data import Dataset
 from adaprune.errors import ConfigError
@@ -27,7 +27,7 @@ def test_scorer_reads_logit_margins_from_the_trace(monkeypatch):
     def fake(task, *, seed, epochs, progress, desc="trace"):
         return None, TrainingTrace.stack([summarize_logits(epoch0, y), summarize_logits(epoch1, y)])
 
-    monkeypatch.setattr(aum_mod, "train_with_trace", fake)
+    monkeypatch.setattr(trace_mod, "train_with_trace", fake)
     ds = Dataset(name="two", x=np.zeros((2, 2), np.float32), y=y.numpy())
     sel = prune(ds, "aum", keep=0.5, epochs=2, progress=False)
     np.testing.assert_allclose(sel.scores, [2.0, -1.0])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-import adaprune.methods.el2n as el2n_mod
+import adaprune.training.trace as trace_mod
 from adaprune.api import build_method, prune
 from adaprune.data import Dataset
 from adaprune.errors import ConfigError
@@ -50,7 +50,7 @@ def test_scorer_averages_runs_from_derived_seeds(monkeypatch):
         summaries = [summarize_logits(torch.zeros(4, 3), LABELS), summarize_logits(per_seed_logits[seed], LABELS)]
         return None, TrainingTrace.stack(summaries)
 
-    monkeypatch.setattr(el2n_mod, "train_with_trace", fake)
+    monkeypatch.setattr(trace_mod, "train_with_trace", fake)
     task = ClassificationTask(data=Dataset(name="t", x=np.zeros((4, 2), np.float32), y=LABELS.numpy()), model="mlp")
     out = build_method("el2n", {"epochs": 2, "runs": 2}).score(task, seed=2, progress=False)
     assert calls == [(2000, 2), (2001, 2)]
@@ -59,8 +59,8 @@ def test_scorer_averages_runs_from_derived_seeds(monkeypatch):
 
 
 def test_run_seeds_derive_from_the_seed():
-    assert el2n_mod.run_seeds(7, 3) == [7000, 7001, 7002]
-    assert el2n_mod.run_seeds(0, 1) == [0]
+    assert trace_mod.run_seeds(7, 3) == [7000, 7001, 7002]
+    assert trace_mod.run_seeds(0, 1) == [0]
 
 
 def test_parameters_are_stored_and_checked():

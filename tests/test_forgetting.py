@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-import adaprune.methods.forgetting as forgetting_mod
+import adaprune.training.trace as trace_mod
 from adaprune.api import build_method, prune
 from adaprune.data import Dataset
 from adaprune.errors import ConfigError
@@ -74,7 +74,7 @@ def test_scorer_orders_by_count_then_loss(monkeypatch):
         seeds.append(seed)
         return None, fake_trace(correct, loss)
 
-    monkeypatch.setattr(forgetting_mod, "train_with_trace", fake)
+    monkeypatch.setattr(trace_mod, "train_with_trace", fake)
     ds = Dataset(name="five", x=np.zeros((5, 2), np.float32), y=np.zeros(5, np.int64))
     from adaprune.tasks import ClassificationTask
 

@@ -6,7 +6,8 @@ import pytest
 from adaprune.api import prune
 from adaprune.data import Dataset
 from adaprune.errors import ConfigError
-from adaprune.methods.herding import Herding, herding_order, per_group_order
+from adaprune.methods._embedding import per_group_order
+from adaprune.methods.herding import Herding, herding_order
 from tests.conftest import make_blobs, standardized
 
 

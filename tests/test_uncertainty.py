@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-import adaprune.methods.uncertainty as unc_mod
+import adaprune.training.trace as trace_mod
 from adaprune.api import build_method, prune
 from adaprune.data import Dataset
 from adaprune.errors import ConfigError
@@ -35,7 +35,7 @@ def test_every_measure_keeps_the_uncertain(monkeypatch, measure):
     def fake(task, *, seed, epochs, progress, desc="trace"):
         return None, TrainingTrace.stack([summarize_logits(LOGITS, LABELS)])
 
-    monkeypatch.setattr(unc_mod, "train_with_trace", fake)
+    monkeypatch.setattr(trace_mod, "train_with_trace", fake)
     ds = Dataset(name="four", x=np.zeros((4, 2), np.float32), y=LABELS.numpy())
     assert prune(ds, "uncertainty", keep=0.25, params={"measure": measure}, progress=False).kept.tolist() == [1]
     assert 2 not in prune(ds, "uncertainty", keep=0.75, params={"measure": measure}, progress=False).kept

@@ -37,6 +37,30 @@ param_option = click.option("--param", "params", multiple=True, metavar="KEY=VAL
                             help="A method parameter (repeatable); `adaprune methods -v` lists them.")
 
 
+def _compose(*decorators):
+    def apply(f):
+        for decorator in reversed(decorators):
+            f = decorator(f)
+        return f
+
+    return apply
+
+
+# Options of every command that runs a method: seed, model, epochs, device, method parameters.
+method_run_options = _compose(
+    click.option("--seed", type=int, default=0, show_default=True),
+    model_option,
+    click.option("--epochs", type=int, default=None, help="Training epochs of methods that train a model."),
+    device_option,
+    param_option,
+)
+# --prune F | --keep F (checked by Budget.from_args).
+budget_options = _compose(
+    click.option("--prune", "prune_fraction", type=float, default=None, help="Fraction of samples to remove."),
+    click.option("--keep", "keep_fraction", type=float, default=None, help="Fraction of samples to keep."),
+)
+
+
 def parse_fraction_list(value: str, *, what: str) -> list[float]:
     try:
         out = [float(v) for v in value.split(",") if v.strip()]

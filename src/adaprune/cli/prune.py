@@ -8,9 +8,8 @@ import click
 
 from adaprune.cli.options import (
     balance_option,
-    device_option,
-    model_option,
-    param_option,
+    budget_options,
+    method_run_options,
     parse_params,
     quiet_option,
     setup_logging,
@@ -23,14 +22,9 @@ log = logging.getLogger("adaprune")
 @click.command("prune")
 @click.argument("data")
 @click.option("--method", required=True, help="A registered method (see `adaprune methods`).")
-@click.option("--prune", "prune_fraction", type=float, default=None, help="Fraction of samples to remove.")
-@click.option("--keep", "keep_fraction", type=float, default=None, help="Fraction of samples to keep.")
+@budget_options
 @click.option("--out", required=True, help="Selection file: .csv, .parquet or .json.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@model_option
-@click.option("--epochs", type=int, default=None, help="Training epochs of methods that train a model.")
-@device_option
-@param_option
+@method_run_options
 @balance_option
 @click.option("--encoder", default=None, metavar="NAME",
               help="Embedding for semdedup/adadedup: auto, identity, pixels[:DIM], model[:EPOCHS] or clip:PATH "

@@ -6,14 +6,7 @@ import logging
 
 import click
 
-from adaprune.cli.options import (
-    device_option,
-    model_option,
-    param_option,
-    parse_params,
-    quiet_option,
-    setup_logging,
-)
+from adaprune.cli.options import method_run_options, parse_params, quiet_option, setup_logging
 
 log = logging.getLogger("adaprune")
 
@@ -22,11 +15,7 @@ log = logging.getLogger("adaprune")
 @click.argument("data")
 @click.option("--method", required=True, help="A scoring method (see `adaprune methods`).")
 @click.option("--out", required=True, help="Score file: .parquet, .csv or .json.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@model_option
-@click.option("--epochs", type=int, default=None, help="Training epochs of methods that train a model.")
-@device_option
-@param_option
+@method_run_options
 @quiet_option
 def command(data, method, out, seed, model, epochs, device, params, quiet) -> None:
     """Compute one score per sample of DATA, to select from at any budget with `adaprune select`."""

@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from adaprune.cli.options import balance_option, setup_logging
+from adaprune.cli.options import balance_option, budget_options, setup_logging
 from adaprune.errors import ConfigError
 
 log = logging.getLogger("adaprune")
@@ -14,8 +14,7 @@ log = logging.getLogger("adaprune")
 
 @click.command("select")
 @click.argument("scores")
-@click.option("--prune", "prune_fraction", type=float, default=None, help="Fraction of samples to remove.")
-@click.option("--keep", "keep_fraction", type=float, default=None, help="Fraction of samples to keep.")
+@budget_options
 @balance_option
 @click.option("--out", required=True, help="Selection file: .csv, .parquet or .json.")
 def command(scores, prune_fraction, keep_fraction, balance, out) -> None:

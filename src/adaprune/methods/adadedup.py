@@ -38,16 +38,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from adaprune.cluster import BACKENDS
 from adaprune.errors import ConfigError
 from adaprune.io_utils import atomic_write
-from adaprune.methods.base import MethodResult, Selector
+from adaprune.methods.base import MethodResult
 from adaprune.methods.semdedup import (
-    ORDERS,
     Redundancy,
+    SemDeDup,
     Units,
     cluster_summary,
-    compute_redundancy,
     removal_order,
     remove_units,
 )
@@ -173,7 +171,7 @@ def remove_by_quotas(red: Redundancy, quotas: np.ndarray, n_remove: int) -> np.n
 
 # ---------------------------------------------------------------- the method
 @register_method("adadedup")
-class AdaDeDup(Selector):
+class AdaDeDup(SemDeDup):
     """AdaDeDup (Kang et al. 2025): density pruning per cluster, rates adapted by a proxy model's loss.
 
     Score = M_j, SemDeDup's redundancy (lower = keep); the kept set also follows each cluster's rate."""
@@ -200,12 +198,10 @@ class AdaDeDup(Selector):
         p_max: float = 0.95,
         min_scale: float = 0.05,
     ) -> None:
-        if order not in ORDERS:
-            raise ConfigError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
-        if n_clusters is not None and n_clusters < 1:
-            raise ConfigError(f"n_clusters must be at least 1, got {n_clusters}")
-        if backend not in BACKENDS:
-            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        super().__init__(
+            encoder=encoder, embeddings=embeddings, n_clusters=n_clusters, n_iter=n_iter,
+            kmeans_sample=kmeans_sample, order=order, backend=backend, block_mb=block_mb,
+        )
         if epochs < 1 or rounds < 1:
             raise ConfigError(f"epochs and rounds must be at least 1, got {epochs} and {rounds}")
         if alpha_plus < 0 or alpha_minus < 0 or beta < 0:
@@ -214,16 +210,6 @@ class AdaDeDup(Selector):
             raise ConfigError(f"p_max must be in (0, 1], got {p_max}")
         if min_scale < 0:
             raise ConfigError(f"min_scale must be >= 0, got {min_scale}")
-        if block_mb < 1:
-            raise ConfigError(f"block_mb must be at least 1, got {block_mb}")
-        self.encoder = encoder
-        self.embeddings = embeddings
-        self.n_clusters = n_clusters
-        self.n_iter = n_iter
-        self.kmeans_sample = kmeans_sample
-        self.order = order
-        self.backend = backend
-        self.block_mb = block_mb
         self.epochs = epochs
         self.rounds = rounds
         self.alpha_plus = alpha_plus
@@ -231,21 +217,6 @@ class AdaDeDup(Selector):
         self.beta = beta
         self.p_max = p_max
         self.min_scale = min_scale
-        self._cache: tuple[object, int, Redundancy] | None = None
-
-    def redundancy(self, task: ClassificationTask, *, seed: int, progress: bool) -> Redundancy:
-        if self._cache is not None and self._cache[0] is task.data and self._cache[1] == seed:
-            return self._cache[2]
-        from adaprune.embed import task_embeddings
-
-        emb = task_embeddings(task, encoder=self.encoder, embeddings=self.embeddings, seed=seed, progress=progress)
-        red = compute_redundancy(
-            emb, Units.from_groups(task.data.groups, task.data.n), n_clusters=self.n_clusters, seed=seed,
-            n_iter=self.n_iter, kmeans_sample=self.kmeans_sample, order=self.order, backend=self.backend,
-            block_bytes=self.block_mb * 2**20, progress=progress,
-        )
-        self._cache = (task.data, seed, red)
-        return red
 
     def _unit_losses(self, task: ClassificationTask, units: Units, kept: np.ndarray, *, seed: int,
                      progress: bool) -> np.ndarray:

@@ -16,10 +16,10 @@ from __future__ import annotations
 import numpy as np
 
 from adaprune.errors import ConfigError
-from adaprune.methods.base import Scorer, check_epochs_runs, run_seeds
+from adaprune.methods.base import Scorer, check_epochs_runs
 from adaprune.registry import register_method
 from adaprune.tasks import ClassificationTask
-from adaprune.training.trace import train_with_trace
+from adaprune.training.trace import run_traces
 
 
 def aum_from_margins(margins: np.ndarray) -> np.ndarray:
@@ -47,7 +47,6 @@ class AUM(Scorer):
 
     def score(self, task: ClassificationTask, *, seed: int, progress: bool) -> np.ndarray:
         total = np.zeros(task.data.n)
-        for run_seed in run_seeds(seed, self.runs):
-            _, trace = train_with_trace(task, seed=run_seed, epochs=self.epochs, progress=progress, desc="aum")
+        for trace in run_traces(task, seed=seed, epochs=self.epochs, runs=self.runs, progress=progress, desc="aum"):
             total += aum_from_margins(trace.logit_margin)
         return total / self.runs

@@ -25,11 +25,6 @@ class MethodResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def run_seeds(seed: int, runs: int) -> list[int]:
-    """The seed of each independent run: seed * 1000 + r."""
-    return [seed * 1000 + r for r in range(runs)]
-
-
 def check_epochs_runs(epochs: int, runs: int, *, min_epochs: int = 1) -> None:
     if not isinstance(epochs, int) or epochs < min_epochs:
         raise ConfigError(f"epochs must be an integer >= {min_epochs}, got {epochs!r}")

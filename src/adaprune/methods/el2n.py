@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from adaprune.errors import ConfigError
-from adaprune.methods.base import Scorer, check_epochs_runs, run_seeds
+from adaprune.methods.base import Scorer, check_epochs_runs
 from adaprune.registry import register_method
 from adaprune.tasks import ClassificationTask
-from adaprune.training.trace import train_with_trace
+from adaprune.training.trace import run_traces
 
 
 def el2n_from_logits(logits: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -49,7 +49,6 @@ class EL2N(Scorer):
 
     def score(self, task: ClassificationTask, *, seed: int, progress: bool) -> np.ndarray:
         total = np.zeros(task.data.n)
-        for run_seed in run_seeds(seed, self.runs):
-            _, trace = train_with_trace(task, seed=run_seed, epochs=self.epochs, progress=progress, desc="el2n")
+        for trace in run_traces(task, seed=seed, epochs=self.epochs, runs=self.runs, progress=progress, desc="el2n"):
             total += trace.at(-1).el2n
         return total / self.runs

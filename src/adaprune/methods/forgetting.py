@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 
 from adaprune.errors import ConfigError
-from adaprune.methods.base import Scorer, check_epochs_runs, run_seeds
+from adaprune.methods.base import Scorer, check_epochs_runs
 from adaprune.registry import register_method
 from adaprune.tasks import ClassificationTask
-from adaprune.training.trace import train_with_trace
+from adaprune.training.trace import run_traces
 
 
 def forgetting_counts(correct: np.ndarray) -> np.ndarray:
@@ -64,8 +64,8 @@ class Forgetting(Scorer):
     def score(self, task: ClassificationTask, *, seed: int, progress: bool) -> np.ndarray:
         counts = np.zeros(task.data.n)
         mean_loss = np.zeros(task.data.n)
-        for run_seed in run_seeds(seed, self.runs):
-            _, trace = train_with_trace(task, seed=run_seed, epochs=self.epochs, progress=progress, desc="forgetting")
+        traces = run_traces(task, seed=seed, epochs=self.epochs, runs=self.runs, progress=progress, desc="forgetting")
+        for trace in traces:
             counts += forgetting_counts(trace.correct)
             mean_loss += trace.loss.mean(axis=0)
         counts /= self.runs

@@ -25,10 +25,11 @@ from torch.func import functional_call, grad, vmap
 from tqdm.auto import tqdm
 
 from adaprune.errors import ConfigError
-from adaprune.methods.base import Scorer, check_epochs_runs, run_seeds
+from adaprune.methods.base import Scorer, check_epochs_runs
 from adaprune.registry import register_method
 from adaprune.tasks import ClassificationTask
 from adaprune.training.loop import fit
+from adaprune.training.trace import run_seeds
 
 # Auto chunk: at most this many float elements of per-sample gradients per chunk (~256 MiB in float32).
 _AUTO_GRAD_ELEMENTS = 2**26

@@ -4,11 +4,7 @@ Greedy: at step t, add the sample that brings the mean of the selected set close
 all samples (of the class, with `balance=True`). The whole order is computed, so kept sets are
 nested across budgets; score = -(pick order), higher = keep.
 
-This module also holds `sample_embedding`, the embedding switch the geometric methods (herding,
-k-center, Moderate-DS) share: "model" = penultimate features of a freshly trained task model
-(`epochs` epochs); any other string is an `adaprune.embed` encoder spec ("standardized" for
-standardised flattened inputs, "pixels[:DIM]" for PCA, "clip:PATH", "minilm"), run through
-`adaprune.embed.task_embeddings`.
+The embedding comes from `methods/_embedding.py`, shared with k-center, Moderate-DS and prototypes.
 """
 
 from __future__ import annotations
@@ -17,44 +13,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from adaprune.errors import ConfigError
-from adaprune.methods.base import Scorer
+from adaprune.methods._embedding import EmbeddingScorer, per_group_order
 from adaprune.registry import register_method
 from adaprune.tasks import ClassificationTask
-
-
-def check_embedding(embedding: str, epochs: int) -> None:
-    """Fail early on a bad embedding name (an unknown `adaprune.embed` spec included) or epochs."""
-    if not (isinstance(embedding, str) and embedding):
-        raise ConfigError(f"embedding must be 'model' or an encoder spec, got {embedding!r}")
-    if embedding != "model":
-        from adaprune.embed.encoders import get_encoder
-
-        try:
-            get_encoder(embedding)
-        except ConfigError as exc:
-            raise ConfigError(f"embedding must be 'model' or an encoder spec: {exc}") from None
-    if not (isinstance(epochs, int) and epochs >= 1):
-        raise ConfigError(f"epochs must be an integer >= 1, got {epochs!r}")
-
-
-def sample_embedding(task: ClassificationTask, embedding: str, *, seed: int, epochs: int, progress: bool) -> np.ndarray:
-    """(N, D) float64 embedding of every training sample: "model" or an encoder spec."""
-    from adaprune.embed import task_embeddings
-
-    encoder = f"model:{epochs}" if embedding == "model" else embedding
-    return np.asarray(task_embeddings(task, encoder=encoder, seed=seed, progress=progress), dtype=np.float64)
-
-
-def per_group_order(emb: np.ndarray, groups: np.ndarray | None, kernel) -> np.ndarray:
-    """Run `kernel(emb_of_group) -> local pick order` inside every group (all samples when
-    `groups` is None); return each sample's position in its group's order (0 = picked first)."""
-    n = len(emb)
-    position = np.empty(n, dtype=np.int64)
-    members_list = [np.arange(n)] if groups is None else [np.flatnonzero(groups == g) for g in np.unique(groups)]
-    for members in members_list:
-        order = kernel(emb[members])
-        position[members[order]] = np.arange(len(members))
-    return position
 
 
 def herding_order(emb: np.ndarray, k: int | None = None) -> np.ndarray:
@@ -93,7 +54,7 @@ def _herding_order(emb: np.ndarray, k: int) -> np.ndarray:
 
 
 @register_method("herding")
-class Herding(Scorer):
+class Herding(EmbeddingScorer):
     """Herding (Welling 2009; Chen et al. 2010): greedy mean matching; score = -(pick order), higher = keep.
 
     Each step adds the sample that brings the selected set's mean closest to the mean of all
@@ -102,17 +63,7 @@ class Herding(Scorer):
     embedding="standardized" uses flattened standardised inputs and trains nothing; any other value is an
     `adaprune.embed` encoder spec (e.g. "pixels:64", "clip:PATH")."""
 
-    higher_is_keep = True
-    trains_model = True
-
-    def __init__(self, *, embedding: str = "model", epochs: int = 10, balance: bool = True) -> None:
-        check_embedding(embedding, epochs)
-        self.embedding = embedding
-        self.epochs = epochs
-        self.balance = balance
-        self.balance_classes = balance
-
     def score(self, task: ClassificationTask, *, seed: int, progress: bool) -> np.ndarray:
-        emb = sample_embedding(task, self.embedding, seed=seed, epochs=self.epochs, progress=progress)
+        emb = self.embedding_of(task, seed=seed, progress=progress)
         groups = task.data.y if self.balance else None
         return -per_group_order(emb, groups, herding_order).astype(np.float64)

@@ -16,8 +16,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from adaprune.errors import ConfigError
-from adaprune.methods.base import Scorer
-from adaprune.methods.herding import check_embedding, per_group_order, sample_embedding
+from adaprune.methods._embedding import EmbeddingScorer, per_group_order
 from adaprune.registry import register_method
 from adaprune.tasks import ClassificationTask
 
@@ -81,7 +80,7 @@ def _kcenter_order(emb: np.ndarray, k: int, first: int) -> np.ndarray:
 
 
 @register_method("kcenter")
-class KCenterGreedy(Scorer):
+class KCenterGreedy(EmbeddingScorer):
     """k-Center greedy (Sener & Savarese, ICLR 2018): add the farthest point; score = -(pick order), higher = keep.
 
     Defaults: embedding="model" (penultimate features of a task model trained `epochs`=10),
@@ -90,23 +89,16 @@ class KCenterGreedy(Scorer):
     embedding="standardized" uses flattened standardised inputs and trains nothing; any other value is an
     `adaprune.embed` encoder spec (e.g. "pixels:64", "clip:PATH")."""
 
-    higher_is_keep = True
-    trains_model = True
-
     def __init__(
         self, *, embedding: str = "model", epochs: int = 10, balance: bool = True, start: str = "random"
     ) -> None:
-        check_embedding(embedding, epochs)
+        super().__init__(embedding=embedding, epochs=epochs, balance=balance)
         if start not in STARTS:
             raise ConfigError(f"start must be one of {', '.join(STARTS)}, got {start!r}")
-        self.embedding = embedding
-        self.epochs = epochs
-        self.balance = balance
-        self.balance_classes = balance
         self.start = start
 
     def score(self, task: ClassificationTask, *, seed: int, progress: bool) -> np.ndarray:
-        emb = sample_embedding(task, self.embedding, seed=seed, epochs=self.epochs, progress=progress)
+        emb = self.embedding_of(task, seed=seed, progress=progress)
         groups = task.data.y if self.balance else None
         rng = np.random.default_rng(seed)
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from adaprune.errors import ConfigError
-from adaprune.methods.base import Scorer
-from adaprune.methods.herding import check_embedding, sample_embedding
+from adaprune.methods._embedding import EmbeddingScorer
 from adaprune.registry import register_method
 from adaprune.tasks import ClassificationTask
 
@@ -34,7 +33,7 @@ def moderate_scores(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 @register_method("moderate")
-class ModerateDS(Scorer):
+class ModerateDS(EmbeddingScorer):
     """Moderate-DS (Xia et al., ICLR 2023): keep distances to the class median nearest the median; higher = keep.
 
     Score = -|d_i - median_c(d)|, d_i = distance to the coordinate-wise median embedding of i's
@@ -42,16 +41,6 @@ class ModerateDS(Scorer):
     balance=True (class quotas). embedding="standardized" uses flattened standardised inputs and
     trains nothing; any other value is an `adaprune.embed` encoder spec (e.g. "pixels:64")."""
 
-    higher_is_keep = True
-    trains_model = True
-
-    def __init__(self, *, embedding: str = "model", epochs: int = 10, balance: bool = True) -> None:
-        check_embedding(embedding, epochs)
-        self.embedding = embedding
-        self.epochs = epochs
-        self.balance = balance
-        self.balance_classes = balance
-
     def score(self, task: ClassificationTask, *, seed: int, progress: bool) -> np.ndarray:
-        emb = sample_embedding(task, self.embedding, seed=seed, epochs=self.epochs, progress=progress)
+        emb = self.embedding_of(task, seed=seed, progress=progress)
         return moderate_scores(emb, task.data.y)

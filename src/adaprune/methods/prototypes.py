@@ -15,8 +15,8 @@ import numpy as np
 
 from adaprune.cluster import spherical_kmeans
 from adaprune.errors import ConfigError
+from adaprune.methods._embedding import check_embedding, sample_embedding
 from adaprune.methods.base import Scorer
-from adaprune.methods.herding import check_embedding, sample_embedding
 from adaprune.registry import register_method
 from adaprune.tasks import ClassificationTask
 

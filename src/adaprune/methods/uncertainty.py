@@ -18,10 +18,10 @@ from __future__ import annotations
 import numpy as np
 
 from adaprune.errors import ConfigError
-from adaprune.methods.base import Scorer, check_epochs_runs, run_seeds
+from adaprune.methods.base import Scorer, check_epochs_runs
 from adaprune.registry import register_method
 from adaprune.tasks import ClassificationTask
-from adaprune.training.trace import LogitSummary, train_with_trace
+from adaprune.training.trace import LogitSummary, run_traces
 
 MEASURES = ("least_confidence", "margin", "entropy")
 
@@ -61,7 +61,7 @@ class Uncertainty(Scorer):
 
     def score(self, task: ClassificationTask, *, seed: int, progress: bool) -> np.ndarray:
         total = np.zeros(task.data.n)
-        for run_seed in run_seeds(seed, self.runs):
-            _, trace = train_with_trace(task, seed=run_seed, epochs=self.epochs, progress=progress, desc="uncertainty")
+        traces = run_traces(task, seed=seed, epochs=self.epochs, runs=self.runs, progress=progress, desc="uncertainty")
+        for trace in traces:
             total += uncertainty_scores(trace.at(-1), self.measure)
         return total / self.runs

@@ -6,6 +6,7 @@ only per-sample summaries are kept, so memory is O(epochs x N), not O(epochs x N
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,3 +95,16 @@ def train_with_trace(
 
     fit(model, x, y, task.train, seed=seed, epochs=epochs, on_epoch_end=record, progress=progress, desc=desc)
     return model, TrainingTrace.stack(summaries)
+
+
+def run_seeds(seed: int, runs: int) -> list[int]:
+    """The seed of each independent run: seed * 1000 + r."""
+    return [seed * 1000 + r for r in range(runs)]
+
+
+def run_traces(
+    task: ClassificationTask, *, seed: int, epochs: int, runs: int, progress: bool, desc: str
+) -> Iterator[TrainingTrace]:
+    """One trace per independent run, seeds seed * 1000 + r: what run-averaged scores iterate over."""
+    for run_seed in run_seeds(seed, runs):
+        yield train_with_trace(task, seed=run_seed, epochs=epochs, progress=progress, desc=desc)[1]
