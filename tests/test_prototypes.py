@@ -58,3 +58,11 @@ def test_bad_parameters(kwargs):
 
     with pytest.raises(ConfigError):
         SelfSupervisedPrototypes(**kwargs)
+
+
+def test_cli_encoder_option_reaches_the_geometric_methods_embedding():
+    data, easy, hard = ring_data()
+    sel = prune(data, "prototypes", keep=0.8, seed=0, encoder="identity", progress=False)
+    assert sel.params["embedding"] == "identity" and np.isin(hard, sel.kept).all()
+    with pytest.raises(ConfigError, match="takes no encoder"):
+        prune(data, "random", keep=0.5, encoder="identity", progress=False)

@@ -78,7 +78,8 @@ def prune(
     `params` are the method's own keyword parameters; `balance="class"` keeps class shares
     (scoring methods). For a scoring method this is exactly `score` followed by `select`.
     `encoder` (an encoder spec, see `adaprune.embed`) and `embeddings` (a .npy of one row per
-    sample, e.g. from `adaprune embed`) go to methods that work on embeddings (semdedup, adadedup)."""
+    sample, e.g. from `adaprune embed`) go to methods that work on embeddings (semdedup, adadedup; `encoder`
+    is the `embedding` of herding, k-center, Moderate-DS and prototypes)."""
     budget = Budget.from_args(keep=keep, prune=prune)
     if balance not in BALANCE_CHOICES:
         raise ConfigError(f"balance must be one of {', '.join(BALANCE_CHOICES)}, got {balance!r}")
@@ -87,9 +88,12 @@ def prune(
             continue
         if not isinstance(method, str):
             raise ConfigError(f"{key} is for a method given by name; configure a Method object directly")
-        if key not in method_parameters(get_method(method)):
-            raise ConfigError(f"method {method!r} works on no embedding; {key} applies to semdedup and adadedup")
-        params = {**(params or {}), key: value}
+        declared = method_parameters(get_method(method))
+        # The geometric baselines call their encoder spec `embedding`.
+        target = "embedding" if key == "encoder" and "embedding" in declared else key
+        if target not in declared:
+            raise ConfigError(f"method {method!r} takes no {key}; it applies to methods that work on embeddings")
+        params = {**(params or {}), target: value}
     method_obj, task = _method_and_task(data, method, model=model, epochs=epochs, device=device, params=params)
     n_keep = budget.count(task.data.n)
     start = time.perf_counter()
