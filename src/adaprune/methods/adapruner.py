@@ -47,12 +47,73 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LossTerms:
+    """One batch's objective: `total` is what is minimised; the three terms are derived on demand
+    (only tests and diagnostics read them, so the training step does not pay for them)."""
+
     total: Tensor
-    cls: Tensor
-    sel: Tensor
+    w: Tensor
+    ce: Tensor
+    sel_target: Tensor
     comp: Tensor
     lam: float
     r: float
+
+    @property
+    def cls(self) -> Tensor:
+        return (self.w * self.ce).mean()
+
+    @property
+    def sel(self) -> Tensor:
+        return (self.w * self.sel_target).mean()
+
+
+class _CompressionLoss(torch.autograd.Function):
+    """(mean(sigmoid(alpha m)) - keep)^2 over the whole mask with a hand-written backward,
+    2 (mean w - keep) alpha w (1 - w) / N: the one O(N) term of every step, so it is fused."""
+
+    @staticmethod
+    def forward(ctx, mask: Tensor, alpha: float, keep: float) -> Tensor:  # type: ignore[override]
+        w = torch.sigmoid(mask * alpha)
+        gap = w.mean() - keep
+        ctx.save_for_backward(w, gap)
+        ctx.alpha = alpha
+        return gap * gap
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        w, gap = ctx.saved_tensors
+        return (grad * gap * (2 * ctx.alpha / w.numel())) * (w * (1 - w)), None, None
+
+
+class MaskSGD:
+    """SGD with momentum and weight decay (torch's semantics: no dampening, no Nesterov) on the one
+    mask tensor, without the generic optimizer machinery, whose per-step cost is comparable to
+    the mask's own arithmetic."""
+
+    def __init__(self, mask: Tensor, *, lr: float, momentum: float, weight_decay: float) -> None:
+        self.mask = mask
+        self.lr = lr
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.buffer: Tensor | None = None
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.mask.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        grad = self.mask.grad
+        if grad is None:
+            return
+        if self.weight_decay:
+            grad = grad.add(self.mask, alpha=self.weight_decay)
+        if self.momentum:
+            if self.buffer is None:
+                self.buffer = grad.clone()
+            else:
+                self.buffer.mul_(self.momentum).add_(grad)
+            grad = self.buffer
+        self.mask.add_(grad, alpha=-self.lr)
 
 
 def alpha_at(epoch: int, *, epochs: int, alpha_start: float, alpha_max: float) -> float:
@@ -81,14 +142,14 @@ def adapruner_loss(
     """The paper's objective for one batch. `ce` are the batch's per-sample cross-entropies,
     `batch_mask` the mask entries of those samples (gathered by sample index), `full_mask` all N."""
     w = torch.sigmoid(alpha * batch_mask)
-    l_cls = (w * ce).mean()
-    l_sel = (w * -torch.log(ce.detach() + sel_eps)).mean()
-    w_all = torch.sigmoid(alpha * full_mask)
-    l_comp = (w_all.sum() / full_mask.numel() - keep) ** 2
+    sel_target = -torch.log(ce.detach() + sel_eps)
+    comp = _CompressionLoss.apply(full_mask, alpha, keep)
     # w > 0.5 exactly when m > 0 (alpha > 0); r takes no gradient.
-    r = float((full_mask.detach() > 0).float().mean())
+    r = int((full_mask.detach() > 0).sum()) / full_mask.numel()
     lam = adaptive_lambda(r, keep, lambda_scale=lambda_scale)
-    return LossTerms(total=l_cls + l_sel + lam * l_comp, cls=l_cls, sel=l_sel, comp=l_comp, lam=lam, r=r)
+    # L_cls + L_sel in one reduction: mean(w * CE) + mean(w * -log(CE.detach() + eps)).
+    total = (w * (ce + sel_target)).mean() + lam * comp
+    return LossTerms(total=total, w=w, ce=ce, sel_target=sel_target, comp=comp, lam=lam, r=r)
 
 
 @register_method("adapruner")
@@ -153,9 +214,7 @@ class AdaPruner(Selector):
         if self.warmup_epochs:
             fit(model, x, y, task.train, seed=seed, epochs=self.warmup_epochs, progress=progress, desc="warm-up")
         mask = torch.full((n,), float(self.mask_init), device=device, requires_grad=True)
-        mask_opt = torch.optim.SGD(
-            [mask], lr=self.mask_lr, momentum=self.mask_momentum, weight_decay=self.mask_weight_decay
-        )
+        mask_opt = MaskSGD(mask, lr=self.mask_lr, momentum=self.mask_momentum, weight_decay=self.mask_weight_decay)
         history: dict[str, list[float]] = {"alpha": [], "r": [], "lambda": [], "mean_w": []}
         state = {"alpha": self.alpha_start, "terms": None}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,14 @@ log = logging.getLogger(__name__)
 
 # loss_fn(logits, y, idx) -> scalar loss; idx are the batch's sample indices.
 LossFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+
+
+class Stepper(Protocol):
+    """What `fit` steps after each backward pass: a torch optimizer, or anything shaped like one."""
+
+    def zero_grad(self, set_to_none: bool = True) -> None: ...
+
+    def step(self) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -75,7 +84,7 @@ def fit(
     seed: int,
     indices: Tensor | None = None,
     loss_fn: LossFn | None = None,
-    extra_optimizers: tuple[torch.optim.Optimizer, ...] = (),
+    extra_optimizers: tuple[Stepper, ...] = (),
     epochs: int | None = None,
     on_epoch_end: Callable[[int], bool | None] | None = None,
     progress: bool = True,
