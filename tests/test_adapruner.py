@@ -121,7 +121,7 @@ def test_bad_parameters(kwargs):
         AdaPruner(**kwargs)
 
 
-def test_fused_compression_gradient_matches_autograd_of_the_formula():
+def test_loss_gradient_matches_autograd_of_the_written_formula():
     torch.manual_seed(0)
     full = torch.randn(50, dtype=torch.float64, requires_grad=True)
     ce = torch.rand(8, dtype=torch.float64) + 0.1

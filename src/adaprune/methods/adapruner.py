@@ -47,42 +47,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LossTerms:
-    """One batch's objective: `total` is what is minimised; the three terms are derived on demand
-    (only tests and diagnostics read them, so the training step does not pay for them)."""
-
     total: Tensor
-    w: Tensor
-    ce: Tensor
-    sel_target: Tensor
+    cls: Tensor
+    sel: Tensor
     comp: Tensor
     lam: float
     r: float
-
-    @property
-    def cls(self) -> Tensor:
-        return (self.w * self.ce).mean()
-
-    @property
-    def sel(self) -> Tensor:
-        return (self.w * self.sel_target).mean()
-
-
-class _CompressionLoss(torch.autograd.Function):
-    """(mean(sigmoid(alpha m)) - keep)^2 over the whole mask with a hand-written backward,
-    2 (mean w - keep) alpha w (1 - w) / N: the one O(N) term of every step, so it is fused."""
-
-    @staticmethod
-    def forward(ctx, mask: Tensor, alpha: float, keep: float) -> Tensor:  # type: ignore[override]
-        w = torch.sigmoid(mask * alpha)
-        gap = w.mean() - keep
-        ctx.save_for_backward(w, gap)
-        ctx.alpha = alpha
-        return gap * gap
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
-        w, gap = ctx.saved_tensors
-        return (grad * gap * (2 * ctx.alpha / w.numel())) * (w * (1 - w)), None, None
 
 
 class MaskSGD:
@@ -142,14 +112,14 @@ def adapruner_loss(
     """The paper's objective for one batch. `ce` are the batch's per-sample cross-entropies,
     `batch_mask` the mask entries of those samples (gathered by sample index), `full_mask` all N."""
     w = torch.sigmoid(alpha * batch_mask)
-    sel_target = -torch.log(ce.detach() + sel_eps)
-    comp = _CompressionLoss.apply(full_mask, alpha, keep)
+    l_cls = (w * ce).mean()
+    l_sel = (w * -torch.log(ce.detach() + sel_eps)).mean()
+    w_all = torch.sigmoid(alpha * full_mask)
+    l_comp = (w_all.sum() / full_mask.numel() - keep) ** 2
     # w > 0.5 exactly when m > 0 (alpha > 0); r takes no gradient.
-    r = int((full_mask.detach() > 0).sum()) / full_mask.numel()
+    r = float((full_mask.detach() > 0).float().mean())
     lam = adaptive_lambda(r, keep, lambda_scale=lambda_scale)
-    # L_cls + L_sel in one reduction: mean(w * CE) + mean(w * -log(CE.detach() + eps)).
-    total = (w * (ce + sel_target)).mean() + lam * comp
-    return LossTerms(total=total, w=w, ce=ce, sel_target=sel_target, comp=comp, lam=lam, r=r)
+    return LossTerms(total=l_cls + l_sel + lam * l_comp, cls=l_cls, sel=l_sel, comp=l_comp, lam=lam, r=r)
 
 
 @register_method("adapruner")
