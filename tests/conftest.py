@@ -17,6 +17,17 @@ def make_blobs(n: int = 240, d: int = 8, classes: int = 3, seed: int = 0) -> tup
     return x, y.astype(np.int64)
 
 
+def flipped_blobs(n: int = 240, n_flip: int = 24, seed: int = 0):
+    """Blobs with `n_flip` labels moved to the next class: the planted hard (mislabelled) samples."""
+    from adaprune.data import Dataset
+
+    x, y = make_blobs(n=n, d=8, classes=3, seed=seed)
+    flip = np.random.default_rng(seed + 1).choice(n, n_flip, replace=False)
+    y = y.copy()
+    y[flip] = (y[flip] + 1) % 3
+    return Dataset(name="blobs", x=x, y=y), flip
+
+
 @pytest.fixture
 def blobs_npz(tmp_path):
     x, y = make_blobs()

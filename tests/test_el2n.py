@@ -12,16 +12,7 @@ from adaprune.methods.el2n import el2n_from_logits
 from adaprune.registry import list_methods
 from adaprune.tasks import ClassificationTask
 from adaprune.training.trace import TrainingTrace, summarize_logits
-from tests.conftest import make_blobs
-
-
-def flipped_blobs(n: int = 240, n_flip: int = 24, seed: int = 0) -> tuple[Dataset, np.ndarray]:
-    x, y = make_blobs(n=n, d=8, classes=3, seed=seed)
-    flip = np.random.default_rng(seed + 1).choice(n, n_flip, replace=False)
-    y = y.copy()
-    y[flip] = (y[flip] + 1) % 3
-    return Dataset(name="blobs", x=x, y=y), flip
-
+from tests.conftest import flipped_blobs
 
 LOGITS = torch.tensor([[0.0, 0.0, -np.inf], [np.log(3.0), 0.0, -np.inf], [1.0, 1.0, 1.0], [50.0, 0.0, 0.0]])
 LABELS = torch.tensor([0, 1, 2, 0])

@@ -11,15 +11,7 @@ from adaprune.data import Dataset
 from adaprune.errors import ConfigError
 from adaprune.methods.forgetting import forgetting_counts, loss_tie_break
 from adaprune.training.trace import TrainingTrace
-from tests.conftest import make_blobs
-
-
-def flipped_blobs(n: int = 240, n_flip: int = 24, seed: int = 0) -> tuple[Dataset, np.ndarray]:
-    x, y = make_blobs(n=n, d=8, classes=3, seed=seed)
-    flip = np.random.default_rng(seed + 1).choice(n, n_flip, replace=False)
-    y = y.copy()
-    y[flip] = (y[flip] + 1) % 3
-    return Dataset(name="blobs", x=x, y=y), flip
+from tests.conftest import flipped_blobs
 
 
 def test_counts_on_scripted_correctness():

@@ -12,7 +12,7 @@ from adaprune.errors import ConfigError
 from adaprune.methods.grand import auto_chunk_size, last_layer_grad_norms, per_sample_grad_norms
 from adaprune.models import FeatureClassifier
 from adaprune.training.loop import seeded_model
-from tests.conftest import make_blobs
+from tests.conftest import flipped_blobs
 
 
 def autograd_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, params=None) -> np.ndarray:
@@ -107,14 +107,6 @@ def test_auto_chunk_and_parameters():
     for bad in ({"chunk_size": 0}, {"runs": 0}, {"epochs": -1}):
         with pytest.raises(ConfigError):
             build_method("grand", bad)
-
-
-def flipped_blobs(n: int = 240, n_flip: int = 24, seed: int = 0) -> tuple[Dataset, np.ndarray]:
-    x, y = make_blobs(n=n, d=8, classes=3, seed=seed)
-    flip = np.random.default_rng(seed + 1).choice(n, n_flip, replace=False)
-    y = y.copy()
-    y[flip] = (y[flip] + 1) % 3
-    return Dataset(name="blobs", x=x, y=y), flip
 
 
 @pytest.mark.parametrize("last_layer", [False, True])
