@@ -74,3 +74,13 @@ def test_cli_score_then_select(blobs_npz, tmp_path, capsys):
     capsys.readouterr()
     assert main(["select", str(sc), "--keep", "0.5", "--out", str(sc)]) == 2
     assert "is an input" in capsys.readouterr().err
+
+
+def test_a_score_file_carries_its_methods_balance_rule(tmp_path):
+    s = ScoreSet(scores=np.array([5.0, 4.0, 3.0, 2.0, 1.0, 0.0]), direction=Direction(True), method="m",
+                 params={}, seed=0, labels=np.array([0, 0, 0, 0, 1, 1]), balance="class")
+    s.save(tmp_path / "s.json")
+    back = ScoreSet.load(tmp_path / "s.json")
+    assert back.balance == "class"
+    assert select_scores(back, keep=0.5).kept.tolist() == [0, 1, 4]  # the method's own rule
+    assert select_scores(back, keep=0.5, balance="none").kept.tolist() == [0, 1, 2]  # overridden

@@ -67,7 +67,7 @@ def prune(
     epochs: int | None = None,
     device: str = "cpu",
     params: Mapping[str, Any] | None = None,
-    balance: str = "none",
+    balance: str | None = None,
     progress: bool = True,
     encoder: str | None = None,
     embeddings: str | None = None,
@@ -75,13 +75,14 @@ def prune(
     """Choose which samples of `data` to keep. Give exactly one of `keep` or `prune` (fractions).
 
     `epochs` sets the training length of methods that train a model (their `epochs` parameter);
-    `params` are the method's own keyword parameters; `balance="class"` keeps class shares
-    (scoring methods). For a scoring method this is exactly `score` followed by `select`.
+    `params` are the method's own keyword parameters; `balance="class"` keeps class shares,
+    "none" ranks globally, None follows the method's own rule (scoring methods). For a scoring
+    method this is exactly `score` followed by `select`.
     `encoder` (an encoder spec, see `adaprune.embed`) and `embeddings` (a .npy of one row per
     sample, e.g. from `adaprune embed`) go to methods that work on embeddings (semdedup, adadedup; `encoder`
     is the `embedding` of herding, k-center, Moderate-DS and prototypes)."""
     budget = Budget.from_args(keep=keep, prune=prune)
-    if balance not in BALANCE_CHOICES:
+    if balance is not None and balance not in BALANCE_CHOICES:
         raise ConfigError(f"balance must be one of {', '.join(BALANCE_CHOICES)}, got {balance!r}")
     for key, value in (("encoder", encoder), ("embeddings", embeddings)):
         if value is None:
@@ -99,10 +100,9 @@ def prune(
     start = time.perf_counter()
     if isinstance(method_obj, Scorer):
         score_set = method_obj.score_set(task, seed=seed, progress=progress)
-        effective = "class" if method_obj.balance_classes else balance
-        selection = select_scores(score_set, keep=budget.keep, balance=effective)
+        selection = select_scores(score_set, keep=budget.keep, balance=balance)
     else:
-        if balance != "none":
+        if balance is not None:
             raise ConfigError(f"method {method_obj.name!r} owns its keep decision; balance applies to scoring methods")
         result = method_obj.run(task, n_keep, seed=seed, progress=progress)
         selection = Selection(
@@ -147,7 +147,7 @@ def select(
     *,
     keep: float | None = None,
     prune: float | None = None,
-    balance: str = "none",
+    balance: str | None = None,
 ) -> Selection:
     """Keep exactly round(keep * N) samples of a score file by its declared direction."""
     score_set = ScoreSet.load(scores) if isinstance(scores, str) else scores

@@ -49,6 +49,8 @@ class ScoreSet:
     params: dict[str, Any]
     seed: int | None
     labels: np.ndarray | None = None
+    # The method's own selection rule: "class" for methods that keep class quotas by default.
+    balance: str = "none"
     library_version: str = ""
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -76,6 +78,7 @@ class ScoreSet:
             "seed": self.seed,
             "higher_is_keep": self.direction.higher_is_keep,
             "switch_keep": self.direction.switch_keep,
+            "balance": self.balance,
             "n_total": self.n,
             "library_version": self.library_version,
             "details": self.details,
@@ -101,6 +104,7 @@ class ScoreSet:
             params=meta.get("params", {}),
             seed=meta.get("seed"),
             labels=None if labels is None else labels.astype(np.int64),
+            balance=meta.get("balance", "none"),
             library_version=meta.get("library_version", "unknown"),
             details=meta.get("details", {}),
         )
@@ -111,11 +115,13 @@ def select_scores(
     *,
     keep: float | None = None,
     prune: float | None = None,
-    balance: str = "none",
+    balance: str | None = None,
 ) -> Selection:
     """Keep exactly round(keep * N) samples by the declared direction; `balance="class"` gives each
-    class a quota in proportion to its size, never emptying a class the budget can cover."""
+    class a quota in proportion to its size, never emptying a class the budget can cover.
+    `balance=None` follows the method's own rule, recorded in the score file."""
     budget = Budget.from_args(keep=keep, prune=prune)
+    balance = scores.balance if balance is None else balance
     if balance not in BALANCE_CHOICES:
         raise ConfigError(f"balance must be one of {', '.join(BALANCE_CHOICES)}, got {balance!r}")
     strata = None

@@ -31,8 +31,11 @@ device_option = click.option("--device", default="cpu", show_default=True,
 quiet_option = click.option("--quiet", is_flag=True, help="No progress bars or info messages.")
 test_option = click.option("--test", "test_spec", default=None, metavar="DATA",
                            help="A separate source for the test split (when DATA has none).")
-balance_option = click.option("--balance", default="none", show_default=True, type=click.Choice(["none", "class"]),
-                              help="class: per-class quotas in proportion to class sizes (scoring methods).")
+balance_option = click.option(
+    "--balance", default=None, type=click.Choice(["none", "class"]),
+    help="class: per-class quotas in proportion to class sizes; none: one global ranking "
+    "(scoring methods; default: the method's own, class for herding, k-center and Moderate-DS).",
+)
 param_option = click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
                             help="A method parameter (repeatable); `adaprune methods -v` lists them.")
 

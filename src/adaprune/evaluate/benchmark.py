@@ -176,8 +176,7 @@ def run_benchmark(
             for p, budget in zip(prunes, budgets, strict=True):
                 start = time.perf_counter()
                 if score_set is not None:
-                    balance = "class" if method.balance_classes else "none"
-                    kept = select_scores(score_set, keep=budget.keep, balance=balance).kept
+                    kept = select_scores(score_set, keep=budget.keep).kept
                 else:
                     kept = method.run(method_task, budget.count(task.data.n), seed=seed, progress=progress).kept
                 seconds = time.perf_counter() - start + score_seconds

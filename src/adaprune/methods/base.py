@@ -75,7 +75,7 @@ class Scorer(Method):
         if scores.shape != (task.data.n,):
             raise AssertionError(f"{self.name} returned {scores.shape} scores for {task.data.n} samples")
         return ScoreSet(scores=scores, direction=self.direction(), method=self.name, params=self.params(),
-                        seed=seed, labels=task.data.y)
+                        seed=seed, labels=task.data.y, balance="class" if self.balance_classes else "none")
 
     def run(self, task: ClassificationTask, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
         score_set = self.score_set(task, seed=seed, progress=progress)
