@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_INSTALL := $(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test lint bench-quality bench-cost clean
+.PHONY: demo test lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,11 +22,12 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
-bench-quality: $(STAMP)
-	$(BIN)/python benchmarks/quality_adapruner.py
-
-bench-cost: $(STAMP)
-	$(BIN)/python benchmarks/cost_adapruner.py
+# Every benchmark in benchmarks/ (about an hour on 2 cores); results land in benchmarks/results/.
+bench: $(STAMP)
+	for script in quality_adapruner cost_adapruner mask_adapruner scale_dedup quality_dedup; do \
+		$(BIN)/python benchmarks/$$script.py || exit 1; done
+	$(BIN)/python benchmarks/compare_methods.py --datasets mnist1d --stem compare_methods_mnist1d
+	$(BIN)/python benchmarks/compare_methods.py --datasets digits --stem compare_methods_digits
 
 clean:
 	rm -rf $(VENV) demo-output
