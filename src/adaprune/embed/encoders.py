@@ -163,7 +163,8 @@ class ClipEncoder(Encoder):
             )
         transformers = require("transformers", "clip")
         try:
-            model = transformers.CLIPModel.from_pretrained(self.name)
+            # Local folders and the local HF cache only: adaprune never downloads weights.
+            model = transformers.CLIPModel.from_pretrained(self.name, local_files_only=True)
         except OSError as exc:
             raise ConfigError(f"cannot load CLIP model {self.name!r}: {exc}") from None
         self.device = task.device if task is not None else "cpu"
