@@ -17,6 +17,17 @@ def make_blobs(n: int = 240, d: int = 8, classes: int = 3, seed: int = 0) -> tup
     return x, y.astype(np.int64)
 
 
+def blobs_dataset(n: int = 120, with_test: bool = False, test_seed: int = 1):
+    """Three Gaussian blobs in 6 dimensions, optionally with a separate test split."""
+    from adaprune.data import Dataset
+
+    x, y = make_blobs(n=n, d=6, classes=3)
+    if not with_test:
+        return Dataset(name="blobs", x=x, y=y)
+    xt, yt = make_blobs(n=30, d=6, classes=3, seed=test_seed)
+    return Dataset(name="blobs", x=x, y=y, x_test=xt, y_test=yt)
+
+
 def flipped_blobs(n: int = 240, n_flip: int = 24, seed: int = 0):
     """Blobs with `n_flip` labels moved to the next class: the planted hard (mislabelled) samples."""
     from adaprune.data import Dataset

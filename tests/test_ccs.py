@@ -4,18 +4,12 @@ import numpy as np
 import pytest
 
 from adaprune.api import build_method, prune
-from adaprune.data import Dataset
 from adaprune.errors import ConfigError
 from adaprune.methods.ccs import CCS, ccs_allocation, ccs_select, equal_width_strata
 from adaprune.registry import list_methods
 from adaprune.selection import rank_for_keep
 from adaprune.tasks import ClassificationTask
-from tests.conftest import make_blobs
-
-
-def blobs_dataset(n: int = 120) -> Dataset:
-    x, y = make_blobs(n=n, d=6, classes=3)
-    return Dataset(name="blobs", x=x, y=y)
+from tests.conftest import blobs_dataset
 
 
 def test_allocation_on_a_known_histogram():

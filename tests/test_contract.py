@@ -9,7 +9,7 @@ import pytest
 from adaprune.api import prune, score, select
 from adaprune.data import Dataset
 from adaprune.registry import get_method, list_methods
-from tests.conftest import make_blobs
+from tests.conftest import blobs_dataset, make_blobs
 
 METHODS = [m.name for m in list_methods()]
 
@@ -49,3 +49,13 @@ def test_method_contract(name, data):
         for frac in (0.3, 0.6):
             direct = prune(data, name, prune=frac, seed=3, progress=False, **quick(name))
             np.testing.assert_array_equal(select(scores, prune=frac).kept, direct.kept)
+
+
+@pytest.mark.parametrize("name", ["herding", "kcenter", "moderate"])
+def test_prune_end_to_end_exact_budget_balanced_and_deterministic(name):
+    data = blobs_dataset()
+    a = prune(data, name, prune=0.3, seed=0, epochs=2, progress=False)
+    b = prune(data, name, prune=0.3, seed=0, epochs=2, progress=False)
+    assert a.n_kept == 84
+    np.testing.assert_array_equal(a.kept, b.kept)
+    assert np.bincount(data.y[a.kept]).tolist() == [28, 28, 28]

@@ -6,18 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from adaprune.api import prune
-from adaprune.data import Dataset
 from adaprune.errors import ConfigError
 from adaprune.methods.glister import Glister, glister_greedy, last_layer_factors, split_validation
-from tests.conftest import make_blobs
-
-
-def blobs_dataset(n: int = 120, with_test: bool = False, test_seed: int = 1) -> Dataset:
-    x, y = make_blobs(n=n, d=6, classes=3)
-    if not with_test:
-        return Dataset(name="blobs", x=x, y=y)
-    xt, yt = make_blobs(n=30, d=6, classes=3, seed=test_seed)
-    return Dataset(name="blobs", x=x, y=y, x_test=xt, y_test=yt)
+from tests.conftest import blobs_dataset
 
 
 def flat(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 
 from adaprune.api import prune
-from adaprune.data import Dataset
 from adaprune.errors import ConfigError
 from adaprune.methods._embedding import per_group_order
 from adaprune.methods.herding import Herding, herding_order
-from tests.conftest import make_blobs, standardized
+from tests.conftest import blobs_dataset, standardized
 
 
 def naive_herding(emb: np.ndarray) -> list[int]:
@@ -20,11 +19,6 @@ def naive_herding(emb: np.ndarray) -> list[int]:
         dists = [np.linalg.norm(mu - emb[chosen + [i]].mean(0)) for i in rest]
         chosen.append(rest[int(np.argmin(dists))])
     return chosen
-
-
-def blobs_dataset(n: int = 120) -> Dataset:
-    x, y = make_blobs(n=n, d=6, classes=3)
-    return Dataset(name="blobs", x=x, y=y)
 
 
 def test_herding_order_by_hand():
@@ -68,17 +62,6 @@ def test_bad_parameters_are_errors():
         Herding(embedding="")
     with pytest.raises(ConfigError, match="epochs"):
         Herding(epochs=0)
-
-
-def test_prune_end_to_end_exact_budget_balanced_and_deterministic():
-    data = blobs_dataset()
-    a = prune(data, "herding", prune=0.3, seed=0, epochs=2, progress=False)
-    b = prune(data, "herding", prune=0.3, seed=0, epochs=2, progress=False)
-    assert a.n_kept == 84
-    np.testing.assert_array_equal(a.kept, b.kept)
-    assert np.bincount(data.y[a.kept]).tolist() == [28, 28, 28]  # balance=True: class quotas
-    assert a.params["embedding"] == "model" and a.params["epochs"] == 2
-    assert a.higher_is_keep is True
 
 
 def test_pixel_embedding_kept_sets_are_nested_and_follow_the_order():

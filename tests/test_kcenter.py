@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 
 from adaprune.api import prune
-from adaprune.data import Dataset
 from adaprune.errors import ConfigError
 from adaprune.methods.kcenter import KCenterGreedy, kcenter_order
-from tests.conftest import make_blobs, standardized
+from tests.conftest import blobs_dataset, standardized
 
 
 def naive_kcenter(emb: np.ndarray, first: int) -> list[int]:
@@ -18,11 +17,6 @@ def naive_kcenter(emb: np.ndarray, first: int) -> list[int]:
         d[chosen] = -1.0
         chosen.append(int(np.argmax(d)))
     return chosen
-
-
-def blobs_dataset(n: int = 120) -> Dataset:
-    x, y = make_blobs(n=n, d=6, classes=3)
-    return Dataset(name="blobs", x=x, y=y)
 
 
 def test_kcenter_picks_by_hand():
@@ -56,15 +50,6 @@ def test_bad_parameters_are_errors():
         kcenter_order(np.zeros((3, 2)), start="random")
     with pytest.raises(ConfigError, match="embedding"):
         KCenterGreedy(embedding="tfidf")
-
-
-def test_prune_end_to_end_exact_budget_balanced_and_deterministic():
-    data = blobs_dataset()
-    a = prune(data, "kcenter", prune=0.3, seed=0, epochs=2, progress=False)
-    b = prune(data, "kcenter", prune=0.3, seed=0, epochs=2, progress=False)
-    assert a.n_kept == 84
-    np.testing.assert_array_equal(a.kept, b.kept)
-    assert np.bincount(data.y[a.kept]).tolist() == [28, 28, 28]
 
 
 def test_pixel_embedding_global_order_covers_the_extremes():

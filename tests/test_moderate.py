@@ -8,12 +8,7 @@ from adaprune.data import Dataset
 from adaprune.errors import ConfigError
 from adaprune.methods.moderate import ModerateDS, moderate_scores
 from adaprune.selection import select_top_k
-from tests.conftest import make_blobs, standardized
-
-
-def blobs_dataset(n: int = 120) -> Dataset:
-    x, y = make_blobs(n=n, d=6, classes=3)
-    return Dataset(name="blobs", x=x, y=y)
+from tests.conftest import blobs_dataset, standardized
 
 
 def test_middle_band_by_hand_1d():
@@ -41,15 +36,6 @@ def test_bad_inputs_are_errors():
         moderate_scores(np.zeros((3, 2)), np.zeros(4, dtype=int))
     with pytest.raises(ConfigError, match="embedding"):
         ModerateDS(embedding="bert")
-
-
-def test_prune_end_to_end_exact_budget_balanced_and_deterministic():
-    data = blobs_dataset()
-    a = prune(data, "moderate", prune=0.3, seed=0, epochs=2, progress=False)
-    b = prune(data, "moderate", prune=0.3, seed=0, epochs=2, progress=False)
-    assert a.n_kept == 84
-    np.testing.assert_array_equal(a.kept, b.kept)
-    assert np.bincount(data.y[a.kept]).tolist() == [28, 28, 28]
 
 
 def test_pixel_embedding_prunes_the_planted_outlier_and_the_centre():
