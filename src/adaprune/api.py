@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from adaprune.data import Dataset, load_data
 from adaprune.errors import ConfigError
 from adaprune.evaluate.benchmark import BenchmarkResult, run_benchmark
 from adaprune.evaluate.harness import EvaluationResult, evaluate_selection
+from adaprune.groups import whole_groups
 from adaprune.methods.base import Method, Scorer
 from adaprune.registry import build_method, get_method, method_parameters
 from adaprune.scores import BALANCE_CHOICES, ScoreSet, select_scores
@@ -116,9 +120,29 @@ def prune(
             higher_is_keep=method_obj.higher_is_keep,
             details=result.details,
         )
+    selection = _bind_to_source(selection, task.data, n_keep)
     log.info("%s kept %d of %d samples in %.1f s", method_obj.name, selection.n_kept, task.data.n,
              time.perf_counter() - start)
     return selection
+
+
+def _bind_to_source(selection: Selection, data: Any, n_keep: int) -> Selection:
+    """Whole groups only (no method splits a group), and the source's own id of every sample."""
+    changes: dict[str, Any] = {}
+    groups = getattr(data, "groups", None)
+    if groups is not None:
+        kept = whole_groups(selection.kept, n_keep, groups, scores=selection.scores,
+                            higher_is_keep=selection.higher_is_keep)
+        if not np.array_equal(kept, selection.kept):
+            log.info("%s: kept whole groups, %d samples for a budget of %d", selection.method, len(kept), n_keep)
+            changes["kept"] = kept
+            changes["details"] = {**selection.details, "whole_groups": {"n_before": selection.n_kept,
+                                                                        "n_after": len(kept)}}
+    ids = getattr(data, "ids", None)
+    if ids is not None:
+        changes["ids"] = ids
+        changes["id_column"] = getattr(data, "id_column", "id")
+    return dataclasses.replace(selection, **changes) if changes else selection
 
 
 def score(

@@ -19,6 +19,7 @@ from adaprune.tables import check_output_path, jsonable, read_table, write_table
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+ID_COLUMNS = ("id", "path")
 
 
 # ---------------------------------------------------------------- budgets
@@ -146,6 +147,10 @@ class Selection:
     higher_is_keep: bool | None = None
     library_version: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    # The source's own name for every sample (COCO image ids, file paths), written as a column
+    # `id_column` ("id" or "path") so a user can act on a selection without our row order.
+    ids: np.ndarray | None = None
+    id_column: str = "id"
 
     def __post_init__(self) -> None:
         kept = np.asarray(self.kept, dtype=np.int64)
@@ -159,6 +164,13 @@ class Selection:
             if scores.shape != (self.n_total,):
                 raise DataError(f"scores must have one value per sample ({self.n_total}), got {scores.shape}")
             object.__setattr__(self, "scores", scores)
+        if self.ids is not None:
+            ids = np.asarray(self.ids)
+            if ids.shape != (self.n_total,):
+                raise DataError(f"ids must name every sample ({self.n_total}), got shape {ids.shape}")
+            object.__setattr__(self, "ids", ids)
+        if self.id_column not in ID_COLUMNS:
+            raise DataError(f"id_column must be one of {', '.join(ID_COLUMNS)}, got {self.id_column!r}")
         if not self.library_version:
             from adaprune import __version__
 
@@ -209,6 +221,8 @@ class Selection:
             "kept": self.mask.astype(np.int64),
             "score": self.scores,
         }
+        if self.ids is not None:
+            columns[self.id_column] = self.ids
         write_table(path, columns, self.metadata(), inputs=inputs, what="selection")
 
     @staticmethod
@@ -222,6 +236,7 @@ class Selection:
         if not np.isin(kept, (0, 1)).all():
             raise DataError(f"selection file {str(path)!r}: kept column must be 0 or 1")
         scores = columns["score"]
+        id_column = next((c for c in ID_COLUMNS if columns.get(c) is not None), "id")
         return Selection(
             kept=np.flatnonzero(kept),
             n_total=len(index),
@@ -233,4 +248,6 @@ class Selection:
             higher_is_keep=meta.get("higher_is_keep"),
             library_version=meta.get("library_version", "unknown"),
             details=meta.get("details", {}),
+            ids=columns.get(id_column),
+            id_column=id_column,
         )

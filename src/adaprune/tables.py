@@ -157,6 +157,8 @@ def _none_column(values: list[Any]) -> np.ndarray | None:
         return None
     if all(isinstance(v, int) or v is None for v in values) and None not in values:
         return np.asarray(values, dtype=np.int64)
+    if any(isinstance(v, str) for v in values):
+        return np.asarray(values)  # an id or path column
     return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
@@ -166,4 +168,8 @@ def _parse_column(values: list[str]) -> np.ndarray | None:
     try:
         return np.asarray([int(v) for v in values], dtype=np.int64)
     except ValueError:
+        pass
+    try:
         return np.asarray([float(v) if v != "" else np.nan for v in values], dtype=np.float64)
+    except ValueError:
+        return np.asarray(values)  # an id or path column

@@ -23,7 +23,9 @@ log = logging.getLogger("adaprune")
 @click.argument("data")
 @click.option("--method", required=True, help="A registered method (see `adaprune methods`).")
 @budget_options
-@click.option("--out", required=True, help="Selection file: .csv, .parquet or .json.")
+@click.option("--out", required=True,
+              help="Selection file: .csv, .parquet or .json; for a coco: source a .json is the pruned COCO file, "
+                   "for a yolo: source a folder (DIR/) gets train.txt and a DATA.yaml.")
 @method_run_options
 @balance_option
 @click.option("--encoder", default=None, metavar="NAME",
@@ -31,9 +33,12 @@ log = logging.getLogger("adaprune")
                    "(text: `adaprune embed text:FILE --encoder minilm`, then prune embeddings:OUT).")
 @click.option("--embeddings", default=None, metavar="EMB.npy",
               help="Reuse embeddings (one row per sample, e.g. from `adaprune embed`) instead of --encoder.")
+@click.option("--group-by", "group_by", default=None, metavar="FIELD",
+              help="Keep or drop images together: a COCO image field (a scene id) or, for yolo:, a regular "
+                   "expression over the file name (its first group is the group id).")
 @quiet_option
 def command(data, method, prune_fraction, keep_fraction, out, seed, model, epochs, device, params, balance,
-            encoder, embeddings, quiet) -> None:
+            encoder, embeddings, group_by, quiet) -> None:
     """Choose which samples of DATA to keep and write the selection to --out."""
     from adaprune.api import prune
     from adaprune.data import load_data
@@ -44,14 +49,21 @@ def command(data, method, prune_fraction, keep_fraction, out, seed, model, epoch
         raise ConfigError("give --prune F or --keep F")
     Budget.from_args(keep=keep_fraction, prune=prune_fraction)  # validate before any work
     method_params = parse_params(method, params)
-    dataset = load_data(data)
+    dataset = load_data(data, group_by=group_by)
     inputs = (*dataset.source_paths, *([embeddings] if embeddings else []))
-    Selection.check_path(out, inputs=inputs)
+    own_format = getattr(dataset, "writes_own_format", lambda _out: False)(out)
+    if own_format:
+        dataset.check_output(out)  # a pruned COCO file or YOLO list, in the source's own format
+    else:
+        Selection.check_path(out, inputs=inputs)
     selection = prune(
         dataset, method, keep=keep_fraction, prune=prune_fraction, seed=seed, model=model,
         epochs=epochs, device=device, params=method_params, balance=balance, progress=not quiet,
         encoder=encoder, embeddings=embeddings,
     )
-    selection.save(out, inputs=inputs)
+    if own_format:
+        dataset.write(selection.kept, out)
+    else:
+        selection.save(out, inputs=inputs)
     log.info("kept %d of %d samples (%.1f%%) -> %s", selection.n_kept, selection.n_total,
              100 * selection.realised_keep, out)

@@ -1,4 +1,5 @@
-"""Spec strings: `npz:PATH`, `digits`, `mnist1d[:N]`, `folder:DIR`."""
+"""Spec strings: `npz:PATH`, `digits`, `mnist1d[:N]`, `folder:DIR`, `embeddings:PATH.npy`, and the
+detection sources `coco:ANNOTATIONS.json[:IMAGES_DIR]`, `yolo:DATA.yaml`, `synthdet[:N]`."""
 
 from __future__ import annotations
 
@@ -9,26 +10,46 @@ from pathlib import Path
 import numpy as np
 
 from adaprune.data.dataset import Dataset
+from adaprune.data.detection import DetectionDataset
 from adaprune.errors import ConfigError, DataError, require
 
 log = logging.getLogger(__name__)
 
-SPEC_HELP = "npz:PATH, digits, mnist1d, mnist1d:N (N training samples), folder:DIR or embeddings:PATH.npy"
+SPEC_HELP = (
+    "npz:PATH, digits, mnist1d, mnist1d:N (N training samples), folder:DIR, embeddings:PATH.npy, "
+    "coco:ANNOTATIONS.json[:IMAGES_DIR], yolo:DATA.yaml or synthdet[:N]"
+)
+DETECTION_KINDS = ("coco", "yolo", "synthdet")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
-def load_data(spec: str | Dataset, *, test: str | None = None) -> Dataset:
-    """Load and validate a data source; `test` names a separate source for the test split."""
-    data = spec if isinstance(spec, Dataset) else _load_spec(spec)
+def load_data(spec: str | Dataset | DetectionDataset, *, test: str | None = None,
+              group_by: str | None = None) -> Dataset | DetectionDataset:
+    """Load and validate a data source; `test` names a separate source for the test split.
+
+    `group_by` (detection sources) ties images kept or dropped together: a COCO image field (such
+    as a scene id), or for YOLO a regular expression over the file name."""
+    if isinstance(spec, (Dataset, DetectionDataset)):
+        if group_by is not None:
+            raise ConfigError("group_by applies to a data source given by its spec (coco:, yolo:, synthdet)")
+        data = spec
+    else:
+        data = _load_spec(spec, group_by=group_by)
     if test is not None:
-        data = data.with_test(_load_spec(test))
+        data = data.with_test(_load_spec(test))  # type: ignore[arg-type]
     return data
 
 
-def _load_spec(spec: str) -> Dataset:
+def _load_spec(spec: str, *, group_by: str | None = None) -> Dataset | DetectionDataset:
     if not isinstance(spec, str) or not spec:
         raise ConfigError(f"data source must be a spec string ({SPEC_HELP}), got {spec!r}")
     kind, _, arg = spec.partition(":")
+    if kind in DETECTION_KINDS:
+        from adaprune.data.detection import load_detection
+
+        return load_detection(kind, arg, group_by=group_by)
+    if group_by is not None:
+        raise ConfigError(f"--group-by applies to the detection sources coco:, yolo: and synthdet, not {spec!r}")
     if kind == "npz":
         return load_npz(_need_arg(spec, arg))
     if kind == "digits":
