@@ -76,7 +76,8 @@ class TinyTorchvisionStyle(nn.Module):
         self.seen_labels: list[Tensor] = []
 
     def image_losses(self, images: list[Tensor], targets: list[dict[str, Tensor]]) -> tuple[Tensor, Tensor]:
-        a = torch.stack([self.scale * img.mean() * (1 + len(t["boxes"])) for img, t in zip(images, targets, strict=True)])
+        pairs = zip(images, targets, strict=True)
+        a = torch.stack([self.scale * img.mean() * (1 + len(t["boxes"])) for img, t in pairs])
         b = torch.stack([self.scale**2 * t["labels"].float().sum() for t in targets])
         return a, b
 

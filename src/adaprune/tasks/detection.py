@@ -80,8 +80,8 @@ class DetectionTask:
         boxes = self.data.boxes_test if test else self.data.boxes
         labels = self.data.labels_test if test else self.data.labels
         assert boxes is not None and labels is not None
-        return [{"boxes": torch.from_numpy(boxes[i]).to(self.device), "labels": torch.from_numpy(labels[i]).to(self.device)}
-                for i in idx]
+        return [{"boxes": torch.from_numpy(boxes[i]).to(self.device),
+                 "labels": torch.from_numpy(labels[i]).to(self.device)} for i in idx]
 
     def batch_of(self, idx: Tensor) -> Batch:
         rows = idx.cpu().numpy()
