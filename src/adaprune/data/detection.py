@@ -44,6 +44,7 @@ class LazyImages:
     decode again; beyond that, every access decodes."""
 
     dtype = np.float32
+    ndim = 4
 
     def __init__(self, paths: Sequence[str | os.PathLike], *, size: int) -> None:
         self.paths = tuple(str(p) for p in paths)
@@ -88,6 +89,7 @@ class ArrayImages:
     """Array-like (N, 3, S, S) float32 in [0, 1] over an in-memory uint8 array (synthdet)."""
 
     dtype = np.float32
+    ndim = 4
 
     def __init__(self, pixels: np.ndarray) -> None:
         self.pixels = pixels

@@ -8,6 +8,7 @@ mAP@[.5:.95] and mAP@.5; it never chooses anything."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 DetectorSpec = str | Callable[[], nn.Module]
 DETECTOR_NAMES = ("auto", "centernet")
 EVAL_BATCH = 128
+DEFAULT_BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,8 @@ class DetectionTask:
 
     `model` is "auto"/"centernet" (the built-in `CenterNet`) or a zero-argument callable returning a
     module that follows adaprune's detector protocol or torchvision's convention (see
-    `adaprune.models.detector`)."""
+    `adaprune.models.detector`). Training uses batches of 32 images unless `train` sets another
+    batch size than the generic default (128)."""
 
     kind: ClassVar[str] = "detection"
 
@@ -46,6 +49,10 @@ class DetectionTask:
     train: TrainConfig = TrainConfig()
 
     def __post_init__(self) -> None:
+        if self.train.batch_size == TrainConfig().batch_size:
+            # Detection steps are costlier and fewer images fit a step: the generic default of 128
+            # would leave a few hundred images a handful of steps per epoch.
+            object.__setattr__(self, "train", dataclasses.replace(self.train, batch_size=DEFAULT_BATCH))
         if isinstance(self.model, str):
             if self.model not in DETECTOR_NAMES:
                 raise ConfigError(
@@ -62,6 +69,18 @@ class DetectionTask:
     @property
     def n(self) -> int:
         return self.data.n
+
+    @property
+    def n_test(self) -> int:
+        return 0 if self.data.x_test is None else len(self.data.x_test)
+
+    @property
+    def labels(self) -> None:
+        """Images have no single class label: class quotas do not apply."""
+        return None
+
+    def with_train(self, train: TrainConfig) -> DetectionTask:
+        return dataclasses.replace(self, train=train)
 
     def new_model(self, seed: int) -> nn.Module:
         num_classes = self.data.num_classes
@@ -98,12 +117,15 @@ class DetectionTask:
         return model.per_image_loss(batch.inputs, batch.targets)
 
     # ------------------------------------------------------------ evaluation
-    def test_metric(self, model: nn.Module) -> Metric:
+    def require_test(self) -> None:
         if not self.data.has_test:
             raise ConfigError(
                 f"{self.data.name} has no test split: give a val split in DATA.yaml or a test source "
                 "(--test coco:VAL.json[:IMAGES_DIR])"
             )
+
+    def test_metric(self, model: nn.Module) -> Metric:
+        self.require_test()
         assert self.data.boxes_test is not None and self.data.labels_test is not None
         detections = detect_all(model, self.data.x_test, device=self.device)
         stats = coco_map(detections, self.data.boxes_test, self.data.labels_test, self.data.num_classes)
