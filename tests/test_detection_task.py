@@ -50,7 +50,8 @@ def test_per_sample_losses_follow_the_indices_not_the_order(small):
 
 
 def test_coco_map_is_pycocotools_on_hand_made_detections():
-    boxes = [np.array([[0, 0, 10, 10], [20, 20, 40, 30]], dtype=np.float32), np.array([[5, 5, 15, 25]], dtype=np.float32)]
+    boxes = [np.array([[0, 0, 10, 10], [20, 20, 40, 30]], dtype=np.float32),
+             np.array([[5, 5, 15, 25]], dtype=np.float32)]
     labels = [np.array([0, 1]), np.array([1])]
     perfect = [{"boxes": b, "scores": np.ones(len(b)), "labels": lab} for b, lab in zip(boxes, labels, strict=True)]
     assert coco_map(perfect, boxes, labels, 2) == {"map": 1.0, "map50": 1.0}
