@@ -4,6 +4,8 @@ on detection, refusals of classification-only methods, and a small end-to-end ru
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -134,3 +136,14 @@ def test_evaluate_a_pruned_synthdet_reports_map_end_to_end(tmp_path, capsys):
     out = capsys.readouterr()
     assert rc == 0, out.err
     assert "map" in out.out and "map50" in out.out
+
+
+@pytest.mark.slow
+def test_benchmark_on_synthdet_writes_map_and_map50_tables(tmp_path, capsys):
+    rc = main(["benchmark", "synthdet:40", "--methods", "random", "--prune", "0.5", "--seeds", "1",
+               "--epochs", "1", "--out", str(tmp_path), "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    table = (tmp_path / "results.md").read_text()
+    assert "mAP@[.5:.95]" in table and "mAP@.5" in table
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert result["metric"] == "map" and "map50" in result["runs"][0]["extras"]

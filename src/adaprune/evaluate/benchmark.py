@@ -94,8 +94,28 @@ class BenchmarkResult:
                 mu, sd = self.cell(m, p)
                 cells.append(f"{100 * mu:.2f} ± {100 * sd:.2f}")
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        for extra in self.extra_names:
+            # A secondary metric (detection: mAP@.5) gets its own table of the same shape.
+            lines += ["", f"Test {METRIC_LABELS.get(extra, extra)} (%), same runs.", "",
+                      "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            fm, fs = mean_std([e[extra] for e in self.full_extras])
+            lines.append("| full data (0% pruned) | " + " | ".join([f"{100 * fm:.2f} ± {100 * fs:.2f}"]
+                                                                   * len(self.prunes)) + " |")
+            for m in self.methods:
+                cells = []
+                for p in self.prunes:
+                    mu, sd = mean_std([r.extras[extra] for r in self.runs if r.method == m and r.prune == p])
+                    cells.append(f"{100 * mu:.2f} ± {100 * sd:.2f}")
+                lines.append(f"| {m} | " + " | ".join(cells) + " |")
         lines += ["", f"Command: `{self.command}`", f"Machine: {self.machine.get('summary', '')}"]
         return "\n".join(lines) + "\n"
+
+    @property
+    def extra_names(self) -> tuple[str, ...]:
+        """Secondary metrics every run reports (detection: map50)."""
+        if not self.runs or not self.full_extras:
+            return ()
+        return tuple(name for name in self.runs[0].extras if all(name in r.extras for r in self.runs))
 
     def save(self, out_dir: str | os.PathLike) -> dict[str, Path]:
         out = Path(out_dir)
