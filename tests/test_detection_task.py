@@ -51,6 +51,14 @@ def test_per_sample_losses_follow_the_indices_not_the_order(small):
     assert a.std() > 0.01
 
 
+def test_model_encoder_embeds_images_with_the_detectors_pooled_backbone(small):
+    from adaprune.embed import task_embeddings
+    from adaprune.models.detector import CenterNet
+
+    emb = task_embeddings(make_task(small), encoder="model:1", seed=0)
+    assert emb.shape == (48, CenterNet(5).feature_dim) and np.isfinite(emb).all() and emb.std() > 0
+
+
 def test_coco_map_is_pycocotools_on_hand_made_detections():
     boxes = [np.array([[0, 0, 10, 10], [20, 20, 40, 30]], dtype=np.float32),
              np.array([[5, 5, 15, 25]], dtype=np.float32)]
