@@ -39,11 +39,12 @@ METHOD_PARAMS: dict[str, dict[str, Any]] = {
     "random": {},
 }
 SEARCHED = (
-    "Searched for a real detection set that ships offline: the installed packages (pip list in the "
-    "shared venv) and the package lists under /work/.library/env/packages/ for coco, voc, kitti, "
-    "penn-fudan, wider, detection, yolo, ultralytics, torchvision and datasets; none ships a detection "
-    "set's images and boxes without a download (torchvision and ultralytics download them at run time, "
-    "and torchvision is not installable here), so the benchmark runs on synthdet only."
+    "A real detection set that runs offline was searched for in the package lists under "
+    "/work/.library/env/packages/ (PyPI names and summaries, and what is installed here) with: coco, coco8, "
+    "mini/tiny coco, voc, pascal, kitti, penn-fudan, wider, balloon, raccoon, detection dataset, yolo, "
+    "ultralytics, torchvision. The hits are annotation tools, format converters, loaders that download, "
+    "or torchvision (which breaks this project's torch build); none is known to ship images with boxes, "
+    "and nothing may be downloaded at run time, so this benchmark runs on synthdet only."
 )
 
 log = logging.getLogger("benchmarks.detection")
