@@ -143,7 +143,9 @@ def _bind_to_source(selection: Selection, data: Any, n_keep: int) -> Selection:
     ids = getattr(data, "ids", None)
     if ids is not None:
         changes["ids"] = ids
-        changes["id_column"] = getattr(data, "id_column", "id")
+        # A source says which column names its samples; otherwise strings are file paths, numbers ids.
+        default = "path" if np.asarray(ids).dtype.kind in "US" else "id"
+        changes["id_column"] = getattr(data, "id_column", default)
     return dataclasses.replace(selection, **changes) if changes else selection
 
 
