@@ -12,7 +12,7 @@ Jobs (one full training per seed, one prune+train per method x fraction x seed) 
 `--workers` processes, each on one torch thread; every finished job is appended to a JSON-lines
 file, so a killed run resumes where it stopped. `--report` only writes the tables from that file.
 
-    python benchmarks/detection.py [--n 800] [--epochs 3] [--seeds 0,1,2] [--workers 2]
+    python benchmarks/detection.py [--n 1000] [--epochs 3] [--width 16] [--seeds 0,1,2] [--workers 3]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ METHODS = ("adadedup", "adapruner", "semdedup", "random")
 PRUNES = (0.1, 0.2, 0.3, 0.5)
 # Method settings sized for a shared 2-core CPU: the mask and proxy trainings are a few epochs each.
 METHOD_PARAMS: dict[str, dict[str, Any]] = {
-    "adapruner": {"warmup_epochs": 1, "epochs": 2, "max_extra_epochs": 0},
+    "adapruner": {"warmup_epochs": 1, "epochs": 2, "max_extra_epochs": 0},  # 3 epochs: one full training
     "adadedup": {"epochs": 2},
     "semdedup": {},
     "random": {},
@@ -70,14 +70,20 @@ def worker(worker_id: int, todo: list[dict[str, Any]], args: argparse.Namespace,
     torch.set_num_threads(1)
     from adaprune.data import load_data
     from adaprune.evaluate.harness import train_and_test
+    from adaprune.models.detector import CenterNet
     from adaprune.registry import build_method
     from adaprune.selection import Budget
     from adaprune.tasks import make_task
     from adaprune.training.loop import TrainConfig
 
     data = load_data(f"synthdet:{args.n}")
-    eval_task = make_task(data, train=TrainConfig(epochs=args.epochs, batch_size=32))
-    method_task = make_task(data, train=TrainConfig(epochs=args.epochs, batch_size=32))
+    width, num_classes = args.width, data.num_classes
+
+    def detector() -> CenterNet:
+        return CenterNet(num_classes, width=width)
+
+    eval_task = make_task(data, model=detector, train=TrainConfig(epochs=args.epochs, batch_size=32))
+    method_task = make_task(data, model=detector, train=TrainConfig(epochs=args.epochs, batch_size=32))
     for job in todo:
         start = time.perf_counter()
         prune_seconds = 0.0
@@ -149,7 +155,7 @@ def report(args: argparse.Namespace, records: list[dict[str, Any]], seeds: list[
 
     lines = [
         f"# Detection pruning on synthdet ({args.n} train images, 64x64, {len(kinds)} frames; test: separate "
-        f"scenes), CenterNet ({args.epochs} epochs, batch 32, Adam 3e-3)",
+        f"scenes), CenterNet width {args.width} ({args.epochs} epochs, batch 32, Adam 3e-3)",
         "",
         f"COCO mAP@[.5:.95] and mAP@.5 (%, pycocotools) on the test scenes, mean ± std over seeds {seeds}. "
         f"Full data: mAP {100 * full_map[0]:.2f} ± {100 * full_map[1]:.2f}, "
@@ -181,7 +187,7 @@ def report(args: argparse.Namespace, records: list[dict[str, Any]], seeds: list[
         "",
         SEARCHED,
     ]
-    payload = {"n_train": args.n, "epochs": args.epochs, "seeds": seeds, "methods": list(METHODS),
+    payload = {"n_train": args.n, "epochs": args.epochs, "width": args.width, "seeds": seeds, "methods": list(METHODS),
                "prunes": list(PRUNES), "method_params": METHOD_PARAMS, "full_map": full_map,
                "full_map50": full_map50, "images_per_second": imgs_per_s, "summary": summary,
                "parked_share": parked_share, "runs": [{k: v for k, v in r.items() if k != "kept"} for r in records],
@@ -192,15 +198,16 @@ def report(args: argparse.Namespace, records: list[dict[str, Any]], seeds: list[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=800)
+    parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--width", type=int, default=16, help="CenterNet width (the library default is 32)")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--report", action="store_true", help="only write the tables from the finished jobs")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     logging.basicConfig(level=logging.WARNING)
-    runs_path = RESULTS / f"detection_runs_n{args.n}_e{args.epochs}.jsonl"
+    runs_path = RESULTS / f"detection_runs_n{args.n}_e{args.epochs}_w{args.width}.jsonl"
     RESULTS.mkdir(parents=True, exist_ok=True)
     if not args.report:
         done = {job_key(r) for r in load_records(runs_path)}
