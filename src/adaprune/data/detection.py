@@ -526,7 +526,8 @@ def _yolo_images(entry: Any, root: Path, *, what: str) -> list[Path]:
             line = line.strip()
             if line:
                 q = Path(line)
-                out.append(q if q.is_absolute() else (root / q if line.startswith("./") else target.parent / q))
+                # As Ultralytics reads a list: relative lines ("./images/x.jpg") sit beside the list file.
+                out.append(q if q.is_absolute() else target.parent / q)
         return out
     raise DataError(f"{what}: split {entry!r} is neither a folder of images nor a .txt list ({target} not found)")
 
