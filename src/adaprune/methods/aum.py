@@ -13,6 +13,8 @@ selection module applies the budget.)
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from adaprune.errors import ConfigError
@@ -38,6 +40,9 @@ class AUM(Scorer):
     keep. Mean over `runs` (default 1; seeds seed*1000+r)."""
 
     higher_is_keep = True
+    # The hard end (CCS drops its hardest beta there): a low (negative) margin is the hard end: the label is argued
+    # against.
+    higher_is_hard: ClassVar[bool | None] = False
     trains_model = True
 
     def __init__(self, *, epochs: int = 10, runs: int = 1) -> None:

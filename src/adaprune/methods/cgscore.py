@@ -28,6 +28,7 @@ Inputs are flattened and scaled to unit L2 norm (an all-zero sample stays zero).
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -129,6 +130,12 @@ class CGScore(Scorer):
     at most `max_block` (default 2000) samples; ridge lambda = `ridge` (default 1e-6) * mean diag(H)."""
 
     higher_is_keep = True
+    # The hard end (CCS drops its hardest beta there): a large complexity gap is a hard (or mislabelled) sample.
+    higher_is_hard: ClassVar[bool | None] = True
+
+    def uses_labels(self, data: object) -> bool:
+        # Trains no model, but the score is a kernel regression on the labels.
+        return True
 
     def __init__(self, *, repetitions: int = 3, max_block: int = 2000, ridge: float = 1e-6) -> None:
         if not isinstance(repetitions, int) or repetitions < 1:

@@ -11,6 +11,8 @@ the task's training config and reads the error norm after the last epoch from th
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import torch
 
@@ -40,6 +42,8 @@ class EL2N(Scorer):
     seed*1000+r, of ||softmax(f(x)) - onehot(y)||_2 after the last epoch (0 = learned, up to sqrt(2))."""
 
     higher_is_keep = True
+    # The hard end (CCS drops its hardest beta there): a large error norm is a hard sample.
+    higher_is_hard: ClassVar[bool | None] = True
     trains_model = True
 
     def __init__(self, *, epochs: int = 10, runs: int = 3) -> None:

@@ -12,6 +12,8 @@ the same event definition at epoch resolution, and every sample observed at the 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from adaprune.errors import ConfigError
@@ -53,6 +55,8 @@ class Forgetting(Scorer):
     not to the lower index."""
 
     higher_is_keep = True
+    # The hard end (CCS drops its hardest beta there): often-forgotten samples are hard.
+    higher_is_hard: ClassVar[bool | None] = True
     trains_model = True
 
     def __init__(self, *, epochs: int = 10, runs: int = 1, tie_break: bool = True) -> None:

@@ -17,6 +17,8 @@ dL/dW = (p - e_y) h^T and dL/db = p - e_y, so the norm is ||p - e_y|| * sqrt(||h
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -122,6 +124,8 @@ class GraNd(Scorer):
     with `last_layer=True` (default False), over the final linear layer in closed form."""
 
     higher_is_keep = True
+    # The hard end (CCS drops its hardest beta there): a large gradient norm is a hard sample.
+    higher_is_hard: ClassVar[bool | None] = True
     trains_model = True
 
     def __init__(

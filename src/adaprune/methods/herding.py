@@ -9,6 +9,8 @@ The embedding comes from `methods/_embedding.py`, shared with k-center, Moderate
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from threadpoolctl import threadpool_limits
 
@@ -62,6 +64,10 @@ class Herding(EmbeddingScorer):
     embedding="model" (penultimate features of a task model trained `epochs`=10), balance=True.
     embedding="standardized" uses flattened standardised inputs and trains nothing; any other value is an
     `adaprune.embed` encoder spec (e.g. "pixels:64", "clip:PATH")."""
+
+    # The hard end (CCS drops its hardest beta there): late picks (low score) are the atypical, hard samples; early
+    # ones match the mean.
+    higher_is_hard: ClassVar[bool | None] = False
 
     def score(self, task: ClassificationTask, *, seed: int, progress: bool) -> np.ndarray:
         emb = self.embedding_of(task, seed=seed, progress=progress)

@@ -12,6 +12,8 @@ and an elementwise minimum. O(N D) per pick, in float64.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from threadpoolctl import threadpool_limits
 
@@ -88,6 +90,10 @@ class KCenterGreedy(EmbeddingScorer):
     point drawn from the seed; "mean" starts at the point nearest the mean, needing no randomness).
     embedding="standardized" uses flattened standardised inputs and trains nothing; any other value is an
     `adaprune.embed` encoder spec (e.g. "pixels:64", "clip:PATH")."""
+
+    # The hard end (CCS drops its hardest beta there): early picks (high score) are the outlying samples farthest
+    # from the rest.
+    higher_is_hard: ClassVar[bool | None] = True
 
     def __init__(
         self, *, embedding: str = "model", epochs: int = 10, balance: bool = True, start: str = "random"

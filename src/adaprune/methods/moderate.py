@@ -9,6 +9,8 @@ the hardest, farthest away), which is the paper's rule.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from adaprune.errors import ConfigError
@@ -40,6 +42,10 @@ class ModerateDS(EmbeddingScorer):
     class. Defaults: embedding="model" (penultimate features of a task model trained `epochs`=10),
     balance=True (class quotas). embedding="standardized" uses flattened standardised inputs and
     trains nothing; any other value is an `adaprune.embed` encoder spec (e.g. "pixels:64")."""
+
+    # The hard end (CCS drops its hardest beta there): both ends of -|rank - median rank| are extremes (easiest and
+    # hardest): no one hard end.
+    higher_is_hard: ClassVar[bool | None] = None
 
     def score(self, task: ClassificationTask, *, seed: int, progress: bool) -> np.ndarray:
         emb = self.embedding_of(task, seed=seed, progress=progress)

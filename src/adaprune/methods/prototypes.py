@@ -11,11 +11,13 @@ spec works (a CLIP folder gives the paper's self-supervised flavour).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from adaprune.cluster import spherical_kmeans
 from adaprune.errors import ConfigError
-from adaprune.methods._embedding import check_embedding, sample_embedding
+from adaprune.methods._embedding import check_embedding, embedding_trains_classifier, sample_embedding
 from adaprune.methods.base import Scorer
 from adaprune.registry import register_method
 from adaprune.tasks import ClassificationTask
@@ -31,6 +33,9 @@ class SelfSupervisedPrototypes(Scorer):
     epochs=10 (only for embedding="model"), k-means with `n_iter`=20 from the seed."""
 
     higher_is_keep = True
+    # The hard end (CCS drops its hardest beta there): far from every prototype = hard (the direction switch is
+    # about what to keep).
+    higher_is_hard: ClassVar[bool | None] = True
     switch_keep = 0.5
 
     def __init__(
@@ -52,6 +57,9 @@ class SelfSupervisedPrototypes(Scorer):
         self.switch_keep = switch_keep
         self.n_iter = n_iter
         self.epochs = epochs
+
+    def uses_labels(self, data: object) -> bool:
+        return embedding_trains_classifier(self.embedding, data)
 
     def score(self, task: ClassificationTask, *, seed: int, progress: bool) -> np.ndarray:
         emb = sample_embedding(task, self.embedding, seed=seed, epochs=self.epochs, progress=progress)

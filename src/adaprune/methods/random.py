@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from adaprune.methods.base import Scorer
@@ -17,6 +19,8 @@ class RandomPruning(Scorer):
     kept set at a larger one (same seed)."""
 
     higher_is_keep = True
+    # The hard end (CCS drops its hardest beta there): a random score has no hard end.
+    higher_is_hard: ClassVar[bool | None] = None
 
     def __init__(self, *, stratified: bool = False) -> None:
         self.stratified = stratified

@@ -15,6 +15,8 @@ declared direction.)
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from adaprune.errors import ConfigError
@@ -50,6 +52,8 @@ class Uncertainty(Scorer):
     `runs` (default 1; seeds seed*1000+r)."""
 
     higher_is_keep = True
+    # The hard end (CCS drops its hardest beta there): an uncertain prediction is a hard sample.
+    higher_is_hard: ClassVar[bool | None] = True
     trains_model = True
 
     def __init__(self, *, measure: str = "entropy", epochs: int = 10, runs: int = 1) -> None:
