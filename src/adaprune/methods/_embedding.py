@@ -73,7 +73,13 @@ def per_group_order(emb: np.ndarray, groups: np.ndarray | None, kernel) -> np.nd
 
 
 class EmbeddingScorer(Scorer):
-    """A scorer over an embedding of every sample, optionally per class (class quotas then apply)."""
+    """A scorer over an embedding of every sample, optionally per class (class quotas then apply).
+
+    Parameters:
+        embedding: 'model' (penultimate features of a trained task model; on an embeddings: source, the
+            vectors as given), 'standardized', or an encoder spec such as 'pixels:64' or 'clip:PATH'
+        epochs: training epochs of the task model (embedding='model' only)
+        balance: run per class and keep class quotas"""
 
     higher_is_keep = True
     trains_model = True

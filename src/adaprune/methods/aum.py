@@ -37,7 +37,11 @@ class AUM(Scorer):
     """AUM (Pleiss et al., NeurIPS 2020): mean logit margin over training; prune the lowest (likely mislabeled).
 
     Score = mean over `epochs` (default 10) end-of-epoch evaluations of z_y - max_{k != y} z_k; higher =
-    keep. Mean over `runs` (default 1; seeds seed*1000+r)."""
+    keep. Mean over `runs` (default 1; seeds seed*1000+r).
+
+    Parameters:
+        epochs: training epochs; the margin is averaged over their end-of-epoch evaluations
+        runs: independently seeded models averaged"""
 
     higher_is_keep = True
     # The hard end (CCS drops its hardest beta there): a low (negative) margin is the hard end: the label is argued

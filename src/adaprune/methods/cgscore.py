@@ -127,7 +127,12 @@ class CGScore(Scorer):
 
     Score = complexity gap y^T H^-1 y - y_-i^T H_-i^-1 y_-i (arc-cosine kernel on unit-norm flattened
     inputs) in class-vs-rest problems, mean over `repetitions` (default 3) other-class draws; blocks of
-    at most `max_block` (default 2000) samples; ridge lambda = `ridge` (default 1e-6) * mean diag(H)."""
+    at most `max_block` (default 2000) samples; ridge lambda = `ridge` (default 1e-6) * mean diag(H).
+
+    Parameters:
+        repetitions: other-class draws averaged per sample
+        max_block: most samples in one kernel block (memory grows with its square)
+        ridge: ridge added to the kernel, times its mean diagonal"""
 
     higher_is_keep = True
     # The hard end (CCS drops its hardest beta there): a large complexity gap is a hard (or mislabelled) sample.

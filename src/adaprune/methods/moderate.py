@@ -47,7 +47,8 @@ class ModerateDS(EmbeddingScorer):
 
     Score = -|rank_c(d_i) - median rank| / n_c, d_i = distance to the coordinate-wise median
     embedding of i's class (ranked within the class). Defaults: embedding="model" (penultimate
-    features of a task model trained `epochs`=10; on an `embeddings:` source, the vectors), balance=True (class quotas). embedding="standardized" uses flattened standardised inputs and
+    features of a task model trained `epochs`=10; on an `embeddings:` source, the vectors as given),
+    balance=True (class quotas). embedding="standardized" uses flattened standardised inputs and
     trains nothing; any other value is an `adaprune.embed` encoder spec (e.g. "pixels:64")."""
 
     # The hard end (CCS drops its hardest beta there): both ends of -|rank - median rank| are extremes (easiest and

@@ -30,7 +30,14 @@ class SelfSupervisedPrototypes(Scorer):
     Score = cosine distance to the nearest centroid; higher (hard) = keep when the kept fraction is at
     least `switch_keep` (default 0.5), lower (easy) = keep below it. Defaults: embedding="pixels"
     (PCA, no labels), n_clusters=None (the number of classes, or sqrt(N) without labels),
-    epochs=10 (only for embedding="model"), k-means with `n_iter`=20 from the seed."""
+    epochs=10 (only for embedding="model"), k-means with `n_iter`=20 from the seed.
+
+    Parameters:
+        embedding: 'model' (task model features) or an encoder spec such as 'pixels:64' or 'clip:PATH'
+        n_clusters: k-means clusters (None: the number of classes, or sqrt(N) without labels)
+        switch_keep: kept fraction below which easy (near) samples are kept instead of hard ones
+        n_iter: k-means iterations
+        epochs: training epochs of the task model (embedding='model' only)"""
 
     higher_is_keep = True
     # The hard end (CCS drops its hardest beta there): far from every prototype = hard (the direction switch is

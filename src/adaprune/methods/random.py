@@ -16,7 +16,10 @@ class RandomPruning(Scorer):
     """Uniform random subset; `stratified=True` keeps each class's share. Score = random priority.
 
     The score is a uniform draw from the seed, so a kept set at a smaller budget is nested in the
-    kept set at a larger one (same seed)."""
+    kept set at a larger one (same seed).
+
+    Parameters:
+        stratified: keep each class's share of the kept set"""
 
     higher_is_keep = True
     # The hard end (CCS drops its hardest beta there): a random score has no hard end.

@@ -49,7 +49,12 @@ class Uncertainty(Scorer):
 
     `measure` (default "entropy"): "least_confidence" = 1 - p_max, "margin" = 1 - (p_max - p_second),
     "entropy" = -sum p log p, of the softmax after training `epochs` (default 10) epochs; mean over
-    `runs` (default 1; seeds seed*1000+r)."""
+    `runs` (default 1; seeds seed*1000+r).
+
+    Parameters:
+        measure: entropy, least_confidence or margin of the softmax
+        epochs: training epochs before the softmax is read
+        runs: independently seeded models averaged"""
 
     higher_is_keep = True
     # The hard end (CCS drops its hardest beta there): an uncertain prediction is a hard sample.
