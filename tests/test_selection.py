@@ -134,3 +134,19 @@ def test_selection_module_does_not_import_torch():
 
     source = Path(module.__file__).read_text()
     assert "import torch" not in source and "from torch" not in source
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_saved_files_honour_the_umask(tmp_path, umask, mode):
+    import os
+    import stat
+
+    sel = Selection(kept=np.array([0, 2]), n_total=4, method="m", params={}, seed=0, requested_keep=0.5)
+    old = os.umask(umask)
+    try:
+        for name in ("s.csv", "s.parquet", "s.json"):
+            sel.save(tmp_path / name)
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "s.csv", tmp_path / "s.csv.meta.json", tmp_path / "s.parquet", tmp_path / "s.json"):
+        assert stat.S_IMODE(path.stat().st_mode) == mode, path.name
