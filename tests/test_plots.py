@@ -40,7 +40,7 @@ def test_sixteen_methods_legend_outside_the_axes(tmp_path, monkeypatch):
 
     monkeypatch.setattr(matplotlib, "use", refuse)
     fig = drawn(accuracy_figure(dataset="d", methods=METHODS, prunes=[0.1, 0.3, 0.5], cell=fake_cell,
-                                full_accuracy=[0.9, 0.91], n_seeds=2))
+                                full_values=[0.9, 0.91], n_seeds=2))
     ax = fig.axes[0]
     legend = ax.get_legend()
     assert len(legend.get_texts()) == 17  # 16 methods and full data
@@ -53,7 +53,7 @@ def test_sixteen_methods_legend_outside_the_axes(tmp_path, monkeypatch):
 
 def test_one_fraction_is_a_labelled_dot_plot():
     fig = drawn(accuracy_figure(dataset="mnist1d", methods=["adapruner", "random"], prunes=[0.3], cell=fake_cell,
-                                full_accuracy=[0.9], n_seeds=3))
+                                full_values=[0.9], n_seeds=3))
     ax = fig.axes[0]
     rows_by_label = {t.get_text(): t.get_position()[1] for t in ax.get_yticklabels()}
     assert rows_by_label["adapruner"] > rows_by_label["random"]  # one labelled row each, first on top

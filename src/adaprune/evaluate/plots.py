@@ -50,18 +50,19 @@ def accuracy_figure(
     methods: Sequence[str],
     prunes: Sequence[float],
     cell: Callable[[str, float], tuple[float, float]],
-    full_accuracy: Sequence[float],
+    full_values: Sequence[float],
     n_seeds: int,
+    metric_label: str = "accuracy",
 ) -> Figure:
-    """Test accuracy (%) against the fraction pruned, one curve per method, full data dashed (the
+    """The test metric (%) against the fraction pruned, one curve per method, full data dashed (the
     AdaPruner paper's Fig. 2); a labelled dot plot when there is one fraction. `cell(method, prune)`
-    gives (mean, std) as fractions."""
+    gives (mean, std) as fractions; `full_values` the full-data metric per seed."""
     from matplotlib.figure import Figure
 
     styles = method_styles(methods)
-    full_mean, full_std = _mean_std(full_accuracy)
+    full_mean, full_std = _mean_std(full_values)
     if len(prunes) == 1:
-        return _dot_plot(dataset, methods, prunes[0], cell, full_mean, full_std, n_seeds, styles)
+        return _dot_plot(dataset, methods, prunes[0], cell, full_mean, full_std, n_seeds, styles, metric_label)
     fig = Figure(figsize=(7.5, 4.2), dpi=120)
     ax = fig.add_subplot()
     xs = [100 * p for p in prunes]
@@ -72,16 +73,16 @@ def accuracy_figure(
                     marker=marker, markersize=5, capsize=3, linewidth=1.2, label=m)
     ax.axhline(100 * full_mean, linestyle="--", color="gray", label="full data")
     ax.set_xlabel("fraction of training set pruned (%)")
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel(f"test {metric_label} (%)")
     ax.set_xticks(xs)
-    ax.set_title(f"{dataset}: accuracy after pruning ({n_seeds} seeds)")
+    ax.set_title(f"{dataset}: {metric_label} after pruning ({n_seeds} seeds)")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="small", frameon=False)
     fig.tight_layout()
     return fig
 
 
-def _dot_plot(dataset, methods, prune, cell, full_mean, full_std, n_seeds, styles) -> Figure:
+def _dot_plot(dataset, methods, prune, cell, full_mean, full_std, n_seeds, styles, metric_label) -> Figure:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6.5, 1.2 + 0.45 * len(methods)), dpi=120)
@@ -98,7 +99,7 @@ def _dot_plot(dataset, methods, prune, cell, full_mean, full_std, n_seeds, style
                 xytext=(-4, 0), textcoords="offset points", ha="right", va="center", fontsize="small", color="gray")
     ax.set_yticks(rows, list(methods))
     ax.set_ylim(-0.7, len(methods) - 0.1)
-    ax.set_xlabel("test accuracy (%)")
+    ax.set_xlabel(f"test {metric_label} (%)")
     ax.set_title(f"{dataset}: {100 * prune:.0f}% pruned ({n_seeds} seeds)")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()

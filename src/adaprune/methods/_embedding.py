@@ -14,7 +14,7 @@ import numpy as np
 
 from adaprune.errors import ConfigError
 from adaprune.methods.base import Scorer
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def embedding_trains_classifier(embedding: str, data: object) -> bool:
     return embedding.partition(":")[0] == "model"
 
 
-def sample_embedding(task: ClassificationTask, embedding: str, *, seed: int, epochs: int, progress: bool) -> np.ndarray:
+def sample_embedding(task: Task, embedding: str, *, seed: int, epochs: int, progress: bool) -> np.ndarray:
     """(N, D) float64 embedding of every training sample: "model" or an encoder spec."""
     from adaprune.embed import task_embeddings
 
@@ -95,5 +95,5 @@ class EmbeddingScorer(Scorer):
         """Whether this method needs real class labels on `data` (it trains a classifier for its embedding)."""
         return embedding_trains_classifier(self.embedding, data)
 
-    def embedding_of(self, task: ClassificationTask, *, seed: int, progress: bool) -> np.ndarray:
+    def embedding_of(self, task: Task, *, seed: int, progress: bool) -> np.ndarray:
         return sample_embedding(task, self.embedding, seed=seed, epochs=self.epochs, progress=progress)

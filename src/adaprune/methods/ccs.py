@@ -40,7 +40,7 @@ from adaprune.methods._labels import method_uses_labels
 from adaprune.methods.base import MethodResult, Scorer, Selector
 from adaprune.registry import build_method, get_method, method_parameters, register_method
 from adaprune.selection import rank_for_keep
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks.classification import ClassificationTask
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ class CCS(Selector):
     def run(self, task: ClassificationTask, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
         base = self.base_method()
         hard_is_high = type(base).higher_is_hard
-        beta = self.resolve_beta(n_keep, task.data.n, hard_is_high)
+        beta = self.resolve_beta(n_keep, task.n, hard_is_high)
         score_set = base.score_set(task, seed=seed, progress=progress)
         rng = np.random.default_rng([seed, 0xCC5])
         kept, details = ccs_select(

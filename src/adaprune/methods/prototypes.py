@@ -20,7 +20,7 @@ from adaprune.errors import ConfigError
 from adaprune.methods._embedding import check_embedding, embedding_trains_classifier, sample_embedding
 from adaprune.methods.base import Scorer
 from adaprune.registry import register_method
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks import Task
 
 
 @register_method("prototypes")
@@ -38,6 +38,8 @@ class SelfSupervisedPrototypes(Scorer):
         switch_keep: kept fraction below which easy (near) samples are kept instead of hard ones
         n_iter: k-means iterations
         epochs: training epochs of the task model (embedding='model' only)"""
+
+    supported_tasks = ("classification", "detection")
 
     higher_is_keep = True
     # The hard end (CCS drops its hardest beta there): far from every prototype = hard (the direction switch is
@@ -68,11 +70,11 @@ class SelfSupervisedPrototypes(Scorer):
     def uses_labels(self, data: object) -> bool:
         return embedding_trains_classifier(self.embedding, data)
 
-    def score(self, task: ClassificationTask, *, seed: int, progress: bool) -> np.ndarray:
+    def score(self, task: Task, *, seed: int, progress: bool) -> np.ndarray:
         emb = sample_embedding(task, self.embedding, seed=seed, epochs=self.epochs, progress=progress)
         k = self.n_clusters
         if k is None:
-            n_classes = len(np.unique(task.data.y))
+            n_classes = len(np.unique(task.labels)) if task.labels is not None else 1
             k = n_classes if n_classes > 1 else None
         clustering = spherical_kmeans(emb, k, seed=seed, n_iter=self.n_iter, progress=progress)
         return clustering.distance.astype(np.float64)

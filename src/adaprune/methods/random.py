@@ -8,7 +8,7 @@ import numpy as np
 
 from adaprune.methods.base import Scorer
 from adaprune.registry import register_method
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks import Task
 
 
 @register_method("random")
@@ -21,6 +21,8 @@ class RandomPruning(Scorer):
     Parameters:
         stratified: keep each class's share of the kept set"""
 
+    supported_tasks = ("classification", "detection")
+
     higher_is_keep = True
     # The hard end (CCS drops its hardest beta there): a random score has no hard end.
     higher_is_hard: ClassVar[bool | None] = None
@@ -29,5 +31,5 @@ class RandomPruning(Scorer):
         self.stratified = stratified
         self.balance_classes = stratified
 
-    def score(self, task: ClassificationTask, *, seed: int, progress: bool) -> np.ndarray:
-        return np.random.default_rng(seed).random(task.data.n)
+    def score(self, task: Task, *, seed: int, progress: bool) -> np.ndarray:
+        return np.random.default_rng(seed).random(task.n)
