@@ -80,3 +80,15 @@ def test_unlabelled_embeddings_still_serve_methods_that_need_no_classifier(tmp_p
     path, _, _ = write_embeddings(tmp_path, labels=False)
     for method in ("semdedup", "kcenter", "random"):
         assert prune(f"embeddings:{path}", method, keep=0.5, progress=False).n_kept == 45
+
+
+def test_prototypes_on_embeddings_uses_the_vectors_as_given(tmp_path, caplog):
+    path, x, y = write_embeddings(tmp_path, labels=False)
+    with caplog.at_level(logging.INFO, logger="adaprune"):
+        sel = prune(f"embeddings:{path}", "prototypes", keep=0.6, seed=1, progress=False)
+    assert "as given" in caplog.text
+    from adaprune.data import Dataset
+
+    same = prune(Dataset(name="v", x=x, y=np.zeros(90, np.int64)), "prototypes", keep=0.6, seed=1,
+                 params={"embedding": "identity"}, progress=False)
+    np.testing.assert_allclose(sel.scores, same.scores)

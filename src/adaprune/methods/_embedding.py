@@ -52,9 +52,9 @@ def sample_embedding(task: Task, embedding: str, *, seed: int, epochs: int, prog
     """(N, D) float64 embedding of every training sample: "model" or an encoder spec."""
     from adaprune.embed import task_embeddings
 
-    if embedding == "model" and is_embeddings_source(task.data):
-        log.info("embeddings:%s: using the vectors as given (embedding='model' trains no model on an "
-                 "embeddings source)", task.data.embeddings_path)
+    if embedding in ("model", "auto", "identity") and is_embeddings_source(task.data):
+        log.info("embeddings:%s: using the vectors as given (no model is trained on an embeddings source)",
+                 task.data.embeddings_path)
         return np.asarray(task.data.x, dtype=np.float64)
     encoder = f"model:{epochs}" if embedding == "model" else embedding
     return np.asarray(task_embeddings(task, encoder=encoder, seed=seed, progress=progress), dtype=np.float64)
