@@ -9,7 +9,9 @@ import click
 from adaprune.cli.options import (
     balance_option,
     budget_options,
+    engine_options,
     method_run_options,
+    on_bad_file_option,
     parse_params,
     quiet_option,
     setup_logging,
@@ -17,6 +19,23 @@ from adaprune.cli.options import (
 from adaprune.errors import ConfigError
 
 log = logging.getLogger("adaprune")
+
+
+def engine_params(method: str, engine: str, ray_address: str | None, work_dir: str | None) -> dict:
+    """--engine / --ray-address / --work-dir as the method's parameters; refused by methods without them."""
+    from adaprune.registry import get_method, method_parameters
+
+    declared = method_parameters(get_method(method))
+    out: dict = {}
+    for key, value, default in (("engine", engine, "local"), ("ray_address", ray_address, None),
+                                ("work_dir", work_dir, None)):
+        if value == default:
+            continue
+        if key not in declared:
+            flag = "--" + key.replace("_", "-")
+            raise ConfigError(f"method {method!r} takes no {flag}; it applies to semdedup")
+        out[key] = value
+    return out
 
 
 @click.command("prune")
@@ -31,9 +50,13 @@ log = logging.getLogger("adaprune")
                    "(text: `adaprune embed text:FILE --encoder minilm`, then prune embeddings:OUT).")
 @click.option("--embeddings", default=None, metavar="EMB.npy",
               help="Reuse embeddings (one row per sample, e.g. from `adaprune embed`) instead of --encoder.")
+@on_bad_file_option
+@engine_options
+@click.option("--work-dir", default=None, metavar="DIR",
+              help="semdedup: keep each finished stage (clustering, per-cluster M) here, so a killed run resumes.")
 @quiet_option
 def command(data, method, prune_fraction, keep_fraction, out, seed, model, epochs, device, params, balance,
-            encoder, embeddings, quiet) -> None:
+            encoder, embeddings, on_bad_file, engine, ray_address, work_dir, quiet) -> None:
     """Choose which samples of DATA to keep and write the selection to --out."""
     from adaprune.api import prune
     from adaprune.data import load_data
@@ -44,7 +67,8 @@ def command(data, method, prune_fraction, keep_fraction, out, seed, model, epoch
         raise ConfigError("give --prune F or --keep F")
     Budget.from_args(keep=keep_fraction, prune=prune_fraction)  # validate before any work
     method_params = parse_params(method, params)
-    dataset = load_data(data)
+    method_params.update(engine_params(method, engine, ray_address, work_dir))
+    dataset = load_data(data, on_bad_file=on_bad_file)
     inputs = (*dataset.source_paths, *([embeddings] if embeddings else []))
     Selection.check_path(out, inputs=inputs)
     selection = prune(

@@ -93,10 +93,15 @@ def embed(
     model: str = "auto",
     device: str = "cpu",
     progress: bool = True,
+    on_bad_file: str = "stop",
 ) -> EmbedResult:
     """Embed every training sample of `data` into `out` (.npy, (N, D), memory-mapped while written).
 
-    Resumable: rerunning after a crash skips the finished chunks. `data` may also be `text:PATH`
+    Resumable: rerunning after a crash skips the finished chunks. File sources (`folder:DIR`,
+    `files:LIST`) stream: each chunk's images are decoded when it is encoded, so memory is bounded
+    by the chunk, not the data set; resuming over changed files (a path, size or modification time
+    differs) is refused. Their paths go to OUT.paths.txt and OUT.source.json beside the array, so
+    `embeddings:OUT` names every row by its file. `data` may also be `text:PATH`
     (one text per line) for the `minilm` encoder. The labels (and groups) of a dataset are written
     beside it as OUT.labels.npy (and OUT.groups.npy), so `embeddings:OUT` carries them."""
     from adaprune.data.embeddings import sidecar
@@ -116,7 +121,7 @@ def embed(
                                        fingerprint=fp, dtype=dtype, chunk_size=chunk_size, progress=progress)
         return EmbedResult(path, len(texts), dim, enc.spec, computed, None)
 
-    dataset = load_data(data) if isinstance(data, str) else data
+    dataset = load_data(data, on_bad_file=on_bad_file) if isinstance(data, str) else data
     refuse_input_paths(out, dataset.source_paths)
     enc = get_encoder(encoder, dataset)
     task = None
@@ -128,8 +133,16 @@ def embed(
     enc.fit(dataset, seed=seed, progress=progress, task=task)
     dim = enc.encode(dataset.x[:1]).shape[1]
     x = dataset.x
-    fp = _fingerprint(enc.spec, seed, tuple(x.shape), dataset.name, np.asarray(x[:1]).tobytes(),
-                      np.asarray(x[-1:]).tobytes())
+    file_paths = getattr(x, "paths", None) if getattr(dataset, "id_root", None) is not None else None
+    if file_paths is not None:
+        from adaprune.data.files import manifest_fingerprint
+
+        fp = {"encoder": enc.spec, "seed": seed, "shape": list(x.shape), "data": dataset.name,
+              **manifest_fingerprint(file_paths)}
+        refuse_changed_inputs(out, fp)
+    else:
+        fp = _fingerprint(enc.spec, seed, tuple(x.shape), dataset.name, np.asarray(x[:1]).tobytes(),
+                          np.asarray(x[-1:]).tobytes())
     fp["model"] = model if isinstance(enc, ModelEncoder) else None
     path, computed = write_chunked(out, n=dataset.n, dim=dim, encode=lambda a, b: enc.encode(x[a:b]),
                                    fingerprint=fp, dtype=dtype, chunk_size=chunk_size, progress=progress)
@@ -137,8 +150,36 @@ def embed(
     _save_npy(labels_path, dataset.y.astype(np.int64))
     if dataset.groups is not None:
         _save_npy(sidecar(out, "groups"), dataset.groups)
+    if file_paths is not None:
+        write_file_names(out, file_paths, root=dataset.id_root, skipped=dataset.skipped)
     log.info("wrote %d x %d %s embeddings (%s) -> %s", dataset.n, dim, dtype, enc.spec, path)
     return EmbedResult(path, dataset.n, dim, enc.spec, computed, labels_path)
+
+
+def refuse_changed_inputs(out: Path, fingerprint: dict) -> None:
+    """An unfinished embed to `out` over files whose manifest fingerprint differs is not resumed."""
+    state = describe_state(out)
+    old = (state or {}).get("fingerprint", {})
+    if "files_sha1" not in old:
+        return
+    same_settings = all(old.get(k) == fingerprint.get(k) for k in ("encoder", "seed", "data"))
+    if same_settings and old["files_sha1"] != fingerprint["files_sha1"]:
+        partial, state_path = partial_paths(out)
+        raise DataError(
+            f"the input files changed since the unfinished embed to {str(out)!r} (paths, sizes or modification "
+            f"times differ: {old.get('files')} files then, {fingerprint['files']} now); refusing to resume. "
+            f"Delete {str(partial)!r} and {str(state_path)!r} to start over"
+        )
+
+
+def write_file_names(out: Path, paths, *, root: str | None, skipped=()) -> None:
+    """OUT.paths.txt (one path a line, row order) and OUT.source.json (root, skipped files)."""
+    from adaprune.io_utils import atomic_write_text
+
+    base = out.with_suffix("")
+    atomic_write_text(base.with_name(base.name + ".paths.txt"), "".join(f"{p}\n" for p in paths))
+    atomic_write_text(base.with_name(base.name + ".source.json"),
+                      json.dumps({"id_column": "path", "root": root, "skipped_files": list(skipped)}, indent=2) + "\n")
 
 
 def task_embeddings(task, *, encoder: str = "auto", embeddings: str | None = None, seed: int = 0,
