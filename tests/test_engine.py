@@ -95,3 +95,40 @@ def test_ray_and_local_engines_write_identical_selections(tmp_path):
     remote.save(tmp_path / "ray.csv")
     assert (tmp_path / "local.csv").read_text() == (tmp_path / "ray.csv").read_text()
     assert np.array_equal(Selection.load(tmp_path / "ray.csv").kept, local.kept)
+
+
+def test_killed_prune_resumes_without_redoing_finished_stages(tmp_path, monkeypatch):
+    """Clustering and the first group of cluster blocks finish, then the run is killed; the rerun
+    loads both from --work-dir (k-means would raise if called) and writes the same selection."""
+    import adaprune.methods.semdedup as sd
+    from adaprune.cli.main import main
+
+    x, _ = planted(n_centres=40, per=20, d=8, seed=2)
+    emb = tmp_path / "emb.npy"
+    np.save(emb, x)
+    monkeypatch.setattr(sd, "BLOCK_ROWS", 100)  # 8 blocks of 5 clusters, recorded 2 at a time
+    base = ["prune", f"embeddings:{emb}", "--method", "semdedup", "--prune", "0.2", "--quiet"]
+    assert main([*base, "--out", str(tmp_path / "clean.csv")]) == 0
+    real_block = sd.block_redundancy
+    calls = {"n": 0}
+
+    def killed_in_third_block(block):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("killed")
+        return real_block(block)
+
+    work = tmp_path / "work"
+    monkeypatch.setattr(sd, "block_redundancy", killed_in_third_block)
+    assert main([*base, "--out", str(tmp_path / "sel.csv"), "--work-dir", str(work)]) == 130
+    assert not (tmp_path / "sel.csv").exists()
+    assert sorted(p.name for p in work.glob("*.done.json")) == ["clustering.done.json", "redundancy-00000.done.json"]
+
+    def no_kmeans(*args, **kwargs):
+        raise AssertionError("clustering was recomputed")
+
+    calls["n"] = -100  # no more kills
+    monkeypatch.setattr(sd, "spherical_kmeans", no_kmeans)
+    assert main([*base, "--out", str(tmp_path / "sel.csv"), "--work-dir", str(work)]) == 0
+    assert calls["n"] == -100 + 6  # blocks 3..8 only
+    assert (tmp_path / "sel.csv").read_text() == (tmp_path / "clean.csv").read_text()

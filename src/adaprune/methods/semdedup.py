@@ -34,6 +34,7 @@ import numpy as np
 
 from adaprune.cluster import BACKENDS, Clustering, normalize_rows, spherical_kmeans
 from adaprune.engine import ENGINES, Engine, LocalEngine, Shared, get_engine
+from adaprune.engine.stages import StageStore, array_fingerprint
 from adaprune.errors import ConfigError, DataError
 from adaprune.methods.base import MethodResult, Selector
 from adaprune.registry import register_method
@@ -178,9 +179,12 @@ def semdedup_redundancy(
     progress: bool = False,
     engine: Engine | None = None,
     kernel: Callable[..., np.ndarray] = cluster_redundancy,
+    store: StageStore | None = None,
 ) -> np.ndarray:
     """M_j for every row of `emb` given its clustering. Clusters are independent: blocks of them
-    are mapped by `engine` (local loop by default, or Ray tasks), each running `kernel` per cluster."""
+    are mapped by `engine` (local loop by default, or Ray tasks), each running `kernel` per cluster.
+    With a `store`, every group of blocks leaves a completion record, and finished groups are
+    loaded instead of recomputed."""
     if order not in ORDERS:
         raise ConfigError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
     engine = engine or LocalEngine()
@@ -200,8 +204,21 @@ def semdedup_redundancy(
         )
         for ids in cluster_blocks(sizes, target_rows=target)
     ]
-    for rows, values in engine.map(block_redundancy, blocks, desc="semdedup", progress=progress):
-        m[rows] = values
+    if store is None:
+        for rows, values in engine.map(block_redundancy, blocks, desc="semdedup", progress=progress):
+            m[rows] = values
+        return m
+    group = max(1, 2 * engine.workers)
+    for g, start in enumerate(range(0, len(blocks), group)):
+        name = f"redundancy-{g:05d}"
+        done = store.load(name)
+        if done is None:
+            results = engine.map(block_redundancy, blocks[start : start + group], desc="semdedup", progress=progress)
+            rows = np.concatenate([r for r, _ in results]) if results else np.zeros(0, dtype=np.int64)
+            values = np.concatenate([v for _, v in results]) if results else np.zeros(0, dtype=np.float32)
+            store.save(name, {"rows": rows, "m": values})
+            done = {"rows": rows, "m": values}
+        m[done["rows"]] = done["m"]
     return m
 
 
@@ -294,6 +311,7 @@ class SemDeDup(Selector):
         block_mb: int = 64,
         engine: str = "local",
         ray_address: str | None = None,
+        work_dir: str | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
@@ -315,6 +333,7 @@ class SemDeDup(Selector):
         self.block_mb = block_mb
         self.engine = engine
         self.ray_address = ray_address
+        self.work_dir = work_dir
         self._cache: tuple[object, int, Redundancy] | None = None
 
     def redundancy(self, task: ClassificationTask, *, seed: int, progress: bool) -> Redundancy:
@@ -324,12 +343,19 @@ class SemDeDup(Selector):
         from adaprune.embed import task_embeddings
 
         emb = task_embeddings(task, encoder=self.encoder, embeddings=self.embeddings, seed=seed, progress=progress)
+        units = Units.from_groups(task.data.groups, task.data.n)
+        store = None
+        if self.work_dir is not None:
+            key = {"embeddings": array_fingerprint(emb), "seed": seed, "params": self.params(),
+                   "groups": None if units.index is None else array_fingerprint(units.index)}
+            key["params"] = {k: v for k, v in key["params"].items() if k not in ("engine", "ray_address", "work_dir")}
+            store = StageStore(self.work_dir, key)
         engine = get_engine(self.engine, address=self.ray_address)
         try:
             red = compute_redundancy(
-                emb, Units.from_groups(task.data.groups, task.data.n), n_clusters=self.n_clusters, seed=seed,
+                emb, units, n_clusters=self.n_clusters, seed=seed,
                 n_iter=self.n_iter, kmeans_sample=self.kmeans_sample, order=self.order, backend=self.backend,
-                block_bytes=self.block_mb * 2**20, progress=progress, engine=engine,
+                block_bytes=self.block_mb * 2**20, progress=progress, engine=engine, store=store,
             )
         finally:
             engine.close()
@@ -351,6 +377,23 @@ class SemDeDup(Selector):
         return MethodResult(kept=kept, scores=red.units.expand(red.m).astype(np.float64), details=details)
 
 
+def clustering_arrays(c: Clustering) -> dict[str, np.ndarray]:
+    out = {"centroids": c.centroids, "assignment": c.assignment, "distance": c.distance,
+           "backend": np.array(c.backend), "sample_size": np.array(c.sample_size)}
+    if c.coarse is not None:
+        out |= {"coarse_centroids": c.coarse.centroids, "coarse_owner": c.coarse.owner}
+    return out
+
+
+def clustering_from_arrays(a: dict[str, np.ndarray], *, seed: int, n_iter: int) -> Clustering:
+    from adaprune.cluster.kmeans import CoarseLevel
+
+    coarse = CoarseLevel(a["coarse_centroids"], a["coarse_owner"]) if "coarse_centroids" in a else None
+    return Clustering(centroids=a["centroids"], assignment=a["assignment"], distance=a["distance"],
+                      backend=str(a["backend"]), seed=seed, n_iter=n_iter, sample_size=int(a["sample_size"]),
+                      coarse=coarse)
+
+
 def compute_redundancy(
     emb: np.ndarray,
     units: Units,
@@ -364,12 +407,20 @@ def compute_redundancy(
     block_bytes: int = 64 * 2**20,
     progress: bool = False,
     engine: Engine | None = None,
+    store: StageStore | None = None,
 ) -> Redundancy:
-    """Cluster the units' embeddings and compute every unit's M (the growing stages on `engine`)."""
+    """Cluster the units' embeddings and compute every unit's M (the growing stages on `engine`;
+    each stage recorded in `store` when given, and reused from it on a rerun)."""
     rows = units.embeddings(emb)
     k = n_clusters if n_clusters is None else min(int(n_clusters), len(rows))
-    clustering = spherical_kmeans(rows, k, seed=seed, n_iter=n_iter, sample_size=kmeans_sample,
-                                  backend=backend, progress=progress, engine=engine)
+    saved = store.load("clustering") if store is not None else None
+    if saved is not None:
+        clustering = clustering_from_arrays(saved, seed=seed, n_iter=n_iter)
+    else:
+        clustering = spherical_kmeans(rows, k, seed=seed, n_iter=n_iter, sample_size=kmeans_sample,
+                                      backend=backend, progress=progress, engine=engine)
+        if store is not None:
+            store.save("clustering", clustering_arrays(clustering))
     m = semdedup_redundancy(rows, clustering, order=order, block_bytes=block_bytes, progress=progress,
-                            engine=engine)
+                            engine=engine, store=store)
     return Redundancy(m=m, units=units, clustering=clustering)
