@@ -38,7 +38,7 @@ from adaprune.engine.stages import StageStore, array_fingerprint
 from adaprune.errors import ConfigError, DataError
 from adaprune.methods.base import MethodResult, Selector
 from adaprune.registry import register_method
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +296,8 @@ class SemDeDup(Selector):
 
     Score = M_j, the largest cosine similarity to an earlier sample of its cluster (lower = keep)."""
 
+    supported_tasks = ("classification", "detection")
+
     higher_is_keep = False
 
     def __init__(
@@ -336,14 +338,14 @@ class SemDeDup(Selector):
         self.work_dir = work_dir
         self._cache: tuple[object, int, Redundancy] | None = None
 
-    def redundancy(self, task: ClassificationTask, *, seed: int, progress: bool) -> Redundancy:
+    def redundancy(self, task: Task, *, seed: int, progress: bool) -> Redundancy:
         """Embed, cluster and compute M (cached for the last data object and seed)."""
         if self._cache is not None and self._cache[0] is task.data and self._cache[1] == seed:
             return self._cache[2]
         from adaprune.embed import task_embeddings
 
         emb = task_embeddings(task, encoder=self.encoder, embeddings=self.embeddings, seed=seed, progress=progress)
-        units = Units.from_groups(task.data.groups, task.data.n)
+        units = Units.from_groups(task.data.groups, task.n)
         store = None
         if self.work_dir is not None:
             key = {"embeddings": array_fingerprint(emb), "seed": seed, "params": self.params(),
@@ -362,7 +364,7 @@ class SemDeDup(Selector):
         self._cache = (task.data, seed, red)
         return red
 
-    def run(self, task: ClassificationTask, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
+    def run(self, task: Task, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
         red = self.redundancy(task, seed=seed, progress=progress)
         kept, eps = red.select(n_keep)
         details = {
