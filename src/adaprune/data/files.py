@@ -42,7 +42,6 @@ class FileDataset(Dataset):
     """A Dataset read from files: `ids` are the absolute paths, `id_root` the folder they are laid out
     under, `skipped` the bad files left out (on_bad_file="skip")."""
 
-    ids: np.ndarray | None = None
     id_root: str | None = None
     skipped: tuple[str, ...] = ()
 

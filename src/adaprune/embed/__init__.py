@@ -131,8 +131,11 @@ def embed(
 
         task = make_task(dataset, model=model, train=TrainConfig(device=device))
     enc.fit(dataset, seed=seed, progress=progress, task=task)
-    dim = enc.encode(dataset.x[:1]).shape[1]
     x = dataset.x
+    wanted = getattr(enc, "input_size", None)
+    if wanted is not None and hasattr(x, "with_size"):
+        x = x.with_size(wanted)  # decode each image straight to the encoder's input size
+    dim = enc.encode(x[:1]).shape[1]
     file_paths = getattr(x, "paths", None) if getattr(dataset, "id_root", None) is not None else None
     if file_paths is not None:
         from adaprune.data.files import manifest_fingerprint

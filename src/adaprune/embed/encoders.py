@@ -197,6 +197,14 @@ class ClipEncoder(Encoder):
         self.device = task.device if task is not None else "cpu"
         self.model = model.to(self.device).eval()
 
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """The (H, W) the model takes: a lazy image source decodes straight to it."""
+        if self.model is None:
+            return None
+        size = int(self.model.config.vision_config.image_size)
+        return (size, size)
+
     def encode(self, x: np.ndarray) -> np.ndarray:
         import torch
         import torch.nn.functional as F
