@@ -132,3 +132,24 @@ def test_killed_prune_resumes_without_redoing_finished_stages(tmp_path, monkeypa
     assert main([*base, "--out", str(tmp_path / "sel.csv"), "--work-dir", str(work)]) == 0
     assert calls["n"] == -100 + 6  # blocks 3..8 only
     assert (tmp_path / "sel.csv").read_text() == (tmp_path / "clean.csv").read_text()
+
+
+@pytest.mark.slow
+def test_ray_embed_of_a_folder_matches_the_local_embed(tmp_path):
+    """Chunks of files encoded as Ray tasks (2 CPUs) write the same array as the local loop."""
+    ray = pytest.importorskip("ray")
+    from test_files import image_folder
+
+    from adaprune.embed import embed
+
+    root = image_folder(tmp_path / "imgs", per_class=8)
+    local = embed(f"folder:{root}", "pixels:5", tmp_path / "local.npy", chunk_size=3, progress=False)
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    try:
+        remote = embed(f"folder:{root}", "pixels:5", tmp_path / "ray.npy", chunk_size=3, progress=False,
+                       engine="ray")
+    finally:
+        ray.shutdown()
+    assert local.chunks_computed == remote.chunks_computed == 6
+    assert np.array_equal(np.load(tmp_path / "local.npy"), np.load(tmp_path / "ray.npy"))
+    assert (tmp_path / "ray.paths.txt").read_text() == (tmp_path / "local.paths.txt").read_text()

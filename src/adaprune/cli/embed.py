@@ -6,7 +6,14 @@ import logging
 
 import click
 
-from adaprune.cli.options import device_option, model_option, on_bad_file_option, quiet_option, setup_logging
+from adaprune.cli.options import (
+    device_option,
+    engine_options,
+    model_option,
+    on_bad_file_option,
+    quiet_option,
+    setup_logging,
+)
 
 log = logging.getLogger("adaprune")
 
@@ -23,8 +30,10 @@ log = logging.getLogger("adaprune")
 @model_option
 @device_option
 @on_bad_file_option
+@engine_options
 @quiet_option
-def command(data, encoder, out, dtype, chunk_size, seed, model, device, on_bad_file, quiet) -> None:
+def command(data, encoder, out, dtype, chunk_size, seed, model, device, on_bad_file, engine, ray_address,
+            quiet) -> None:
     """Embed every training sample of DATA (or text:PATH, one text per line) into a memory-mapped .npy.
 
     File sources (folder:DIR, files:LIST) stream: images are decoded chunk by chunk."""
@@ -32,6 +41,7 @@ def command(data, encoder, out, dtype, chunk_size, seed, model, device, on_bad_f
 
     setup_logging(quiet)
     result = embed(data, encoder, out, seed=seed, dtype=dtype, chunk_size=chunk_size, model=model, device=device,
-                   progress=not quiet, on_bad_file=on_bad_file)
+                   progress=not quiet, on_bad_file=on_bad_file, engine=engine,
+                   ray_address=ray_address)
     log.info("%d x %d embeddings (%s, %d chunks computed now) -> %s", result.n, result.dim, result.encoder,
              result.chunks_computed, result.path)

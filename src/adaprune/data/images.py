@@ -144,6 +144,10 @@ class ImageFiles:
         arr = self.read(np.arange(len(self)))
         return arr if dtype is None else arr.astype(dtype, copy=False)
 
+    def subset(self, start: int, stop: int) -> ImageFiles:
+        """The files start:stop, same size and channels (what one chunk's task needs to carry)."""
+        return ImageFiles(self.paths[start:stop], size=self.size, channels=self.channels, workers=self.workers)
+
     def with_size(self, size: tuple[int, int]) -> ImageFiles:
         """The same files resized to `size` (what a consumer such as an encoder asks for)."""
         return ImageFiles(self.paths, size=size, channels=self.channels, workers=self.workers)

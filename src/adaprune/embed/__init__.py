@@ -3,12 +3,14 @@ embedding a method works on (`task_embeddings`)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +27,7 @@ from adaprune.embed.encoders import (
     resolve_encoder_spec,
 )
 from adaprune.embed.writer import DTYPES, partial_paths, write_chunked
+from adaprune.engine import Engine, LocalEngine, Shared, get_engine
 from adaprune.errors import ConfigError, DataError
 from adaprune.io_utils import atomic_write, refuse_input_paths
 
@@ -94,6 +97,8 @@ def embed(
     device: str = "cpu",
     progress: bool = True,
     on_bad_file: str = "stop",
+    engine: str | Engine | None = None,
+    ray_address: str | None = None,
 ) -> EmbedResult:
     """Embed every training sample of `data` into `out` (.npy, (N, D), memory-mapped while written).
 
@@ -101,9 +106,12 @@ def embed(
     `files:LIST`) stream: each chunk's images are decoded when it is encoded, so memory is bounded
     by the chunk, not the data set; resuming over changed files (a path, size or modification time
     differs) is refused. Their paths go to OUT.paths.txt and OUT.source.json beside the array, so
-    `embeddings:OUT` names every row by its file. `data` may also be `text:PATH`
-    (one text per line) for the `minilm` encoder. The labels (and groups) of a dataset are written
-    beside it as OUT.labels.npy (and OUT.groups.npy), so `embeddings:OUT` carries them."""
+    `embeddings:OUT` names every row by its file. `engine="ray"` encodes chunks as Ray tasks
+    (the fitted encoder is put in the object store once; each task gets its chunk's file paths, or
+    reads its rows of a memory-mapped array), a few chunks per worker at a time; the driver writes.
+    `data` may also be `text:PATH` (one text per line) for the `minilm` encoder. The labels (and
+    groups) of a dataset are written beside it as OUT.labels.npy (and OUT.groups.npy), so
+    `embeddings:OUT` carries them."""
     from adaprune.data.embeddings import sidecar
 
     out = Path(out)
@@ -147,8 +155,23 @@ def embed(
         fp = _fingerprint(enc.spec, seed, tuple(x.shape), dataset.name, np.asarray(x[:1]).tobytes(),
                           np.asarray(x[-1:]).tobytes())
     fp["model"] = model if isinstance(enc, ModelEncoder) else None
-    path, computed = write_chunked(out, n=dataset.n, dim=dim, encode=lambda a, b: enc.encode(x[a:b]),
-                                   fingerprint=fp, dtype=dtype, chunk_size=chunk_size, progress=progress)
+    runner = get_engine(engine, address=ray_address)
+    try:
+        encode_many, group = None, 1
+        if not isinstance(runner, LocalEngine):
+            shared = None if hasattr(x, "subset") else runner.share(x)
+
+            def encode_many(ranges: list[tuple[int, int]]) -> list[np.ndarray]:
+                items = [EncodeChunk(x.subset(a, b) if shared is None else shared, 0 if shared is None else a,
+                                     b - a if shared is None else b) for a, b in ranges]
+                return runner.map(functools.partial(encode_chunk, enc), items)
+
+            group = 2 * runner.workers
+        path, computed = write_chunked(out, n=dataset.n, dim=dim, encode=lambda a, b: enc.encode(x[a:b]),
+                                       fingerprint=fp, dtype=dtype, chunk_size=chunk_size, progress=progress,
+                                       encode_many=encode_many, group=group)
+    finally:
+        runner.close()
     labels_path = sidecar(out, "labels")
     _save_npy(labels_path, dataset.y.astype(np.int64))
     if dataset.groups is not None:
@@ -157,6 +180,21 @@ def embed(
         write_file_names(out, file_paths, root=dataset.id_root, skipped=dataset.skipped)
     log.info("wrote %d x %d %s embeddings (%s) -> %s", dataset.n, dim, dtype, enc.spec, path)
     return EmbedResult(path, dataset.n, dim, enc.spec, computed, labels_path)
+
+
+@dataclass(frozen=True)
+class EncodeChunk:
+    """Rows start:stop of `x` (a lazy ImageFiles of just the chunk's files, or a shared array)."""
+
+    x: Any
+    start: int
+    stop: int
+
+
+def encode_chunk(encoder: Encoder, item: EncodeChunk) -> np.ndarray:
+    """One chunk through a fitted encoder: the unit of work an engine maps."""
+    x = item.x.get() if isinstance(item.x, Shared) else item.x
+    return encoder.encode(x[item.start : item.stop])
 
 
 def refuse_changed_inputs(out: Path, fingerprint: dict) -> None:
