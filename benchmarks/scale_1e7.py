@@ -82,24 +82,46 @@ def machine_load() -> dict:
     return {"loadavg": load, "busy_processes": busy[:10], "mem_available_gb": mem["MemAvailable"] / 2**20}
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a live process, from /proc/PID/stat."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def run_child(args: list[str], timeout: float) -> dict:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", CHILD, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)
     peaks = {"RssAnon": 0, "RssFile": 0, "VmRSS": 0, "VmHWM": 0}
+    last_cpu = {"s": 0.0}
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
             for key, value in status_kb(proc.pid).items():
                 peaks[key] = max(peaks[key], value)
+            cpu = cpu_seconds(proc.pid)
+            if cpu is not None:
+                last_cpu["s"] = cpu
             time.sleep(0.1)
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
     try:
         out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        stop.set()
+        thread.join()
+        # Stopped at the deadline: what it had used so far.
+        return {"finished": False, "wall_seconds": time.perf_counter() - start, "cpu_user_s": last_cpu["s"],
+                "cpu_system_s": 0.0, **{f"peak_{k}_bytes": v * 1024 for k, v in peaks.items()}}
     finally:
         stop.set()
         thread.join()
@@ -107,7 +129,8 @@ def run_child(args: list[str], timeout: float) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"child failed ({proc.returncode}): {err[-2000:]}")
     res = json.loads(out.strip().splitlines()[-1])
-    return {**res, "wall_seconds": wall, **{f"peak_{k}_bytes": v * 1024 for k, v in peaks.items()}}
+    return {**res, "finished": True, "wall_seconds": wall,
+            **{f"peak_{k}_bytes": v * 1024 for k, v in peaks.items()}}
 
 
 def main() -> int:
@@ -119,6 +142,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", required=True, help="folder outside the repository for the arrays")
     parser.add_argument("--timeout", type=float, default=3600.0)
+    parser.add_argument("--deadline-unix", type=float, default=None,
+                        help="stop a run still going at this time (recorded as unfinished, with its peaks)")
     parser.add_argument("--stem", default="scale_1e7")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -134,14 +159,25 @@ def main() -> int:
             write_s = time.perf_counter() - t0
             log.info("N=%d: data written in %.1f s", n, write_s)
             before = machine_load()
+            timeout = args.timeout
+            if args.deadline_unix is not None:
+                timeout = max(1.0, min(timeout, args.deadline_unix - time.time()))
             res = run_child(["prune", f"embeddings:{path}", "--method", "semdedup", "--prune", str(args.share),
-                             "--seed", str(args.seed), "--out", str(sel), "--quiet"], args.timeout)
+                             "--seed", str(args.seed), "--out", str(sel), "--quiet"], timeout)
             after = machine_load()
+            array_bytes = n * args.dim * 4
+            if not res["finished"]:
+                rows.append({"n": n, "array_bytes": array_bytes, "data_write_seconds": write_s, **res,
+                             "anon_over_array": res["peak_RssAnon_bytes"] / array_bytes,
+                             "hwm_over_array": res["peak_VmHWM_bytes"] / array_bytes,
+                             "load_before": before, "load_after": after})
+                log.info("N=%d: stopped at the deadline after %.0f s", n, res["wall_seconds"])
+                report(rows, args)
+                continue
             from adaprune.selection import Selection
 
             selection = Selection.load(sel)
             removed = np.flatnonzero(~selection.mask)
-            array_bytes = n * args.dim * 4
             row = {"n": n, "array_bytes": array_bytes, "data_write_seconds": write_s, **res,
                    "anon_over_array": res["peak_RssAnon_bytes"] / array_bytes,
                    "hwm_over_array": res["peak_VmHWM_bytes"] / array_bytes,
@@ -151,14 +187,21 @@ def main() -> int:
             log.info("N=%d: %.1f s, anon %.2fx, hwm %.2fx array, pairs %.4f, stages %s", n, row["wall_seconds"],
                      row["anon_over_array"], row["hwm_over_array"], row["pairs_resolved"],
                      {k: round(v, 1) for k, v in res.items() if k.endswith("_s")})
+            report(rows, args)
         finally:
             for f in (path, sel, Path(str(sel) + ".meta.json")):
                 f.unlink(missing_ok=True)
-    ns = np.array([r["n"] for r in rows], dtype=float)
-    ts = np.array([r["wall_seconds"] for r in rows])
-    slopes = (np.diff(np.log(ts)) / np.diff(np.log(ns))).tolist() if len(rows) > 1 else []
-    cpu = np.array([r["cpu_user_s"] + r["cpu_system_s"] for r in rows])
-    cpu_slopes = (np.diff(np.log(cpu)) / np.diff(np.log(ns))).tolist() if len(rows) > 1 else []
+    return 0
+
+
+def report(rows: list[dict], args) -> None:
+    """The JSON and markdown so far (written after every N, so a stopped run leaves its table)."""
+    done = [r for r in rows if r["finished"]]
+    ns = np.array([r["n"] for r in done], dtype=float)
+    ts = np.array([r["wall_seconds"] for r in done])
+    slopes = (np.diff(np.log(ts)) / np.diff(np.log(ns))).tolist() if len(done) > 1 else []
+    cpu = np.array([r["cpu_user_s"] + r["cpu_system_s"] for r in done])
+    cpu_slopes = (np.diff(np.log(cpu)) / np.diff(np.log(ns))).tolist() if len(done) > 1 else []
     lines = [
         "## SemDeDup 1e5 to 1e7 x 256 (`adaprune prune embeddings:X.npy --method semdedup --prune 0.1`)",
         "",
@@ -171,6 +214,13 @@ def main() -> int:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        if not r["finished"]:
+            lines.append(
+                f"| {r['n']:,} | | stopped at {r['wall_seconds']:.0f} | {r['cpu_user_s']:.0f} so far | | | | | "
+                f"{r['peak_RssAnon_bytes'] / 2**30:.2f} | {r['anon_over_array']:.2f} | {r['hwm_over_array']:.2f} | "
+                f"| {r['load_before']['loadavg'][0]:.1f} |"
+            )
+            continue
         lines.append(
             f"| {r['n']:,} | {r['clusters']['n_clusters']:,} | {r['wall_seconds']:.1f} | "
             f"{r['cpu_user_s'] + r['cpu_system_s']:.1f} | {r.get('load_s', 0):.1f} | "
@@ -185,7 +235,6 @@ def main() -> int:
     write_results(args.stem, {"seeds": {"data": args.seed, "method": args.seed}, "rows": rows, "slopes": slopes,
                                 "cpu_slopes": cpu_slopes},
                   "\n".join(lines) + "\n")
-    return 0
 
 
 if __name__ == "__main__":
