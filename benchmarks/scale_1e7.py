@@ -145,17 +145,33 @@ def main() -> int:
     parser.add_argument("--deadline-unix", type=float, default=None,
                         help="stop a run still going at this time (recorded as unfinished, with its peaks)")
     parser.add_argument("--stem", default="scale_1e7")
+    parser.add_argument("--data", default=None,
+                        help="an array already written by make_embeddings (with planted_copies.npy and "
+                             "planted_originals.npy beside it) for the one size in --sizes; kept afterwards")
+    parser.add_argument("--append", action="store_true", help="add the rows to benchmarks/results/STEM.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     rows = []
+    if args.append:
+        from _common import RESULTS
+
+        rows = json.loads((RESULTS / f"{args.stem}.json").read_text())["rows"]
     for n in [int(s) for s in args.sizes.split(",")]:
         path, sel = work / f"emb_{n}.npy", work / f"sel_{n}.parquet"
+        if args.data is not None:
+            path = Path(args.data)
         try:
             t0 = time.perf_counter()
-            copies, originals = make_embeddings(path, n, args.dim, share=args.share, components=args.components,
-                                                seed=args.seed)
+            if args.data is not None:
+                copies = np.load(path.with_name("planted_copies.npy"))
+                originals = np.load(path.with_name("planted_originals.npy"))
+                if np.load(path, mmap_mode="r").shape != (n, args.dim):
+                    raise SystemExit(f"{path} is not a ({n}, {args.dim}) array")
+            else:
+                copies, originals = make_embeddings(path, n, args.dim, share=args.share,
+                                                    components=args.components, seed=args.seed)
             write_s = time.perf_counter() - t0
             log.info("N=%d: data written in %.1f s", n, write_s)
             before = machine_load()
@@ -189,7 +205,7 @@ def main() -> int:
                      {k: round(v, 1) for k, v in res.items() if k.endswith("_s")})
             report(rows, args)
         finally:
-            for f in (path, sel, Path(str(sel) + ".meta.json")):
+            for f in ((path,) if args.data is None else ()) + (sel, Path(str(sel) + ".meta.json")):
                 f.unlink(missing_ok=True)
     return 0
 
