@@ -106,20 +106,25 @@ def test_killed_prune_resumes_without_redoing_finished_stages(tmp_path, monkeypa
     x, _ = planted(n_centres=40, per=20, d=8, seed=2)
     emb = tmp_path / "emb.npy"
     np.save(emb, x)
-    monkeypatch.setattr(sd, "BLOCK_ROWS", 100)  # 8 blocks of 5 clusters, recorded 2 at a time
+    monkeypatch.setattr(sd, "BLOCK_ROWS", 100)  # 8 blocks of 5 clusters, recorded `group` at a time
+    monkeypatch.setattr("adaprune.engine.base.default_workers", lambda: 2)  # a 2-thread local engine
+    group = 2 * get_engine("local").workers
     base = ["prune", f"embeddings:{emb}", "--method", "semdedup", "--prune", "0.2", "--quiet"]
     assert main([*base, "--out", str(tmp_path / "clean.csv")]) == 0
     real_block = sd.block_redundancy
     calls = {"n": 0}
+    lock = __import__("threading").Lock()
 
-    def killed_in_third_block(block):
-        calls["n"] += 1
-        if calls["n"] == 3:
+    def killed_in_second_group(block):
+        with lock:
+            calls["n"] += 1
+            kill = calls["n"] == group + 1
+        if kill:
             raise KeyboardInterrupt("killed")
         return real_block(block)
 
     work = tmp_path / "work"
-    monkeypatch.setattr(sd, "block_redundancy", killed_in_third_block)
+    monkeypatch.setattr(sd, "block_redundancy", killed_in_second_group)
     assert main([*base, "--out", str(tmp_path / "sel.csv"), "--work-dir", str(work)]) == 130
     assert not (tmp_path / "sel.csv").exists()
     assert sorted(p.name for p in work.glob("*.done.json")) == ["clustering.done.json", "redundancy-00000.done.json"]
@@ -130,8 +135,20 @@ def test_killed_prune_resumes_without_redoing_finished_stages(tmp_path, monkeypa
     calls["n"] = -100  # no more kills
     monkeypatch.setattr(sd, "spherical_kmeans", no_kmeans)
     assert main([*base, "--out", str(tmp_path / "sel.csv"), "--work-dir", str(work)]) == 0
-    assert calls["n"] == -100 + 6  # blocks 3..8 only
+    assert calls["n"] == -100 + 8 - group  # only the blocks after the recorded group
     assert (tmp_path / "sel.csv").read_text() == (tmp_path / "clean.csv").read_text()
+
+
+def test_stages_give_the_same_bits_whatever_the_blas_threads():
+    """A mapped stage runs with single-threaded BLAS, so a process whose BLAS uses 2 threads (here)
+    and a Ray worker (1 thread) compute the same bits."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(3000, 64)).astype(np.float32), rng.normal(size=(64, 300)).astype(np.float32)
+    with threadpool_limits(1):
+        single = a @ b
+    assert LocalEngine(workers=2).map(lambda m: m @ b, [a])[0].tobytes() == single.tobytes()
 
 
 @pytest.mark.slow

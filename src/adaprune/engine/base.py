@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -70,8 +71,22 @@ def npy_file_of(array: Any) -> NpyFile | None:
     return NpyFile(str(path), tuple(array.shape))
 
 
+def single_threaded_blas():
+    """A context in which BLAS (and OpenMP) use one thread. Every mapped stage runs in it: OpenBLAS
+    gives bitwise different products with 1 and 2 threads, so a stage's result must not depend on
+    how many threads the process it lands in would use (a Ray worker runs with one)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
+
+
+def default_workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
 class Engine(ABC):
-    """Maps a pure function over items; results come back in item order."""
+    """Maps a pure function over items; results come back in item order. Each call of the function
+    runs with single-threaded BLAS, so every engine computes bitwise the same results."""
 
     name: str
     workers: int
@@ -88,7 +103,8 @@ class Engine(ABC):
 
 class LocalEngine(Engine):
     """A loop in this process, or a thread pool of `workers` threads (numpy releases the GIL in
-    matrix products, so threads overlap on a multi-core machine)."""
+    matrix products, so threads overlap on a multi-core machine; `get_engine("local")` uses one
+    thread per core, at most 8)."""
 
     name = "local"
 
@@ -100,21 +116,25 @@ class LocalEngine(Engine):
     def map(self, fn: Callable[[T], R], items: Sequence[T], *, desc: str = "", progress: bool = False) -> list[R]:
         bar = tqdm(total=len(items), desc=desc or "map", disable=not progress, leave=False)
         try:
-            if self.workers == 1 or len(items) < 2:
-                out = []
-                for item in items:
-                    out.append(fn(item))
-                    bar.update()
-                return out
-            with ThreadPoolExecutor(self.workers) as pool:
-                futures = [pool.submit(fn, item) for item in items]
-                results = []
-                for f in futures:
-                    results.append(f.result())
-                    bar.update()
-                return results
+            with single_threaded_blas():
+                return self._map(fn, items, bar)
         finally:
             bar.close()
+
+    def _map(self, fn: Callable[[T], R], items: Sequence[T], bar) -> list[R]:
+        if self.workers == 1 or len(items) < 2:
+            out = []
+            for item in items:
+                out.append(fn(item))
+                bar.update()
+            return out
+        with ThreadPoolExecutor(self.workers) as pool:
+            futures = [pool.submit(fn, item) for item in items]
+            results = []
+            for f in futures:
+                results.append(f.result())
+                bar.update()
+            return results
 
     def share(self, array: Any) -> Shared:
         return InProcess(array)
@@ -128,7 +148,7 @@ def get_engine(engine: str | Engine | None = None, *, address: str | None = None
     if engine is None or engine == "local":
         if address is not None:
             raise ConfigError("--ray-address applies to --engine ray")
-        return LocalEngine(workers or 1)
+        return LocalEngine(workers or default_workers())
     if engine == "ray":
         from adaprune.engine.ray import RayEngine
 

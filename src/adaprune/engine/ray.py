@@ -31,7 +31,10 @@ def _ray():
 
 
 def _call(fn: Callable[[T], R], item: T) -> R:
-    return fn(item)
+    from adaprune.engine.base import single_threaded_blas
+
+    with single_threaded_blas():
+        return fn(item)
 
 
 @dataclass(frozen=True)
