@@ -235,3 +235,26 @@ def test_array_fingerprint_sees_every_row():
         y = x.copy()
         y[row, 3] += 1e-3
         assert array_fingerprint(y) != base
+
+
+def test_pixels_pca_paths_agree_on_a_planted_subspace(monkeypatch):
+    """Exact SVD, randomized PCA and IncrementalPCA (forced by small memory limits) find the same
+    3-dimensional planted subspace, so bounded memory does not change what the encoder keeps."""
+    import adaprune.embed.encoders as enc_mod
+    from adaprune.data import Dataset
+    from adaprune.embed.encoders import PixelsEncoder
+
+    rng = np.random.default_rng(0)
+    basis = np.linalg.qr(rng.normal(size=(48, 3)))[0].T  # 3 orthonormal directions in 48-d
+    x = (rng.normal(size=(400, 3)) * [9.0, 6.0, 4.0]) @ basis + 0.01 * rng.normal(size=(400, 48))
+    data = Dataset(name="planted", x=x.astype(np.float32), y=np.zeros(400, dtype=np.int64))
+    subspaces = []
+    for values, sample_bytes in ((10**9, 2**28), (10, 2**28), (10, 4 * 48 * 50)):  # exact, randomized, incremental
+        monkeypatch.setattr(enc_mod, "EXACT_SVD_VALUES", values)
+        monkeypatch.setattr(enc_mod, "PCA_SAMPLE_BYTES", sample_bytes)
+        enc = PixelsEncoder(3)
+        enc.fit(data, seed=0, progress=False)
+        subspaces.append(enc.components.astype(np.float64))
+    for comps in subspaces:
+        # Each found basis spans the planted one: projecting the planted directions keeps their length.
+        assert np.linalg.norm(basis @ comps.T, axis=1) == pytest.approx(np.ones(3), abs=1e-3)

@@ -26,7 +26,7 @@ from adaprune.training.loop import TrainConfig
 
 log = logging.getLogger(__name__)
 
-__all__ = ["benchmark", "build_method", "evaluate", "load_data", "prune", "score", "select"]
+__all__ = ["benchmark", "build_method", "evaluate", "load_data", "name_samples", "prune", "score", "select"]
 
 DEFAULT_EVAL_EPOCHS = 30
 
@@ -128,7 +128,18 @@ def prune(
     selection = _bind_to_source(selection, task.data, n_keep)
     log.info("%s kept %d of %d samples in %.1f s", method_obj.name, selection.n_kept, task.n,
              time.perf_counter() - start)
-    return selection
+    return name_samples(selection, task.data)
+
+
+def name_samples(selection: Selection, data: Dataset) -> Selection:
+    """The selection with the source's sample names (a `path` column for file sources, `id` for
+    other ids) and the files it skipped as unreadable."""
+    ids = getattr(data, "ids", None)
+    if ids is None:
+        return selection
+    root = getattr(data, "id_root", None)
+    return selection.with_ids(ids, id_column="path" if root is not None else "id", id_root=root,
+                              skipped=tuple(getattr(data, "skipped", ())))
 
 
 def _bind_to_source(selection: Selection, data: Any, n_keep: int) -> Selection:

@@ -4,6 +4,7 @@ This module never imports torch: selecting from a score file must not need it.""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -19,7 +20,7 @@ from adaprune.tables import check_output_path, jsonable, read_table, write_table
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-ID_COLUMNS = ("id", "path")
+ID_COLUMNS = ("path", "id")  # how a selection file names its samples, besides the row index
 
 
 # ---------------------------------------------------------------- budgets
@@ -151,7 +152,12 @@ class Selection:
 
     `kept` holds sorted 0-based row indices into the input; `scores` has one value per sample
     where the method produces one (higher = more worth keeping is *not* assumed: see
-    `higher_is_keep`); `details` holds method-specific diagnostics as written to the metadata."""
+    `higher_is_keep`); `details` holds method-specific diagnostics as written to the metadata.
+
+    `ids` (optional) names every sample: file paths for file sources (written as a `path` column),
+    other ids (COCO image ids, ...) as an `id` column; `id_column` says which. `id_root` is the
+    folder the paths are laid out under (a folder source's root, a manifest's folder), so `export`
+    can keep the relative layout. `skipped` lists input files left out as unreadable."""
 
     kept: np.ndarray
     n_total: int
@@ -163,10 +169,10 @@ class Selection:
     higher_is_keep: bool | None = None
     library_version: str = ""
     details: dict[str, Any] = field(default_factory=dict)
-    # The source's own name for every sample (COCO image ids, file paths), written as a column
-    # `id_column` ("id" or "path") so a user can act on a selection without our row order.
     ids: np.ndarray | None = None
     id_column: str = "id"
+    id_root: str | None = None
+    skipped: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         kept = np.asarray(self.kept, dtype=np.int64)
@@ -180,13 +186,16 @@ class Selection:
             if scores.shape != (self.n_total,):
                 raise DataError(f"scores must have one value per sample ({self.n_total}), got {scores.shape}")
             object.__setattr__(self, "scores", scores)
+        if self.id_column not in ID_COLUMNS:
+            raise DataError(f"id_column must be one of {', '.join(ID_COLUMNS)}, got {self.id_column!r}")
         if self.ids is not None:
             ids = np.asarray(self.ids)
             if ids.shape != (self.n_total,):
                 raise DataError(f"ids must name every sample ({self.n_total}), got shape {ids.shape}")
+            if self.id_column == "path":
+                ids = ids.astype(str)
             object.__setattr__(self, "ids", ids)
-        if self.id_column not in ID_COLUMNS:
-            raise DataError(f"id_column must be one of {', '.join(ID_COLUMNS)}, got {self.id_column!r}")
+        object.__setattr__(self, "skipped", tuple(str(p) for p in self.skipped))
         if not self.library_version:
             from adaprune import __version__
 
@@ -199,6 +208,18 @@ class Selection:
     @property
     def realised_keep(self) -> float:
         return self.n_kept / self.n_total
+
+    @property
+    def kept_ids(self) -> np.ndarray:
+        """The ids (paths) of the kept samples, in index order."""
+        if self.ids is None:
+            raise DataError(f"this selection ({self.method}) names samples by row only; its source had no ids")
+        return self.ids[self.kept]
+
+    def with_ids(self, ids: np.ndarray | None, *, id_column: str = "id", id_root: str | None = None,
+                 skipped: tuple[str, ...] = ()) -> Selection:
+        """This selection naming its samples (the source's paths or ids)."""
+        return dataclasses.replace(self, ids=ids, id_column=id_column, id_root=id_root, skipped=skipped)
 
     @property
     def mask(self) -> np.ndarray:
@@ -220,6 +241,8 @@ class Selection:
                 "higher_is_keep": self.higher_is_keep,
                 "library_version": self.library_version,
                 "details": self.details,
+                **({"ids": {"column": self.id_column, "root": self.id_root}} if self.ids is not None else {}),
+                **({"skipped_files": list(self.skipped)} if self.skipped else {}),
             }
         )
 
@@ -230,8 +253,9 @@ class Selection:
         check_output_path(path, inputs=inputs, what="selection")
 
     def save(self, path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = ()) -> None:
-        """One row per sample (index, kept, score) by extension: .csv (+ .csv.meta.json sidecar),
-        .parquet or .json; metadata alongside; written atomically."""
+        """One row per sample (index, kept, score, and `path` or `id` when the source names its
+        samples) by extension: .csv (+ .csv.meta.json sidecar), .parquet or .json; metadata
+        alongside; written atomically."""
         columns = {
             "index": np.arange(self.n_total, dtype=np.int64),
             "kept": self.mask.astype(np.int64),
@@ -252,7 +276,9 @@ class Selection:
         if not np.isin(kept, (0, 1)).all():
             raise DataError(f"selection file {str(path)!r}: kept column must be 0 or 1")
         scores = columns["score"]
-        id_column = next((c for c in ID_COLUMNS if columns.get(c) is not None), "id")
+        id_meta = meta.get("ids") or {}
+        id_column = next((c for c in ID_COLUMNS if c in columns), id_meta.get("column", "id"))
+        ids = columns.get(id_column)
         return Selection(
             kept=np.flatnonzero(kept),
             n_total=len(index),
@@ -264,6 +290,8 @@ class Selection:
             higher_is_keep=meta.get("higher_is_keep"),
             library_version=meta.get("library_version", "unknown"),
             details=meta.get("details", {}),
-            ids=columns.get(id_column),
+            ids=ids,
             id_column=id_column,
+            id_root=id_meta.get("root"),
+            skipped=tuple(meta.get("skipped_files", ())),
         )

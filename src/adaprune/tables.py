@@ -146,7 +146,10 @@ def read_table(path: str | os.PathLike, *, what: str = "input") -> tuple[dict[st
             columns = {}
             for name in table.column_names:
                 col = table.column(name)
-                columns[name] = None if col.null_count == len(col) else col.to_numpy(zero_copy_only=False)
+                values = None if col.null_count == len(col) else col.to_numpy(zero_copy_only=False)
+                if values is not None and values.dtype == object:  # a path or id column
+                    values = values.astype(str)
+                columns[name] = values
     except (KeyError, ValueError, IndexError, json.JSONDecodeError) as exc:
         raise DataError(f"{what} file {str(path)!r} is not readable: {exc}") from None
     return columns, meta
@@ -157,8 +160,8 @@ def _none_column(values: list[Any]) -> np.ndarray | None:
         return None
     if all(isinstance(v, int) or v is None for v in values) and None not in values:
         return np.asarray(values, dtype=np.int64)
-    if any(isinstance(v, str) for v in values):
-        return np.asarray(values)  # an id or path column
+    if any(isinstance(v, str) for v in values):  # a path or id column
+        return np.asarray(["" if v is None else str(v) for v in values], dtype=str)
     return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
@@ -171,5 +174,5 @@ def _parse_column(values: list[str]) -> np.ndarray | None:
         pass
     try:
         return np.asarray([float(v) if v != "" else np.nan for v in values], dtype=np.float64)
-    except ValueError:
-        return np.asarray(values)  # an id or path column
+    except ValueError:  # a path or id column
+        return np.asarray(values, dtype=str)

@@ -6,7 +6,15 @@ import logging
 
 import click
 
-from adaprune.cli.options import DATA_EPILOG, device_option, model_option, quiet_option, setup_logging
+from adaprune.cli.options import (
+    DATA_EPILOG,
+    device_option,
+    engine_options,
+    model_option,
+    on_bad_file_option,
+    quiet_option,
+    setup_logging,
+)
 
 log = logging.getLogger("adaprune")
 
@@ -22,13 +30,19 @@ log = logging.getLogger("adaprune")
 @click.option("--seed", type=int, default=0, show_default=True)
 @model_option
 @device_option
+@on_bad_file_option
+@engine_options
 @quiet_option
-def command(data, encoder, out, dtype, chunk_size, seed, model, device, quiet) -> None:
-    """Embed every training sample of DATA (or text:PATH, one text per line) into a memory-mapped .npy."""
+def command(data, encoder, out, dtype, chunk_size, seed, model, device, on_bad_file, engine, ray_address,
+            quiet) -> None:
+    """Embed every training sample of DATA (or text:PATH, one text per line) into a memory-mapped .npy.
+
+    File sources (folder:DIR, files:LIST) stream: images are decoded chunk by chunk."""
     from adaprune.embed import embed
 
     setup_logging(quiet)
     result = embed(data, encoder, out, seed=seed, dtype=dtype, chunk_size=chunk_size, model=model, device=device,
-                   progress=not quiet)
+                   progress=not quiet, on_bad_file=on_bad_file, engine=engine,
+                   ray_address=ray_address)
     log.info("%d x %d embeddings (%s, %d chunks computed now) -> %s", result.n, result.dim, result.encoder,
              result.chunks_computed, result.path)

@@ -40,6 +40,17 @@ balance_option = click.option(
     help="class: per-class quotas in proportion to class sizes; none: one global ranking "
     "(scoring methods; default: the method's own, class for herding, k-center and Moderate-DS).",
 )
+on_bad_file_option = click.option(
+    "--on-bad-file", default="stop", show_default=True, type=click.Choice(["stop", "skip"]),
+    help="File sources: stop with one error listing every unreadable image (nothing is written), or skip "
+    "them and list them in the output's metadata.",
+)
+engine_options_list = (
+    click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]),
+                 help="Where the stages that grow with N run: this process, or a Ray cluster (adaprune[ray])."),
+    click.option("--ray-address", default=None, metavar="ADDRESS",
+                 help="Ray cluster to join (auto, ray://HOST:10001); default: start a local one."),
+)
 param_option = click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
                             help="A method parameter (repeatable); `adaprune methods -v` lists them.")
 
@@ -61,6 +72,8 @@ method_run_options = _compose(
     device_option,
     param_option,
 )
+# --engine local|ray and --ray-address.
+engine_options = _compose(*engine_options_list)
 # --prune F | --keep F (checked by Budget.from_args).
 budget_options = _compose(
     click.option("--prune", "prune_fraction", type=float, default=None, help="Fraction of samples to remove."),

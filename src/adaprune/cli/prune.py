@@ -10,7 +10,9 @@ from adaprune.cli.options import (
     DATA_EPILOG,
     balance_option,
     budget_options,
+    engine_options,
     method_run_options,
+    on_bad_file_option,
     parse_params,
     quiet_option,
     setup_logging,
@@ -18,6 +20,23 @@ from adaprune.cli.options import (
 from adaprune.errors import ConfigError
 
 log = logging.getLogger("adaprune")
+
+
+def engine_params(method: str, engine: str, ray_address: str | None, work_dir: str | None) -> dict:
+    """--engine / --ray-address / --work-dir as the method's parameters; refused by methods without them."""
+    from adaprune.registry import get_method, method_parameters
+
+    declared = method_parameters(get_method(method))
+    out: dict = {}
+    for key, value, default in (("engine", engine, "local"), ("ray_address", ray_address, None),
+                                ("work_dir", work_dir, None)):
+        if value == default:
+            continue
+        if key not in declared:
+            flag = "--" + key.replace("_", "-")
+            raise ConfigError(f"method {method!r} takes no {flag}; it applies to semdedup")
+        out[key] = value
+    return out
 
 
 @click.command("prune", epilog=DATA_EPILOG)
@@ -37,9 +56,13 @@ log = logging.getLogger("adaprune")
 @click.option("--group-by", "group_by", default=None, metavar="FIELD",
               help="Keep or drop images together: a COCO image field (a scene id) or, for yolo:, a regular "
                    "expression over the file name (its first group is the group id).")
+@on_bad_file_option
+@engine_options
+@click.option("--work-dir", default=None, metavar="DIR",
+              help="semdedup: keep each finished stage (clustering, per-cluster M) here, so a killed run resumes.")
 @quiet_option
 def command(data, method, prune_fraction, keep_fraction, out, seed, model, epochs, device, params, balance,
-            encoder, embeddings, group_by, quiet) -> None:
+            encoder, embeddings, group_by, on_bad_file, engine, ray_address, work_dir, quiet) -> None:
     """Choose which samples of DATA to keep and write the selection to --out."""
     from adaprune.api import prune
     from adaprune.data import load_data
@@ -50,7 +73,8 @@ def command(data, method, prune_fraction, keep_fraction, out, seed, model, epoch
         raise ConfigError("give --prune F or --keep F")
     Budget.from_args(keep=keep_fraction, prune=prune_fraction)  # validate before any work
     method_params = parse_params(method, params)
-    dataset = load_data(data, group_by=group_by)
+    method_params.update(engine_params(method, engine, ray_address, work_dir))
+    dataset = load_data(data, group_by=group_by, on_bad_file=on_bad_file)
     inputs = (*dataset.source_paths, *([embeddings] if embeddings else []))
     own_format = getattr(dataset, "writes_own_format", lambda _out: False)(out)
     if own_format:

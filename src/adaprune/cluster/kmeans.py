@@ -17,8 +17,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from adaprune.engine import Engine, LocalEngine, Shared
 from adaprune.errors import ConfigError, DataError, MissingDependencyError, require
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,28 @@ log = logging.getLogger(__name__)
 BACKENDS = ("auto", "faiss", "sklearn")
 # Rows of a chunk during assignment: bounded so chunk x K similarities stay small.
 _ASSIGN_BYTES = 64 * 2**20
+# The default K keeps clusters at about sqrt(N) rows up to this size, then at this size.
+MAX_MEAN_CLUSTER = 1000
+# From this many clusters on, centroids are trained and rows assigned through a coarse level of
+# round(sqrt(K)) centroids (an inverted index): each row is compared with the coarse centroids,
+# then only with the fine centroids of its COARSE_PROBES nearest coarse cells, so the cost per
+# row is (sqrt(K) + probes x sqrt(K)) D instead of K D.
+TWO_LEVEL_MIN_K = 2048
+COARSE_PROBES = 3
+
+
+@dataclass(frozen=True)
+class CoarseLevel:
+    """An inverted index over the centroids: round(sqrt(K)) coarse unit centroids, and the coarse
+    cell each fine centroid belongs to."""
+
+    centroids: np.ndarray  # (K1, D) unit rows
+    owner: np.ndarray  # (K,) coarse cell of every fine centroid
+    probes: int = COARSE_PROBES
+
+    def cells(self) -> list[np.ndarray]:
+        order = np.argsort(self.owner, kind="stable")
+        return np.split(order, np.cumsum(np.bincount(self.owner, minlength=len(self.centroids)))[:-1])
 
 
 @dataclass(frozen=True)
@@ -42,6 +64,7 @@ class Clustering:
     seed: int
     n_iter: int
     sample_size: int
+    coarse: CoarseLevel | None = None
 
     @property
     def n_clusters(self) -> int:
@@ -72,8 +95,12 @@ def have_faiss() -> bool:
 
 
 def default_n_clusters(n: int) -> int:
-    """round(sqrt(N)), at least 1: about sqrt(N) samples per cluster."""
-    return max(1, min(n, int(round(math.sqrt(n)))))
+    """round(sqrt(N)) up to a million rows, then ceil(N / 1000), at least 1: clusters of about
+    sqrt(N) rows, but never more than about MAX_MEAN_CLUSTER on average, so the per-cluster dedup
+    (cluster size x N x D) grows linearly in N beyond a million rows instead of as N^1.5."""
+    if n <= MAX_MEAN_CLUSTER**2:
+        return max(1, min(n, int(round(math.sqrt(n)))))
+    return min(n, math.ceil(n / MAX_MEAN_CLUSTER))
 
 
 def row_norms(x: np.ndarray, *, chunk_rows: int = 65536) -> np.ndarray:
@@ -113,12 +140,15 @@ def spherical_kmeans(
     sample_size: int | None = None,
     backend: str = "auto",
     progress: bool = False,
+    engine: Engine | None = None,
 ) -> Clustering:
     """Cluster the rows of `x` (N, D) by cosine similarity.
 
-    `n_clusters` defaults to round(sqrt(N)). Centroids are trained on `sample_size` rows drawn
-    with `seed` (default: min(N, 64 K), all rows when N is small), then all N rows are assigned in
-    chunks. `x` may be a read-only memory map; it is never modified or copied whole."""
+    `n_clusters` defaults to `default_n_clusters(N)`. Centroids are trained on `sample_size` rows
+    drawn with `seed` (default: min(N, 64 K), all rows when N is small; 32 K with a coarse level),
+    then all N rows are assigned in chunks, mapped by `engine` (local by default). From
+    TWO_LEVEL_MIN_K clusters on, training and assignment go through a coarse level (see
+    `CoarseLevel`). `x` may be a read-only memory map; it is never modified or copied whole."""
     if not hasattr(x, "shape") or len(x.shape) != 2:
         raise DataError(f"embeddings must be a 2-D array (N, D), got shape {getattr(x, 'shape', None)}")
     n, d = x.shape
@@ -132,22 +162,59 @@ def spherical_kmeans(
     if sample_size is not None and sample_size < k:
         raise ConfigError(f"sample_size must be at least n_clusters ({k}), got {sample_size}")
     backend = _resolve_backend(backend)
-    s = min(n, max(64 * k, 10_000) if sample_size is None else int(sample_size))
+    two_level = k >= TWO_LEVEL_MIN_K
+    per_cluster = 32 if two_level else 64
+    s = min(n, max(per_cluster * k, 10_000) if sample_size is None else int(sample_size))
     rng = np.random.default_rng(seed)
     sample_idx = np.arange(n) if s == n else np.sort(rng.choice(n, size=s, replace=False))
     xs = normalize_rows(x[sample_idx])
-    init = _init_centroids(xs, k, rng)
-    log.info("spherical k-means (%s): %d clusters, %d iterations on %d of %d rows", backend, k, n_iter, s, n)
-    if backend == "faiss":
-        centroids = _train_faiss(xs, init, n_iter=n_iter, seed=seed)
+    log.info("spherical k-means (%s%s): %d clusters, %d iterations on %d of %d rows", backend,
+             ", two-level" if two_level else "", k, n_iter, s, n)
+    coarse = None
+    if two_level:
+        centroids, coarse = _train_two_level(xs, k, rng, n_iter=n_iter, seed=seed, backend=backend)
     else:
-        centroids = _train_sklearn(xs, init, n_iter=n_iter, seed=seed)
+        centroids = _train(xs, _init_centroids(xs, k, rng), n_iter=n_iter, seed=seed, backend=backend)
     del xs
-    assignment, distance = assign(x, centroids, backend=backend, progress=progress)
+    assignment, distance = assign(x, centroids, backend=backend, progress=progress, engine=engine, coarse=coarse)
     return Clustering(
         centroids=centroids, assignment=assignment, distance=distance, backend=backend,
-        seed=seed, n_iter=n_iter, sample_size=s,
+        seed=seed, n_iter=n_iter, sample_size=s, coarse=coarse,
     )
+
+
+def _train(xs: np.ndarray, init: np.ndarray, *, n_iter: int, seed: int, backend: str) -> np.ndarray:
+    if backend == "faiss":
+        return _train_faiss(xs, init, n_iter=n_iter, seed=seed)
+    return _train_sklearn(xs, init, n_iter=n_iter, seed=seed)
+
+
+def _train_two_level(
+    xs: np.ndarray, k: int, rng: np.random.Generator, *, n_iter: int, seed: int, backend: str
+) -> tuple[np.ndarray, CoarseLevel]:
+    """round(sqrt(K)) coarse centroids on the sample, then inside every coarse cell a k-means with
+    a share of the K fine centroids in proportion to the cell's sample rows (largest remainders,
+    summing to K exactly)."""
+    from adaprune.selection import stratified_quotas
+
+    k1 = max(1, int(round(math.sqrt(k))))
+    coarse = _train(xs, _init_centroids(xs, k1, rng), n_iter=n_iter, seed=seed, backend=backend)
+    cell = np.argmax(xs @ coarse.T, axis=1)
+    sizes = np.bincount(cell, minlength=k1)
+    quotas = stratified_quotas(sizes, k, min_per_stratum=1)
+    fine, owner = [], []
+    for j in range(k1):
+        if quotas[j] == 0:
+            continue
+        members = xs[cell == j]
+        kj = int(quotas[j])
+        if kj == len(members):
+            cents = members.copy()
+        else:
+            cents = _train(members, _init_centroids(members, kj, rng), n_iter=n_iter, seed=seed, backend=backend)
+        fine.append(cents)
+        owner.append(np.full(kj, j, dtype=np.int64))
+    return np.concatenate(fine).astype(np.float32), CoarseLevel(centroids=coarse, owner=np.concatenate(owner))
 
 
 def _init_centroids(xs: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -194,28 +261,74 @@ def _train_sklearn(xs: np.ndarray, init: np.ndarray, *, n_iter: int, seed: int) 
     return normalize_rows(km.cluster_centers_)
 
 
+@dataclass(frozen=True)
+class AssignChunk:
+    """Rows start:stop of `x` to assign: the unit of work an engine maps."""
+
+    x: Shared
+    start: int
+    stop: int
+    centroids_t: Shared  # (D, K) unit centroids, transposed
+    coarse: CoarseLevel | None
+
+
+def assign_chunk(item: AssignChunk) -> tuple[np.ndarray, np.ndarray]:
+    """(nearest centroid, its cosine similarity) for the chunk's rows; ties go to the lower index."""
+    block = normalize_rows(item.x.get()[item.start : item.stop])
+    cent_t = item.centroids_t.get()
+    if item.coarse is None:
+        sims = block @ cent_t
+        best = np.argmax(sims, axis=1)
+        return best.astype(np.int64), sims[np.arange(len(block)), best]
+    coarse = item.coarse
+    coarse_sims = block @ coarse.centroids.T
+    probes = min(coarse.probes, len(coarse.centroids))
+    top = np.argpartition(-coarse_sims, probes - 1, axis=1)[:, :probes]
+    best = np.full(len(block), np.iinfo(np.int64).max, dtype=np.int64)
+    best_sim = np.full(len(block), -np.inf, dtype=np.float32)
+    for j, fine_ids in enumerate(coarse.cells()):
+        rows = np.flatnonzero((top == j).any(axis=1))
+        if len(rows) == 0 or len(fine_ids) == 0:
+            continue
+        sims = block[rows] @ cent_t[:, fine_ids]
+        local = np.argmax(sims, axis=1)
+        cand, cand_sim = fine_ids[local], sims[np.arange(len(rows)), local]
+        better = (cand_sim > best_sim[rows]) | ((cand_sim == best_sim[rows]) & (cand < best[rows]))
+        best[rows[better]] = cand[better]
+        best_sim[rows[better]] = cand_sim[better]
+    return best, best_sim
+
+
 def assign(
-    x: np.ndarray, centroids: np.ndarray, *, backend: str = "auto", progress: bool = False
+    x: np.ndarray,
+    centroids: np.ndarray,
+    *,
+    backend: str = "auto",
+    progress: bool = False,
+    engine: Engine | None = None,
+    coarse: CoarseLevel | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest unit centroid of every row by cosine similarity, in chunks read from `x`.
+    """Nearest unit centroid of every row by cosine similarity, in chunks read from `x`, mapped
+    by `engine` (a local loop by default).
 
     Returns (assignment int64, cosine distance float32). Ties go to the lower cluster index. The
     same exact matrix product serves both backends (`backend` is accepted for symmetry): it is as
-    fast as faiss's flat search here and gives identical assignments whichever trained the centroids."""
+    fast as faiss's flat search here and gives identical assignments whichever trained the centroids.
+    With a `coarse` level the search is restricted to the fine centroids of each row's nearest
+    coarse cells (an approximate nearest centroid, exact whenever it lies in those cells)."""
     _resolve_backend(backend)
+    engine = engine or LocalEngine()
     n = len(x)
-    k = len(centroids)
+    k = len(centroids) if coarse is None else len(coarse.centroids) * (1 + COARSE_PROBES)
     centroids_t = np.ascontiguousarray(np.asarray(centroids, dtype=np.float32).T)
     chunk = max(1024, _ASSIGN_BYTES // (4 * max(k, 1)))
+    shared_x, shared_c = engine.share(x), engine.share(centroids_t)
+    items = [AssignChunk(shared_x, start, min(n, start + chunk), shared_c, coarse) for start in range(0, n, chunk)]
     assignment = np.empty(n, dtype=np.int64)
     similarity = np.empty(n, dtype=np.float32)
-    starts = range(0, n, chunk)
-    for start in tqdm(starts, desc="assign", disable=not progress, leave=False, unit="chunk"):
-        block = normalize_rows(x[start : start + chunk])
-        stop = start + len(block)
-        sims = block @ centroids_t
-        best = np.argmax(sims, axis=1)
-        assignment[start:stop] = best
-        similarity[start:stop] = sims[np.arange(len(block)), best]
+    for item, (best, sims) in zip(items, engine.map(assign_chunk, items, desc="assign", progress=progress),
+                                  strict=True):
+        assignment[item.start : item.stop] = best
+        similarity[item.start : item.stop] = sims
     distance = np.clip(1.0 - similarity, 0.0, 2.0).astype(np.float32)
     return assignment, distance

@@ -115,7 +115,10 @@ def validate_arrays(x: np.ndarray, y: np.ndarray | None, *, what: str) -> None:
     if not is_lazy(x) and (not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating)):
         raise DataError(f"{what}: x must be real numbers, got dtype {x.dtype}")
     if not is_lazy(x) and np.issubdtype(x.dtype, np.floating):
-        finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+        # In chunks: a memory-mapped array of 10 GB is checked with a few MB of memory.
+        rows = max(1, 2**22 // max(1, int(np.prod(x.shape[1:]))))
+        finite = np.concatenate([np.isfinite(x[s : s + rows].reshape(min(rows, len(x) - s), -1)).all(axis=1)
+                                 for s in range(0, len(x), rows)])
         if not finite.all():
             bad = np.flatnonzero(~finite)
             raise DataError(

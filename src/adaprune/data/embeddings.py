@@ -4,10 +4,13 @@ The array is memory-mapped, not read into memory (copy-on-write, so the file is 
 Labels are optional: `PATH.labels.npy` beside it (as `adaprune embed` writes) gives one integer
 label per row; without it every row gets label 0, which methods that need no labels (SemDeDup)
 ignore and methods that train a classifier refuse. `PATH.groups.npy`, when present, gives group ids.
+`PATH.paths.txt` and `PATH.source.json` (written by `adaprune embed` on a file source) name every
+row by its file, so a selection of these rows carries a `path` column.
 A float16 array is converted to float32 in memory (models train in float32)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,5 +71,16 @@ def load_embeddings(path: str) -> EmbeddingsDataset:
     if groups_path.is_file():
         groups = np.load(groups_path, allow_pickle=False)
         paths.append(str(groups_path))
+    names_path, source_path = p.with_name(f"{p.stem}.paths.txt"), p.with_name(f"{p.stem}.source.json")
+    if names_path.is_file():
+        # Rows embedded from files (`adaprune embed folder:...`): every row keeps its file's path.
+        from adaprune.data.files import FileDataset
+
+        ids = np.asarray(names_path.read_text(encoding="utf-8").splitlines())
+        if len(ids) != len(x):
+            raise DataError(f"{str(names_path)!r} names {len(ids)} files; expected one per row ({len(x)})")
+        source = json.loads(source_path.read_text(encoding="utf-8")) if source_path.is_file() else {}
+        return FileDataset(name=p.stem, x=x, y=y, source_paths=tuple(paths), groups=groups, ids=ids,
+                           id_root=source.get("root"), skipped=tuple(source.get("skipped_files", ())))
     return EmbeddingsDataset(name=p.stem, x=x, y=y, source_paths=tuple(paths), groups=groups,
                              embeddings_path=str(p), has_labels=labels_path.is_file())

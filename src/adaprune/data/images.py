@@ -66,6 +66,7 @@ class ImageFiles:
         if len(size) != 2 or min(size) < 1:
             raise ConfigError(f"size must be (height, width) of positive integers, got {size!r}")
         self.size = (int(size[0]), int(size[1]))
+        self._executor: ThreadPoolExecutor | None = None
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -83,20 +84,49 @@ class ImageFiles:
             )
         return arr
 
+    def _decode_or_error(self, path: str) -> np.ndarray | DataError:
+        try:
+            return self._decode(path)
+        except DataError as exc:
+            return exc
+
+    def _pool(self) -> ThreadPoolExecutor:
+        # One pool per array, made on first use (and not pickled: a Ray worker makes its own).
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="decode")
+        return self._executor
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_executor": None}
+
     def read(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Decode the files at `indices` into one (B, C, H, W) array."""
+        """Decode the files at `indices` into one (B, C, H, W) array, in a thread pool. Every file
+        of the batch that fails is named in one error."""
         paths = [self.paths[int(i)] for i in np.asarray(indices, dtype=np.int64).reshape(-1)]
         out = np.empty((len(paths), self.channels, *self.size), dtype=np.float32)
         if len(paths) <= 2 or self.workers == 1:
-            for j, p in enumerate(paths):
-                out[j] = self._decode(p)
-            return out
-        with ThreadPoolExecutor(self.workers) as pool:
-            for j, arr in enumerate(pool.map(self._decode, paths)):
+            decoded = map(self._decode_or_error, paths)
+        else:
+            decoded = self._pool().map(self._decode_or_error, paths)
+        errors = []
+        for j, arr in enumerate(decoded):
+            if isinstance(arr, DataError):
+                errors.append(str(arr))
+            else:
                 out[j] = arr
+        if len(errors) == 1:
+            raise DataError(errors[0])
+        if errors:
+            raise DataError(f"{len(errors)} images failed to decode: " + "; ".join(errors[:20]))
         return out
 
-    def __getitem__(self, key: int | slice | Sequence[int] | np.ndarray) -> np.ndarray:
+    def __getitem__(self, key: int | slice | Sequence[int] | np.ndarray | tuple) -> np.ndarray:
+        if isinstance(key, tuple):  # x[i, c, h, w]: samples first, then the rest on the decoded pixels
+            if not key:
+                return self[slice(None)]
+            head = self[key[0]]
+            rest = key[1:]
+            return head[rest] if isinstance(key[0], (int, np.integer)) else head[(slice(None), *rest)]
         if isinstance(key, (int, np.integer)):
             i = int(key)
             if not -len(self) <= i < len(self):
@@ -113,6 +143,10 @@ class ImageFiles:
         """Every image decoded: for small sets only (N x C x H x W x 4 bytes)."""
         arr = self.read(np.arange(len(self)))
         return arr if dtype is None else arr.astype(dtype, copy=False)
+
+    def subset(self, start: int, stop: int) -> ImageFiles:
+        """The files start:stop, same size and channels (what one chunk's task needs to carry)."""
+        return ImageFiles(self.paths[start:stop], size=self.size, channels=self.channels, workers=self.workers)
 
     def with_size(self, size: tuple[int, int]) -> ImageFiles:
         """The same files resized to `size` (what a consumer such as an encoder asks for)."""

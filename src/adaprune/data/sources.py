@@ -1,5 +1,5 @@
-"""Spec strings: `npz:PATH`, `digits`, `mnist1d[:N]`, `folder:DIR`, `embeddings:PATH.npy`, and the
-detection sources `coco:ANNOTATIONS.json[:IMAGES_DIR]`, `yolo:DATA.yaml`, `synthdet[:N]`."""
+"""Spec strings: `npz:PATH`, `digits`, `mnist1d[:N]`, `folder:DIR`, `files:LIST`, `embeddings:PATH.npy`,
+and the detection sources `coco:ANNOTATIONS.json[:IMAGES_DIR]`, `yolo:DATA.yaml`, `synthdet[:N]`."""
 
 from __future__ import annotations
 
@@ -16,31 +16,33 @@ from adaprune.errors import ConfigError, DataError, require
 log = logging.getLogger(__name__)
 
 SPEC_HELP = (
-    "npz:PATH, digits, mnist1d, mnist1d:N (N training samples), folder:DIR, embeddings:PATH.npy, "
-    "coco:ANNOTATIONS.json[:IMAGES_DIR], yolo:DATA.yaml or synthdet[:N]"
+    "npz:PATH, digits, mnist1d, mnist1d:N (N training samples), folder:DIR, files:LIST.csv|.parquet, "
+    "embeddings:PATH.npy, coco:ANNOTATIONS.json[:IMAGES_DIR], yolo:DATA.yaml or synthdet[:N]"
 )
 DETECTION_KINDS = ("coco", "yolo", "synthdet")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
 def load_data(spec: str | Dataset | DetectionDataset, *, test: str | None = None,
-              group_by: str | None = None) -> Dataset | DetectionDataset:
+              group_by: str | None = None, on_bad_file: str = "stop") -> Dataset | DetectionDataset:
     """Load and validate a data source; `test` names a separate source for the test split.
 
     `group_by` (detection sources) ties images kept or dropped together: a COCO image field (such
-    as a scene id), or for YOLO a regular expression over the file name."""
+    as a scene id), or for YOLO a regular expression over the file name. `on_bad_file` (file
+    sources): "stop" raises one error listing every unreadable file, "skip" leaves them out and
+    records them in `Dataset.skipped`."""
     if isinstance(spec, (Dataset, DetectionDataset)):
         if group_by is not None:
             raise ConfigError("group_by applies to a data source given by its spec (coco:, yolo:, synthdet)")
         data = spec
     else:
-        data = _load_spec(spec, group_by=group_by)
+        data = _load_spec(spec, group_by=group_by, on_bad_file=on_bad_file)
     if test is not None:
-        data = data.with_test(_load_spec(test))  # type: ignore[arg-type]
+        data = data.with_test(_load_spec(test, on_bad_file=on_bad_file))  # type: ignore[arg-type]
     return data
 
 
-def _load_spec(spec: str, *, group_by: str | None = None) -> Dataset | DetectionDataset:
+def _load_spec(spec: str, *, group_by: str | None = None, on_bad_file: str = "stop") -> Dataset | DetectionDataset:
     if not isinstance(spec, str) or not spec:
         raise ConfigError(f"data source must be a spec string ({SPEC_HELP}), got {spec!r}")
     kind, _, arg = spec.partition(":")
@@ -64,8 +66,10 @@ def _load_spec(spec: str, *, group_by: str | None = None) -> Dataset | Detection
         except ValueError:
             raise ConfigError(f"mnist1d size must be a whole number of training samples, got {arg!r}") from None
         return load_mnist1d(n_train=n_train)
-    if kind == "folder":
-        return load_folder(_need_arg(spec, arg))
+    if kind in ("folder", "files"):
+        from adaprune.data.files import load_files
+
+        return load_files(kind, _need_arg(spec, arg), on_bad_file=on_bad_file)
     if kind == "embeddings":
         from adaprune.data.embeddings import load_embeddings
 
@@ -157,46 +161,4 @@ def load_mnist1d(n_train: int = 4000) -> Dataset:
         y=raw["y"].astype(np.int64),
         x_test=raw["x_test"][:, None, :].astype(np.float32),
         y_test=raw["y_test"].astype(np.int64),
-    )
-
-
-def load_folder(path: str) -> Dataset:
-    """One subfolder per class (sorted names are classes 0..K-1), images read with Pillow."""
-    root = Path(path)
-    if not root.is_dir():
-        raise DataError(f"image folder {path!r} does not exist")
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not class_dirs:
-        raise DataError(f"image folder {path!r} has no class subfolders; expected DIR/<class>/<image>")
-    image_mod = require("PIL.Image", "images")
-    files: list[tuple[Path, int]] = []
-    for label, d in enumerate(class_dirs):
-        files += [(f, label) for f in sorted(d.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
-    if not files:
-        raise DataError(f"image folder {path!r} has no images (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-    images = []
-    for f, _ in files:
-        try:
-            with image_mod.open(f) as im:
-                images.append(np.asarray(im.convert("RGB")))
-        except Exception as exc:  # Pillow raises several unrelated types for a bad file
-            raise DataError(f"image {str(f)!r} is not readable: {exc}") from None
-    first = images[0].shape
-    for (f, _), im in zip(files, images, strict=True):
-        if im.shape != first:
-            raise DataError(
-                f"image {str(f)!r} is {im.shape[1]}x{im.shape[0]} but {str(files[0][0])!r} is "
-                f"{first[1]}x{first[0]}; expected one size for all images"
-            )
-    x = np.stack(images).astype(np.float32) / 255.0
-    if all((im[..., 0] == im[..., 1]).all() and (im[..., 1] == im[..., 2]).all() for im in images):
-        x = x[..., :1]  # grey images stay one channel
-    x = np.ascontiguousarray(np.transpose(x, (0, 3, 1, 2)))
-    y = np.array([label for _, label in files], dtype=np.int64)
-    return Dataset(
-        name=root.name,
-        x=x,
-        y=y,
-        class_names=tuple(d.name for d in class_dirs),
-        source_paths=(str(root),),
     )

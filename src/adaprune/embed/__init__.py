@@ -3,11 +3,13 @@ embedding a method works on (`task_embeddings`)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +27,7 @@ from adaprune.embed.encoders import (
 )
 from adaprune.embed.fingerprint import array_fingerprint, texts_fingerprint
 from adaprune.embed.writer import DTYPES, partial_paths, write_chunked
+from adaprune.engine import Engine, LocalEngine, Shared, get_engine
 from adaprune.errors import ConfigError, DataError
 from adaprune.io_utils import atomic_write, refuse_input_paths
 
@@ -93,12 +96,22 @@ def embed(
     model: str = "auto",
     device: str = "cpu",
     progress: bool = True,
+    on_bad_file: str = "stop",
+    engine: str | Engine | None = None,
+    ray_address: str | None = None,
 ) -> EmbedResult:
     """Embed every training sample of `data` into `out` (.npy, (N, D), memory-mapped while written).
 
-    Resumable: rerunning after a crash skips the finished chunks. `data` may also be `text:PATH`
-    (one text per line) for the `minilm` encoder. The labels (and groups) of a dataset are written
-    beside it as OUT.labels.npy (and OUT.groups.npy), so `embeddings:OUT` carries them."""
+    Resumable: rerunning after a crash skips the finished chunks. File sources (`folder:DIR`,
+    `files:LIST`) stream: each chunk's images are decoded when it is encoded, so memory is bounded
+    by the chunk, not the data set; resuming over changed files (a path, size or modification time
+    differs) is refused. Their paths go to OUT.paths.txt and OUT.source.json beside the array, so
+    `embeddings:OUT` names every row by its file. `engine="ray"` encodes chunks as Ray tasks
+    (the fitted encoder is put in the object store once; each task gets its chunk's file paths, or
+    reads its rows of a memory-mapped array), a few chunks per worker at a time; the driver writes.
+    `data` may also be `text:PATH` (one text per line) for the `minilm` encoder. The labels (and
+    groups) of a dataset are written beside it as OUT.labels.npy (and OUT.groups.npy), so
+    `embeddings:OUT` carries them."""
     from adaprune.data.embeddings import sidecar
 
     out = Path(out)
@@ -116,7 +129,7 @@ def embed(
                                        fingerprint=fp, dtype=dtype, chunk_size=chunk_size, progress=progress)
         return EmbedResult(path, len(texts), dim, enc.spec, computed, None)
 
-    dataset = load_data(data) if isinstance(data, str) else data
+    dataset = load_data(data, on_bad_file=on_bad_file) if isinstance(data, str) else data
     refuse_input_paths(out, dataset.source_paths)
     enc = get_encoder(encoder, dataset)
     task = None
@@ -126,18 +139,87 @@ def embed(
 
         task = make_task(dataset, model=model, train=TrainConfig(device=device))
     enc.fit(dataset, seed=seed, progress=progress, task=task)
-    dim = enc.encode(dataset.x[:1]).shape[1]
     x = dataset.x
-    fp = _fingerprint(enc.spec, seed, tuple(x.shape), dataset.name, array_fingerprint(x))
+    wanted = getattr(enc, "input_size", None)
+    if wanted is not None and hasattr(x, "with_size"):
+        x = x.with_size(wanted)  # decode each image straight to the encoder's input size
+    dim = enc.encode(x[:1]).shape[1]
+    file_paths = getattr(x, "paths", None) if getattr(dataset, "id_root", None) is not None else None
+    if file_paths is not None:
+        from adaprune.data.files import manifest_fingerprint
+
+        fp = {"encoder": enc.spec, "seed": seed, "shape": list(x.shape), "data": dataset.name,
+              **manifest_fingerprint(file_paths)}
+        refuse_changed_inputs(out, fp)
+    else:
+        fp = _fingerprint(enc.spec, seed, tuple(x.shape), dataset.name, array_fingerprint(x))
     fp["model"] = model if isinstance(enc, ModelEncoder) else None
-    path, computed = write_chunked(out, n=dataset.n, dim=dim, encode=lambda a, b: enc.encode(x[a:b]),
-                                   fingerprint=fp, dtype=dtype, chunk_size=chunk_size, progress=progress)
+    runner = get_engine(engine, address=ray_address)
+    try:
+        encode_many, group = None, 1
+        if not isinstance(runner, LocalEngine):
+            shared = None if hasattr(x, "subset") else runner.share(x)
+
+            def encode_many(ranges: list[tuple[int, int]]) -> list[np.ndarray]:
+                items = [EncodeChunk(x.subset(a, b) if shared is None else shared, 0 if shared is None else a,
+                                     b - a if shared is None else b) for a, b in ranges]
+                return runner.map(functools.partial(encode_chunk, enc), items)
+
+            group = 2 * runner.workers
+        path, computed = write_chunked(out, n=dataset.n, dim=dim, encode=lambda a, b: enc.encode(x[a:b]),
+                                       fingerprint=fp, dtype=dtype, chunk_size=chunk_size, progress=progress,
+                                       encode_many=encode_many, group=group)
+    finally:
+        runner.close()
     labels_path = sidecar(out, "labels")
     _save_npy(labels_path, dataset.y.astype(np.int64))
     if dataset.groups is not None:
         _save_npy(sidecar(out, "groups"), dataset.groups)
+    if file_paths is not None:
+        write_file_names(out, file_paths, root=dataset.id_root, skipped=dataset.skipped)
     log.info("wrote %d x %d %s embeddings (%s) -> %s", dataset.n, dim, dtype, enc.spec, path)
     return EmbedResult(path, dataset.n, dim, enc.spec, computed, labels_path)
+
+
+@dataclass(frozen=True)
+class EncodeChunk:
+    """Rows start:stop of `x` (a lazy ImageFiles of just the chunk's files, or a shared array)."""
+
+    x: Any
+    start: int
+    stop: int
+
+
+def encode_chunk(encoder: Encoder, item: EncodeChunk) -> np.ndarray:
+    """One chunk through a fitted encoder: the unit of work an engine maps."""
+    x = item.x.get() if isinstance(item.x, Shared) else item.x
+    return encoder.encode(x[item.start : item.stop])
+
+
+def refuse_changed_inputs(out: Path, fingerprint: dict) -> None:
+    """An unfinished embed to `out` over files whose manifest fingerprint differs is not resumed."""
+    state = describe_state(out)
+    old = (state or {}).get("fingerprint", {})
+    if "files_sha1" not in old:
+        return
+    same_settings = all(old.get(k) == fingerprint.get(k) for k in ("encoder", "seed", "data"))
+    if same_settings and old["files_sha1"] != fingerprint["files_sha1"]:
+        partial, state_path = partial_paths(out)
+        raise DataError(
+            f"the input files changed since the unfinished embed to {str(out)!r} (paths, sizes or modification "
+            f"times differ: {old.get('files')} files then, {fingerprint['files']} now); refusing to resume. "
+            f"Delete {str(partial)!r} and {str(state_path)!r} to start over"
+        )
+
+
+def write_file_names(out: Path, paths, *, root: str | None, skipped=()) -> None:
+    """OUT.paths.txt (one path a line, row order) and OUT.source.json (root, skipped files)."""
+    from adaprune.io_utils import atomic_write_text
+
+    base = out.with_suffix("")
+    atomic_write_text(base.with_name(base.name + ".paths.txt"), "".join(f"{p}\n" for p in paths))
+    atomic_write_text(base.with_name(base.name + ".source.json"),
+                      json.dumps({"id_column": "path", "root": root, "skipped_files": list(skipped)}, indent=2) + "\n")
 
 
 def task_embeddings(task, *, encoder: str = "auto", embeddings: str | None = None, seed: int = 0,

@@ -5,7 +5,8 @@ Spec strings (`--encoder`):
   identity        the samples themselves, flattened
   standardized    the samples flattened, each feature standardised over the whole set
   pixels[:DIM]    flatten, then PCA to DIM components (default 64) fitted on a seeded sample of
-                  at most 10,000 rows; the offline default
+                  at most 10,000 rows in bounded memory (exact, randomized or incremental PCA by
+                  size); the offline default
   model[:EPOCHS]  penultimate layer (`.features(x)`) of the task's model, trained EPOCHS epochs
                   (default 10) on all samples with the seed
   clip:PATH_OR_NAME  image features of a transformers CLIPModel (images (N, C, H, W) in [0, 1],
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 
 ENCODER_HELP = "auto, identity, standardized, pixels[:DIM], model[:EPOCHS], clip:PATH_OR_NAME or minilm"
 PCA_SAMPLE = 10_000
+PCA_SAMPLE_BYTES = 256 * 2**20  # the PCA sample (or one IncrementalPCA batch) as float32, at most
+# Up to this many sample values (rows x features) the PCA is an exact SVD of the sample: the SVD
+# needs several float64 copies of the sample, about 0.5 GB at 10,000 x 3072 against 0.1 GB randomized.
+EXACT_SVD_VALUES = 4_000_000
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -87,22 +92,46 @@ class PixelsEncoder(Encoder):
         self.components: np.ndarray | None = None
 
     def fit(self, data: Dataset, *, seed: int, progress: bool, task=None) -> None:
+        """PCA on a seeded sample of at most PCA_SAMPLE rows, in bounded memory: an exact SVD when
+        the sample is small (at most EXACT_SVD_VALUES values), scikit-learn's randomized PCA on the
+        float32 sample when it fits in PCA_SAMPLE_BYTES, and IncrementalPCA over batches of
+        PCA_SAMPLE_BYTES read one at a time from the (possibly lazy) array otherwise."""
         n = data.n
+        features = int(np.prod(data.x.shape[1:]))
         rng = np.random.default_rng(seed)
         idx = np.arange(n) if n <= PCA_SAMPLE else np.sort(rng.choice(n, size=PCA_SAMPLE, replace=False))
-        sample = np.asarray(data.x[idx], dtype=np.float64).reshape(len(idx), -1)
-        self.mean = sample.mean(axis=0)
-        centred = sample - self.mean
-        k = min(self.dim, centred.shape[1], len(idx))
-        # Right singular vectors of the centred sample; signs fixed so the output is deterministic.
-        _, _, vt = np.linalg.svd(centred, full_matrices=False)
-        comps = vt[:k]
+        k = min(self.dim, features, len(idx))
+        batch_rows = max(k, PCA_SAMPLE_BYTES // (4 * features))
+        if len(idx) * features <= EXACT_SVD_VALUES:
+            sample = np.asarray(data.x[idx], dtype=np.float64).reshape(len(idx), -1)
+            mean = sample.mean(axis=0)
+            # Right singular vectors of the centred sample.
+            _, _, vt = np.linalg.svd(sample - mean, full_matrices=False)
+            comps = vt[:k]
+        elif len(idx) <= batch_rows:
+            from sklearn.decomposition import PCA
+
+            sample = np.asarray(data.x[idx], dtype=np.float32).reshape(len(idx), -1)
+            pca = PCA(n_components=k, svd_solver="randomized", random_state=int(rng.integers(2**31))).fit(sample)
+            mean, comps = pca.mean_, pca.components_
+        else:
+            from sklearn.decomposition import IncrementalPCA
+
+            pca = IncrementalPCA(n_components=k)
+            bounds = list(range(0, len(idx), batch_rows))
+            if len(bounds) > 1 and len(idx) - bounds[-1] < k:  # every batch needs at least k rows
+                bounds.pop()
+            for i, start in enumerate(bounds):
+                stop = bounds[i + 1] if i + 1 < len(bounds) else len(idx)
+                pca.partial_fit(np.asarray(data.x[idx[start:stop]], dtype=np.float32).reshape(stop - start, -1))
+            mean, comps = pca.mean_, pca.components_
+        # Signs fixed (largest entry positive) so the output is deterministic.
         signs = np.sign(comps[np.arange(k), np.argmax(np.abs(comps), axis=1)])
         signs[signs == 0] = 1.0
         self.components = (comps * signs[:, None]).astype(np.float32)
-        self.mean = self.mean.astype(np.float32)
+        self.mean = np.asarray(mean, dtype=np.float32)
         if k < self.dim:
-            log.info("pixels encoder: %d components (samples have %d features)", k, centred.shape[1])
+            log.info("pixels encoder: %d components (samples have %d features)", k, features)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         if self.components is None or self.mean is None:
@@ -169,6 +198,14 @@ class ClipEncoder(Encoder):
             raise ConfigError(f"cannot load CLIP model {self.name!r}: {exc}") from None
         self.device = task.device if task is not None else "cpu"
         self.model = model.to(self.device).eval()
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """The (H, W) the model takes: a lazy image source decodes straight to it."""
+        if self.model is None:
+            return None
+        size = int(self.model.config.vision_config.image_size)
+        return (size, size)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         import torch

@@ -40,9 +40,12 @@ def write_chunked(
     dtype: str = "float32",
     chunk_size: int = 4096,
     progress: bool = True,
+    encode_many: Callable[[list[tuple[int, int]]], list[np.ndarray]] | None = None,
+    group: int = 1,
 ) -> tuple[Path, int]:
     """Fill an (n, dim) array chunk by chunk with `encode(start, stop)`; returns (path, chunks
-    computed in this call)."""
+    computed in this call). With `encode_many`, `group` chunks at a time are computed by it (an
+    engine mapping the chunks over workers), each group recorded when its rows are flushed."""
     if dtype not in DTYPES:
         raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if chunk_size < 1:
@@ -75,16 +78,25 @@ def write_chunked(
         arr = np.lib.format.open_memmap(partial, mode="w+", dtype=np.dtype(dtype), shape=(n, dim))
     computed = 0
     todo = [c for c in range(n_chunks) if c not in done]
-    for c in tqdm(todo, desc="embed", disable=not progress, unit="chunk"):
-        start, stop = c * chunk_size, min(n, (c + 1) * chunk_size)
-        rows = np.asarray(encode(start, stop))
-        if rows.shape != (stop - start, dim):
-            raise RuntimeError(f"encoder returned {rows.shape} for rows {start}:{stop}, expected {(stop - start, dim)}")
-        arr[start:stop] = rows.astype(dtype)
+    bar = tqdm(total=len(todo), desc="embed", disable=not progress, unit="chunk")
+    # Chunks go `group` at a time to `encode_many` (an engine's parallel map); one at a time otherwise.
+    for g in range(0, len(todo), group):
+        chunks = todo[g : g + group]
+        ranges = [(c * chunk_size, min(n, (c + 1) * chunk_size)) for c in chunks]
+        outs = encode_many(ranges) if encode_many is not None else [encode(a, b) for a, b in ranges]
+        for (start, stop), rows in zip(ranges, outs, strict=True):
+            rows = np.asarray(rows)
+            if rows.shape != (stop - start, dim):
+                raise RuntimeError(
+                    f"encoder returned {rows.shape} for rows {start}:{stop}, expected {(stop - start, dim)}"
+                )
+            arr[start:stop] = rows.astype(dtype)
         arr.flush()
-        done.add(c)
-        computed += 1
+        done.update(chunks)
+        computed += len(chunks)
         atomic_write_text(state_path, json.dumps({**state, "done": sorted(done)}))
+        bar.update(len(chunks))
+    bar.close()
     arr.flush()
     del arr
     os.replace(partial, out)

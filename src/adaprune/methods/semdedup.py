@@ -26,13 +26,15 @@ above the budget that whole groups allow (exact when groups are single samples).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from adaprune.cluster import BACKENDS, Clustering, normalize_rows, spherical_kmeans
+from adaprune.engine import ENGINES, Engine, LocalEngine, Shared, get_engine
+from adaprune.engine.stages import StageStore, array_fingerprint
 from adaprune.errors import ConfigError, DataError
 from adaprune.methods.base import MethodResult, Selector
 from adaprune.registry import register_method
@@ -41,6 +43,7 @@ from adaprune.tasks import Task
 log = logging.getLogger(__name__)
 
 NO_EARLIER = -1.0  # M of a cluster's first sample: nothing earlier to be a duplicate of
+BLOCK_ROWS = 262_144  # rows per unit of work mapped by the engine (whole clusters)
 ORDERS = ("farthest", "closest")
 
 
@@ -123,6 +126,50 @@ def priority_order(distance: np.ndarray, *, order: str) -> np.ndarray:
     return np.lexsort((pos, key))
 
 
+@dataclass(frozen=True)
+class ClusterBlock:
+    """A block of whole clusters: the unit of work an engine maps (clusters are independent)."""
+
+    emb: Shared  # the rows, read inside the stage
+    members: tuple[np.ndarray, ...]  # sorted row indices of each cluster
+    distances: tuple[np.ndarray, ...]  # their cosine distances to the centroid
+    order: str
+    block_bytes: int
+    kernel: Callable[..., np.ndarray]  # cluster_redundancy or a variant with the same signature
+
+
+def block_redundancy(block: ClusterBlock) -> tuple[np.ndarray, np.ndarray]:
+    """(row indices, M) for every cluster of the block with at least two rows."""
+    emb = block.emb.get()
+    rows_out, m_out = [], []
+    for idx, dist in zip(block.members, block.distances, strict=True):
+        if len(idx) < 2:
+            continue
+        ranked = priority_order(dist, order=block.order)
+        # Read rows in file order (idx is sorted), then put them in priority order.
+        rows = normalize_rows(emb[idx])
+        rows_out.append(idx[ranked])
+        m_out.append(block.kernel(rows[ranked], block_bytes=block.block_bytes))
+    if not rows_out:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    return np.concatenate(rows_out), np.concatenate(m_out).astype(np.float32)
+
+
+def cluster_blocks(sizes: np.ndarray, *, target_rows: int) -> list[np.ndarray]:
+    """Consecutive cluster ids grouped into blocks of about `target_rows` rows (a large cluster is a
+    block alone)."""
+    blocks, current, rows = [], [], 0
+    for c, size in enumerate(sizes.tolist()):
+        current.append(c)
+        rows += size
+        if rows >= target_rows:
+            blocks.append(np.asarray(current, dtype=np.int64))
+            current, rows = [], 0
+    if current:
+        blocks.append(np.asarray(current, dtype=np.int64))
+    return blocks
+
+
 def semdedup_redundancy(
     emb: np.ndarray,
     clustering: Clustering,
@@ -130,20 +177,48 @@ def semdedup_redundancy(
     order: str = "farthest",
     block_bytes: int = 64 * 2**20,
     progress: bool = False,
+    engine: Engine | None = None,
+    kernel: Callable[..., np.ndarray] = cluster_redundancy,
+    store: StageStore | None = None,
 ) -> np.ndarray:
-    """M_j for every row of `emb` given its clustering (one cluster at a time from `emb`)."""
+    """M_j for every row of `emb` given its clustering. Clusters are independent: blocks of them
+    are mapped by `engine` (local loop by default, or Ray tasks), each running `kernel` per cluster.
+    With a `store`, every group of blocks leaves a completion record, and finished groups are
+    loaded instead of recomputed."""
     if order not in ORDERS:
         raise ConfigError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
+    engine = engine or LocalEngine()
     m = np.full(len(emb), NO_EARLIER, dtype=np.float32)
     members = clustering.members()
-    for idx in tqdm(members, desc="semdedup", disable=not progress, leave=False, unit="cluster"):
-        if len(idx) < 2:
-            continue
-        ranked = idx[priority_order(clustering.distance[idx], order=order)]
-        # Read rows in file order (idx is sorted), then put them in priority order.
-        rows = normalize_rows(emb[idx])
-        pos = np.searchsorted(idx, ranked)
-        m[ranked] = cluster_redundancy(rows[pos], block_bytes=block_bytes)
+    sizes = clustering.sizes()
+    target = int(max(1, min(BLOCK_ROWS, len(emb) // (4 * max(1, engine.workers)) + 1)))
+    shared = engine.share(emb)
+    blocks = [
+        ClusterBlock(
+            emb=shared,
+            members=tuple(members[c] for c in ids),
+            distances=tuple(clustering.distance[members[c]] for c in ids),
+            order=order,
+            block_bytes=block_bytes,
+            kernel=kernel,
+        )
+        for ids in cluster_blocks(sizes, target_rows=target)
+    ]
+    if store is None:
+        for rows, values in engine.map(block_redundancy, blocks, desc="semdedup", progress=progress):
+            m[rows] = values
+        return m
+    group = max(1, 2 * engine.workers)
+    for g, start in enumerate(range(0, len(blocks), group)):
+        name = f"redundancy-{g:05d}"
+        done = store.load(name)
+        if done is None:
+            results = engine.map(block_redundancy, blocks[start : start + group], desc="semdedup", progress=progress)
+            rows = np.concatenate([r for r, _ in results]) if results else np.zeros(0, dtype=np.int64)
+            values = np.concatenate([v for _, v in results]) if results else np.zeros(0, dtype=np.float32)
+            store.save(name, {"rows": rows, "m": values})
+            done = {"rows": rows, "m": values}
+        m[done["rows"]] = done["m"]
     return m
 
 
@@ -246,7 +321,12 @@ class SemDeDup(Selector):
         order: str = "farthest",
         backend: str = "auto",
         block_mb: int = 64,
+        engine: str = "local",
+        ray_address: str | None = None,
+        work_dir: str | None = None,
     ) -> None:
+        if engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
         if order not in ORDERS:
             raise ConfigError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
         if n_clusters is not None and n_clusters < 1:
@@ -263,6 +343,9 @@ class SemDeDup(Selector):
         self.order = order
         self.backend = backend
         self.block_mb = block_mb
+        self.engine = engine
+        self.ray_address = ray_address
+        self.work_dir = work_dir
         self._cache: tuple[object, int, Redundancy] | None = None
 
     def redundancy(self, task: Task, *, seed: int, progress: bool) -> Redundancy:
@@ -272,11 +355,22 @@ class SemDeDup(Selector):
         from adaprune.embed import task_embeddings
 
         emb = task_embeddings(task, encoder=self.encoder, embeddings=self.embeddings, seed=seed, progress=progress)
-        red = compute_redundancy(
-            emb, Units.from_groups(task.data.groups, task.n), n_clusters=self.n_clusters, seed=seed,
-            n_iter=self.n_iter, kmeans_sample=self.kmeans_sample, order=self.order, backend=self.backend,
-            block_bytes=self.block_mb * 2**20, progress=progress,
-        )
+        units = Units.from_groups(task.data.groups, task.n)
+        store = None
+        if self.work_dir is not None:
+            key = {"embeddings": array_fingerprint(emb), "seed": seed, "params": self.params(),
+                   "groups": None if units.index is None else array_fingerprint(units.index)}
+            key["params"] = {k: v for k, v in key["params"].items() if k not in ("engine", "ray_address", "work_dir")}
+            store = StageStore(self.work_dir, key)
+        engine = get_engine(self.engine, address=self.ray_address)
+        try:
+            red = compute_redundancy(
+                emb, units, n_clusters=self.n_clusters, seed=seed,
+                n_iter=self.n_iter, kmeans_sample=self.kmeans_sample, order=self.order, backend=self.backend,
+                block_bytes=self.block_mb * 2**20, progress=progress, engine=engine, store=store,
+            )
+        finally:
+            engine.close()
         self._cache = (task.data, seed, red)
         return red
 
@@ -295,6 +389,23 @@ class SemDeDup(Selector):
         return MethodResult(kept=kept, scores=red.units.expand(red.m).astype(np.float64), details=details)
 
 
+def clustering_arrays(c: Clustering) -> dict[str, np.ndarray]:
+    out = {"centroids": c.centroids, "assignment": c.assignment, "distance": c.distance,
+           "backend": np.array(c.backend), "sample_size": np.array(c.sample_size)}
+    if c.coarse is not None:
+        out |= {"coarse_centroids": c.coarse.centroids, "coarse_owner": c.coarse.owner}
+    return out
+
+
+def clustering_from_arrays(a: dict[str, np.ndarray], *, seed: int, n_iter: int) -> Clustering:
+    from adaprune.cluster.kmeans import CoarseLevel
+
+    coarse = CoarseLevel(a["coarse_centroids"], a["coarse_owner"]) if "coarse_centroids" in a else None
+    return Clustering(centroids=a["centroids"], assignment=a["assignment"], distance=a["distance"],
+                      backend=str(a["backend"]), seed=seed, n_iter=n_iter, sample_size=int(a["sample_size"]),
+                      coarse=coarse)
+
+
 def compute_redundancy(
     emb: np.ndarray,
     units: Units,
@@ -307,11 +418,21 @@ def compute_redundancy(
     backend: str = "auto",
     block_bytes: int = 64 * 2**20,
     progress: bool = False,
+    engine: Engine | None = None,
+    store: StageStore | None = None,
 ) -> Redundancy:
-    """Cluster the units' embeddings and compute every unit's M."""
+    """Cluster the units' embeddings and compute every unit's M (the growing stages on `engine`;
+    each stage recorded in `store` when given, and reused from it on a rerun)."""
     rows = units.embeddings(emb)
     k = n_clusters if n_clusters is None else min(int(n_clusters), len(rows))
-    clustering = spherical_kmeans(rows, k, seed=seed, n_iter=n_iter, sample_size=kmeans_sample,
-                                  backend=backend, progress=progress)
-    m = semdedup_redundancy(rows, clustering, order=order, block_bytes=block_bytes, progress=progress)
+    saved = store.load("clustering") if store is not None else None
+    if saved is not None:
+        clustering = clustering_from_arrays(saved, seed=seed, n_iter=n_iter)
+    else:
+        clustering = spherical_kmeans(rows, k, seed=seed, n_iter=n_iter, sample_size=kmeans_sample,
+                                      backend=backend, progress=progress, engine=engine)
+        if store is not None:
+            store.save("clustering", clustering_arrays(clustering))
+    m = semdedup_redundancy(rows, clustering, order=order, block_bytes=block_bytes, progress=progress,
+                            engine=engine, store=store)
     return Redundancy(m=m, units=units, clustering=clustering)

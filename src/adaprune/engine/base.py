@@ -1,0 +1,156 @@
+"""The Engine interface, the local engine, shared-array handles, and `get_engine`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from adaprune.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("local", "ray")
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Shared(ABC):
+    """A handle on a read-only array that a stage reads with `.get()`."""
+
+    @abstractmethod
+    def get(self) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class InProcess(Shared):
+    """The array itself (the local engine shares memory directly)."""
+
+    array: Any
+
+    def get(self) -> np.ndarray:
+        return self.array
+
+
+@dataclass(frozen=True)
+class NpyFile(Shared):
+    """A .npy file re-opened read-only as a memory map wherever the stage runs."""
+
+    path: str
+    shape: tuple[int, ...]
+
+    def get(self) -> np.ndarray:
+        arr = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        if arr.shape != self.shape:
+            raise RuntimeError(f"{self.path!r} changed while the stage ran: shape {arr.shape}, expected {self.shape}")
+        return arr
+
+
+def npy_file_of(array: Any) -> NpyFile | None:
+    """The .npy file behind a whole-file memory map (np.load(mmap_mode=...)), else None."""
+    if not isinstance(array, np.memmap) or getattr(array, "filename", None) is None:
+        return None
+    path = Path(array.filename)
+    if path.suffix != ".npy" or not path.is_file():
+        return None
+    try:
+        whole = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    # Only a view of the whole file (not a slice of it) can be re-opened by path.
+    if whole.shape != array.shape or whole.dtype != array.dtype or array.offset != whole.offset:
+        return None
+    return NpyFile(str(path), tuple(array.shape))
+
+
+def single_threaded_blas():
+    """A context in which BLAS (and OpenMP) use one thread. Every mapped stage runs in it: OpenBLAS
+    gives bitwise different products with 1 and 2 threads, so a stage's result must not depend on
+    how many threads the process it lands in would use (a Ray worker runs with one)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
+
+
+def default_workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+class Engine(ABC):
+    """Maps a pure function over items; results come back in item order. Each call of the function
+    runs with single-threaded BLAS, so every engine computes bitwise the same results."""
+
+    name: str
+    workers: int
+
+    @abstractmethod
+    def map(self, fn: Callable[[T], R], items: Sequence[T], *, desc: str = "", progress: bool = False) -> list[R]: ...
+
+    @abstractmethod
+    def share(self, array: Any) -> Shared: ...
+
+    def close(self) -> None:  # noqa: B027 (optional hook)
+        """Release what the engine holds (default: nothing)."""
+
+
+class LocalEngine(Engine):
+    """A loop in this process, or a thread pool of `workers` threads (numpy releases the GIL in
+    matrix products, so threads overlap on a multi-core machine; `get_engine("local")` uses one
+    thread per core, at most 8)."""
+
+    name = "local"
+
+    def __init__(self, workers: int = 1) -> None:
+        if workers < 1:
+            raise ConfigError(f"workers must be at least 1, got {workers}")
+        self.workers = workers
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T], *, desc: str = "", progress: bool = False) -> list[R]:
+        bar = tqdm(total=len(items), desc=desc or "map", disable=not progress, leave=False)
+        try:
+            with single_threaded_blas():
+                return self._map(fn, items, bar)
+        finally:
+            bar.close()
+
+    def _map(self, fn: Callable[[T], R], items: Sequence[T], bar) -> list[R]:
+        if self.workers == 1 or len(items) < 2:
+            out = []
+            for item in items:
+                out.append(fn(item))
+                bar.update()
+            return out
+        with ThreadPoolExecutor(self.workers) as pool:
+            futures = [pool.submit(fn, item) for item in items]
+            results = []
+            for f in futures:
+                results.append(f.result())
+                bar.update()
+            return results
+
+    def share(self, array: Any) -> Shared:
+        return InProcess(array)
+
+
+def get_engine(engine: str | Engine | None = None, *, address: str | None = None, workers: int | None = None) -> Engine:
+    """An engine by name: "local" (the default; `workers` threads) or "ray" (`address` of a running
+    cluster, or a local one started here when None; needs `pip install 'adaprune[ray]'`)."""
+    if isinstance(engine, Engine):
+        return engine
+    if engine is None or engine == "local":
+        if address is not None:
+            raise ConfigError("--ray-address applies to --engine ray")
+        return LocalEngine(workers or default_workers())
+    if engine == "ray":
+        from adaprune.engine.ray import RayEngine
+
+        return RayEngine(address=address, num_cpus=workers)
+    raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")

@@ -1,0 +1,100 @@
+"""The Ray engine: one Ray task per item on a local or remote Ray cluster (`adaprune[ray]`).
+
+Connecting: `address=None` starts a local Ray instance in this process (or joins one already
+started by `ray.init`); "auto" joins the cluster this machine belongs to; "ray://HOST:10001" goes
+through Ray Client. Stage functions and their items are pickled (cloudpickle) to the workers; a
+memory-mapped .npy is shared by path (every node must see the same file: a shared file system),
+an in-memory array through the object store. Results come back to the driver, which writes every
+output file itself: outputs land where the command was run, never on the workers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from adaprune.engine.base import Engine, Shared, npy_file_of
+from adaprune.errors import require
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _ray():
+    return require("ray", "ray")
+
+
+def _call(fn: Callable[[T], R], item: T) -> R:
+    from adaprune.engine.base import single_threaded_blas
+
+    with single_threaded_blas():
+        return fn(item)
+
+
+@dataclass(frozen=True)
+class ObjectStoreArray(Shared):
+    """An in-memory array put in Ray's object store once; workers read it zero-copy."""
+
+    ref: Any
+
+    def get(self) -> np.ndarray:
+        return _ray().get(self.ref)
+
+
+class RayEngine(Engine):
+    """Ray tasks, at most `max_in_flight` at once (so the driver never holds every result pending)."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, *, num_cpus: int | None = None, max_in_flight: int = 64) -> None:
+        ray = _ray()
+        self.started_here = False
+        if not ray.is_initialized():
+            if address is None:
+                # A local instance: no dashboard, bound to the loopback interface.
+                ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+                         log_to_driver=False, logging_level=logging.WARNING)
+            else:
+                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+            self.started_here = True
+        self.workers = int(ray.cluster_resources().get("CPU", 1))
+        self.max_in_flight = max_in_flight
+        self._remote = ray.remote(_call)
+        log.info("ray engine: %d CPUs in the cluster", self.workers)
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T], *, desc: str = "", progress: bool = False) -> list[R]:
+        ray = _ray()
+        fn_ref = ray.put(fn)
+        results: list[Any] = [None] * len(items)
+        pending: dict[Any, int] = {}
+        bar = tqdm(total=len(items), desc=desc or "map", disable=not progress, leave=False)
+        try:
+            next_item = 0
+            while next_item < len(items) or pending:
+                while next_item < len(items) and len(pending) < self.max_in_flight:
+                    pending[self._remote.remote(fn_ref, items[next_item])] = next_item
+                    next_item += 1
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    results[pending.pop(ref)] = ray.get(ref)
+                    bar.update()
+        finally:
+            bar.close()
+        return results
+
+    def share(self, array: Any) -> Shared:
+        by_path = npy_file_of(array)
+        if by_path is not None:
+            return by_path
+        return ObjectStoreArray(_ray().put(np.ascontiguousarray(array)))
+
+    def close(self) -> None:
+        if self.started_here:
+            _ray().shutdown()
+            self.started_here = False

@@ -1,0 +1,172 @@
+"""Engines: the local loop, a thread pool and Ray map the same stage functions to the same results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from adaprune.cluster import kmeans as km
+from adaprune.engine import LocalEngine, get_engine
+from adaprune.engine.base import NpyFile, npy_file_of
+from adaprune.errors import ConfigError
+from adaprune.methods.semdedup import Units, compute_redundancy
+
+
+def planted(n_centres: int = 12, per: int = 40, d: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Tight clusters around random unit centres, with every 10th row a near-copy of the row before."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_centres, d))
+    label = np.repeat(np.arange(n_centres), per)
+    x = centres[label] + 0.05 * rng.normal(size=(len(label), d))
+    x[1::10] = x[0::10][: len(x[1::10])] + 1e-4 * rng.normal(size=(len(x[1::10]), d))
+    return x.astype(np.float32), label
+
+
+def test_thread_pool_keeps_item_order():
+    items = list(range(50))
+    assert LocalEngine(workers=4).map(lambda i: i * i, items) == [i * i for i in items]
+
+
+def test_unknown_engine_and_stray_address_are_refused():
+    with pytest.raises(ConfigError, match="engine must be one of local, ray"):
+        get_engine("spark")
+    with pytest.raises(ConfigError, match="ray-address"):
+        get_engine("local", address="auto")
+
+
+def test_memmap_is_shared_by_path_and_slices_are_not(tmp_path):
+    path = tmp_path / "x.npy"
+    np.save(path, np.arange(12, dtype=np.float32).reshape(6, 2))
+    mm = np.load(path, mmap_mode="r")
+    ref = npy_file_of(mm)
+    assert ref == NpyFile(str(path), (6, 2))
+    assert np.array_equal(ref.get(), mm)
+    assert npy_file_of(mm[2:]) is None  # a slice cannot be re-opened by path
+    assert npy_file_of(np.zeros(3)) is None
+
+
+def test_thread_pool_gives_the_same_redundancy_as_the_loop():
+    x, _ = planted()
+    a = compute_redundancy(x, Units.from_groups(None, len(x)), n_clusters=12, seed=3, engine=LocalEngine(1))
+    b = compute_redundancy(x, Units.from_groups(None, len(x)), n_clusters=12, seed=3, engine=LocalEngine(3))
+    assert np.array_equal(a.clustering.assignment, b.clustering.assignment)
+    assert np.array_equal(a.m, b.m)
+
+
+def test_default_k_is_sqrt_n_up_to_a_million_then_clusters_of_a_thousand():
+    assert km.default_n_clusters(10_000) == 100
+    assert km.default_n_clusters(1_000_000) == 1000
+    assert km.default_n_clusters(10_000_000) == 10_000
+    assert km.default_n_clusters(10_000_001) == 10_001
+
+
+def test_two_level_kmeans_recovers_planted_clusters(monkeypatch):
+    """With the coarse level forced on, 12 well-separated clusters are found exactly as the flat
+    k-means finds them (the same partition, up to cluster ids)."""
+    x, label = planted()
+    flat = km.spherical_kmeans(x, 12, seed=0, backend="sklearn")
+    monkeypatch.setattr(km, "TWO_LEVEL_MIN_K", 4)
+    two = km.spherical_kmeans(x, 12, seed=0, backend="sklearn")
+    assert two.coarse is not None and len(two.coarse.centroids) == 3 and len(two.centroids) == 12
+    for clustering in (flat, two):
+        # Each planted cluster lands in one k-means cluster, and no two planted clusters share one.
+        pairs = {(int(a), int(b)) for a, b in zip(label, clustering.assignment, strict=True)}
+        assert len(pairs) == 12 and len({b for _, b in pairs}) == 12
+
+
+@pytest.mark.slow
+def test_ray_and_local_engines_write_identical_selections(tmp_path):
+    """A local Ray cluster (2 CPUs) started here: the same embeddings and seed give the same file."""
+    ray = pytest.importorskip("ray")
+    from adaprune.api import prune
+    from adaprune.selection import Selection
+
+    x, _ = planted(n_centres=20, per=30, d=16, seed=1)
+    path = tmp_path / "emb.npy"
+    np.save(path, x)
+    local = prune(f"embeddings:{path}", "semdedup", prune=0.2, seed=5, progress=False)
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    try:
+        remote = prune(f"embeddings:{path}", "semdedup", prune=0.2, seed=5, progress=False,
+                       params={"engine": "ray"})
+    finally:
+        ray.shutdown()
+    local.save(tmp_path / "local.csv")
+    remote.save(tmp_path / "ray.csv")
+    assert (tmp_path / "local.csv").read_text() == (tmp_path / "ray.csv").read_text()
+    assert np.array_equal(Selection.load(tmp_path / "ray.csv").kept, local.kept)
+
+
+def test_killed_prune_resumes_without_redoing_finished_stages(tmp_path, monkeypatch):
+    """Clustering and the first group of cluster blocks finish, then the run is killed; the rerun
+    loads both from --work-dir (k-means would raise if called) and writes the same selection."""
+    import adaprune.methods.semdedup as sd
+    from adaprune.cli.main import main
+
+    x, _ = planted(n_centres=40, per=20, d=8, seed=2)
+    emb = tmp_path / "emb.npy"
+    np.save(emb, x)
+    monkeypatch.setattr(sd, "BLOCK_ROWS", 100)  # 8 blocks of 5 clusters, recorded `group` at a time
+    monkeypatch.setattr("adaprune.engine.base.default_workers", lambda: 2)  # a 2-thread local engine
+    group = 2 * get_engine("local").workers
+    base = ["prune", f"embeddings:{emb}", "--method", "semdedup", "--prune", "0.2", "--quiet"]
+    assert main([*base, "--out", str(tmp_path / "clean.csv")]) == 0
+    real_block = sd.block_redundancy
+    calls = {"n": 0}
+    lock = __import__("threading").Lock()
+
+    def killed_in_second_group(block):
+        with lock:
+            calls["n"] += 1
+            kill = calls["n"] == group + 1
+        if kill:
+            raise KeyboardInterrupt("killed")
+        return real_block(block)
+
+    work = tmp_path / "work"
+    monkeypatch.setattr(sd, "block_redundancy", killed_in_second_group)
+    assert main([*base, "--out", str(tmp_path / "sel.csv"), "--work-dir", str(work)]) == 130
+    assert not (tmp_path / "sel.csv").exists()
+    assert sorted(p.name for p in work.glob("*.done.json")) == ["clustering.done.json", "redundancy-00000.done.json"]
+
+    def no_kmeans(*args, **kwargs):
+        raise AssertionError("clustering was recomputed")
+
+    calls["n"] = -100  # no more kills
+    monkeypatch.setattr(sd, "spherical_kmeans", no_kmeans)
+    assert main([*base, "--out", str(tmp_path / "sel.csv"), "--work-dir", str(work)]) == 0
+    assert calls["n"] == -100 + 8 - group  # only the blocks after the recorded group
+    assert (tmp_path / "sel.csv").read_text() == (tmp_path / "clean.csv").read_text()
+
+
+def test_stages_give_the_same_bits_whatever_the_blas_threads():
+    """A mapped stage runs with single-threaded BLAS, so a process whose BLAS uses 2 threads (here)
+    and a Ray worker (1 thread) compute the same bits."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(3000, 64)).astype(np.float32), rng.normal(size=(64, 300)).astype(np.float32)
+    with threadpool_limits(1):
+        single = a @ b
+    assert LocalEngine(workers=2).map(lambda m: m @ b, [a])[0].tobytes() == single.tobytes()
+
+
+@pytest.mark.slow
+def test_ray_embed_of_a_folder_matches_the_local_embed(tmp_path):
+    """Chunks of files encoded as Ray tasks (2 CPUs) write the same array as the local loop."""
+    ray = pytest.importorskip("ray")
+    from test_files import image_folder
+
+    from adaprune.embed import embed
+
+    root = image_folder(tmp_path / "imgs", per_class=8)
+    local = embed(f"folder:{root}", "pixels:5", tmp_path / "local.npy", chunk_size=3, progress=False)
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    try:
+        remote = embed(f"folder:{root}", "pixels:5", tmp_path / "ray.npy", chunk_size=3, progress=False,
+                       engine="ray")
+    finally:
+        ray.shutdown()
+    assert local.chunks_computed == remote.chunks_computed == 6
+    assert np.array_equal(np.load(tmp_path / "local.npy"), np.load(tmp_path / "ray.npy"))
+    assert (tmp_path / "ray.paths.txt").read_text() == (tmp_path / "local.paths.txt").read_text()
