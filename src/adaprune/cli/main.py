@@ -17,9 +17,9 @@ def cli() -> None:
 
 
 def _register_commands() -> None:
-    from adaprune.cli import benchmark, embed, evaluate, methods, prune, score, select
+    from adaprune.cli import benchmark, embed, evaluate, methods, prune, report, score, select
 
-    for module in (prune, score, select, embed, evaluate, benchmark, methods):
+    for module in (prune, score, select, embed, evaluate, benchmark, report, methods):
         cli.add_command(module.command)
 
 
