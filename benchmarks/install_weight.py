@@ -1,0 +1,97 @@
+"""What `make demo` and `make test` install from nothing: a fresh venv per target, the project's own
+constraints, no pip cache. Sizes: the wheels pip fetched (from the report's file:// or https URLs)
+and the venv on disk; time: wall clock of the pip command (the machine may be shared: see the note).
+
+    python benchmarks/install_weight.py            # writes benchmarks/results/install_weight.{json,md}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+# The extras each make target installs (see the Makefile).
+TARGETS = {"demo": "mnist1d", "test": "test"}
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def measure(target: str, extra: str, python: str, work: Path) -> dict:
+    venv = work / f"venv-{target}"
+    subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    empty = folder_bytes(venv)
+    report = work / f"report-{target}.json"
+    cmd = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-cache-dir", "--report", str(report),
+           "-c", str(ROOT / "constraints.txt"), "-e", f"{ROOT}[{extra}]"]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    seconds = time.perf_counter() - start
+    installed = json.loads(report.read_text())["install"]
+    fetched, unknown = 0, []
+    for item in installed:
+        url = item.get("download_info", {}).get("url", "")
+        parsed = urlparse(url)
+        if parsed.scheme == "file" and Path(unquote(parsed.path)).is_file():
+            fetched += Path(unquote(parsed.path)).stat().st_size
+        elif not url.startswith("file:") or item["metadata"]["name"] != "adaprune":
+            unknown.append(item["metadata"]["name"])
+    packages = sorted(f"{i['metadata']['name']}=={i['metadata']['version']}" for i in installed)
+    largest = sorted(((folder_bytes(p), p.name) for p in (venv / "lib").glob("python*/site-packages/*")
+                      if p.is_dir()), reverse=True)[:6]
+    return {
+        "target": f"make {target}", "extra": extra, "pip_seconds": round(seconds, 1),
+        "wheels_mb": round(fetched / 1e6, 1), "wheels_unsized": unknown,
+        "venv_mb": round((folder_bytes(venv) - empty) / 1e6, 1), "n_packages": len(packages),
+        "packages": packages, "largest_mb": {name: round(size / 1e6, 1) for size, name in largest},
+        "command": " ".join(cmd[1:]).replace(str(work), "$TMP"),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--python", default=sys.executable, help="Interpreter the venvs are made from.")
+    parser.add_argument("--note", default="", help="e.g. that the machine was shared with other jobs.")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="adaprune-install-") as tmp:
+        for target, extra in TARGETS.items():
+            rows.append(measure(target, extra, args.python, Path(tmp)))
+            print(f"make {target}: {rows[-1]['pip_seconds']} s, wheels {rows[-1]['wheels_mb']} MB, "
+                  f"venv {rows[-1]['venv_mb']} MB", file=sys.stderr)
+    machine = {"platform": platform.platform(), "python": platform.python_version(), "cpu_count": os.cpu_count(),
+               "pip_index": "local wheel folders (no network): pip config's find-links/extra-index-url"}
+    doc = {"rows": rows, "machine": machine, "note": args.note,
+           "command": "python benchmarks/install_weight.py" + (f" --note {args.note!r}" if args.note else "")}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "install_weight.json").write_text(json.dumps(doc, indent=2) + "\n")
+    lines = ["What each set-up command installs into a fresh venv (pip, no cache, the project's constraints).", "",
+             "| command | extra | packages | wheels fetched (MB) | venv on disk (MB) | pip time (s) | largest |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        big = ", ".join(f"{k} {v}" for k, v in list(r["largest_mb"].items())[:4])
+        lines.append(f"| `{r['target']}` | `{r['extra']}` | {r['n_packages']} | {r['wheels_mb']} | {r['venv_mb']} | "
+                     f"{r['pip_seconds']} | {big} |")
+    lines += ["", f"Command: `{doc['command']}`", f"Machine: {machine['cpu_count']} CPUs, {machine['platform']}, "
+              f"Python {machine['python']}; {machine['pip_index']}."]
+    if args.note:
+        lines.append(f"Note: {args.note}")
+    (RESULTS / "install_weight.md").write_text("\n".join(lines) + "\n")
+    shutil.rmtree(RESULTS / "__pycache__", ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
