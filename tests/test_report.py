@@ -30,10 +30,10 @@ def write_benchmark(folder: Path) -> Path:
     """Two methods, two fractions, two seeds; accuracies chosen so the means and stds are easy by hand."""
     acc = {("random", 0.2): [0.80, 0.90], ("random", 0.5): [0.70, 0.70],
            ("adapruner", 0.2): [0.90, 0.90], ("adapruner", 0.5): [0.60, 0.64]}
-    runs = [{"method": m, "prune": p, "seed": s, "n_kept": 10, "accuracy": v, "prune_seconds": 1.5}
+    runs = [{"method": m, "prune": p, "seed": s, "n_kept": 10, "value": v, "prune_seconds": 1.5, "extras": {}}
             for (m, p), vals in acc.items() for s, v in enumerate(vals)]
-    doc = {"dataset": "toy", "n_train": 100, "n_test": 20, "model": "mlp", "epochs": 3,
-           "methods": ["adapruner", "random"], "prunes": [0.2, 0.5], "seeds": [0, 1], "full_accuracy": [0.9, 0.92],
+    doc = {"dataset": "toy", "n_train": 100, "n_test": 20, "model": "mlp", "epochs": 3, "metric": "accuracy",
+           "methods": ["adapruner", "random"], "prunes": [0.2, 0.5], "seeds": [0, 1], "full_values": [0.9, 0.92],
            "runs": runs, "machine": {"summary": "test"}, "command": "adaprune benchmark toy"}
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(json.dumps(doc))

@@ -37,14 +37,14 @@ class BenchmarkRuns:
             values: dict[tuple[str, float], list[float]] = {}
             seconds: dict[str, list[float]] = {}
             for run in doc["runs"]:
-                # The value is stored under the metric's name ("accuracy" today; "metric"/"value" tolerated).
-                value = next(run[k] for k in (metric, "accuracy", "metric", "value") if k in run)
+                # `value` holds the task's metric; files written before it was named hold "accuracy".
+                value = next(run[k] for k in ("value", metric, "accuracy") if k in run)
                 values.setdefault((run["method"], float(run["prune"])), []).append(float(value))
                 seconds.setdefault(run["method"], []).append(float(run.get("prune_seconds", np.nan)))
             return BenchmarkRuns(
                 dataset=str(doc.get("dataset", "?")), metric=metric, methods=tuple(doc["methods"]),
                 prunes=tuple(float(p) for p in doc["prunes"]), seeds=tuple(doc["seeds"]), values=values,
-                seconds=seconds, full=tuple(float(v) for v in doc.get("full_accuracy", doc.get("full", ()))),
+                seconds=seconds, full=tuple(float(v) for v in doc.get("full_values", doc.get("full_accuracy", ()))),
                 about={k: doc.get(k) for k in ("n_train", "n_test", "model", "epochs", "command")}
                 | {"machine": (doc.get("machine") or {}).get("summary", "")},
             )
