@@ -1,6 +1,7 @@
-"""What `make demo` and `make test` install from nothing: a fresh venv per target, the project's own
-constraints, no pip cache. Sizes: the wheels pip fetched (from the report's file:// or https URLs)
-and the venv on disk; time: wall clock of the pip command (the machine may be shared: see the note).
+"""What `make demo` and `make test` install from nothing: a fresh venv and an empty pip cache per
+target, the project's own constraints. Sizes: what pip fetched (local file:// wheels by their size;
+downloads by what they left in the empty cache) and the venv on disk; time: wall clock of the pip
+command (the machine may be shared: see the note).
 
     python benchmarks/install_weight.py            # writes benchmarks/results/install_weight.{json,md}
 """
@@ -34,26 +35,28 @@ def measure(target: str, extra: str, python: str, work: Path) -> dict:
     subprocess.run([python, "-m", "venv", str(venv)], check=True)
     empty = folder_bytes(venv)
     report = work / f"report-{target}.json"
-    cmd = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-cache-dir", "--report", str(report),
+    cache = work / f"cache-{target}"
+    cache.mkdir()
+    cmd = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--report", str(report),
            "-c", str(ROOT / "constraints.txt"), "-e", f"{ROOT}[{extra}]"]
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    subprocess.run(cmd, check=True, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+                                         "PIP_CACHE_DIR": str(cache)})
     seconds = time.perf_counter() - start
     installed = json.loads(report.read_text())["install"]
-    fetched, unknown = 0, []
+    # Downloads land in the (empty before) cache; local wheels are read in place, so count their size.
+    fetched, local = folder_bytes(cache), 0
     for item in installed:
-        url = item.get("download_info", {}).get("url", "")
-        parsed = urlparse(url)
+        parsed = urlparse(item.get("download_info", {}).get("url", ""))
         if parsed.scheme == "file" and Path(unquote(parsed.path)).is_file():
-            fetched += Path(unquote(parsed.path)).stat().st_size
-        elif not url.startswith("file:") or item["metadata"]["name"] != "adaprune":
-            unknown.append(item["metadata"]["name"])
+            local += Path(unquote(parsed.path)).stat().st_size
     packages = sorted(f"{i['metadata']['name']}=={i['metadata']['version']}" for i in installed)
     largest = sorted(((folder_bytes(p), p.name) for p in (venv / "lib").glob("python*/site-packages/*")
                       if p.is_dir()), reverse=True)[:6]
     return {
         "target": f"make {target}", "extra": extra, "pip_seconds": round(seconds, 1),
-        "wheels_mb": round(fetched / 1e6, 1), "wheels_unsized": unknown,
+        "wheels_mb": round((fetched + local) / 1e6, 1), "downloaded_mb": round(fetched / 1e6, 1),
+        "local_wheels_mb": round(local / 1e6, 1),
         "venv_mb": round((folder_bytes(venv) - empty) / 1e6, 1), "n_packages": len(packages),
         "packages": packages, "largest_mb": {name: round(size / 1e6, 1) for size, name in largest},
         "command": " ".join(cmd[1:]).replace(str(work), "$TMP"),

@@ -25,8 +25,8 @@ def _optional_column(columns: dict[str, np.ndarray | None], name: str) -> np.nda
 
 
 def _class_names(data: Any, k: int) -> list[str]:
-    names = getattr(data, "class_names", None)
-    return [str(n) for n in names] if names else [str(c) for c in range(k)]
+    names = [str(n) for n in (getattr(data, "class_names", None) or ())]
+    return names + [str(c) for c in range(len(names), k)]
 
 
 def _per_class(selection: Selection, data: Any) -> str:
