@@ -30,12 +30,14 @@ def test_importing_the_package_and_selection_imports_no_torch():
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
 
 
-def test_help_version_and_methods_import_no_torch():
-    # One interpreter runs every command in turn, checking sys.modules after each.
+def test_help_version_methods_and_a_bad_input_import_no_torch():
+    # One interpreter runs every command in turn, checking sys.modules after each. A missing input
+    # is reported before any method module (and torch) is imported.
     res = run_python("""
         import sys
         from adaprune.cli.main import main
-        light = (["--help"], ["--version"], ["methods"], ["methods", "-v"], ["report", "--help"], ["prune", "x"])
+        bad_input = ["prune", "npz:nope.npz", "--method", "random", "--prune", "0.3", "--out", "o.csv"]
+        light = (["--help"], ["--version"], ["methods"], ["methods", "-v"], ["report", "--help"], bad_input)
         for argv in light:
             code = main(argv)
             assert code in (0, 2), (argv, code)

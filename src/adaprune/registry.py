@@ -50,15 +50,24 @@ def _load_all() -> None:
             importlib.import_module(f"{package.__name__}.{info.name}")
 
 
+def _unknown_method(name: str, known: list[str]) -> ConfigError:
+    return ConfigError(f"unknown method {name!r}; expected one of: {', '.join(sorted(known))}")
+
+
 def get_method(name: str) -> type:
     """The class registered under `name`; an unknown name lists the valid ones."""
     _load_all()
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ConfigError(
-            f"unknown method {name!r}; expected one of: {', '.join(sorted(_REGISTRY))}"
-        ) from None
+        raise _unknown_method(name, list(_REGISTRY)) from None
+
+
+def check_method_name(name: str) -> None:
+    """Refuse an unknown method name, from the index: no method module (no torch) is imported."""
+    known = [info.name for info in list_methods()]
+    if name not in known:
+        raise _unknown_method(name, known)
 
 
 def build_method(name: str, params: dict[str, Any] | None = None) -> Any:

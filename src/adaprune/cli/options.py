@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from adaprune.errors import ConfigError
-from adaprune.registry import get_method, method_parameters
+from adaprune.registry import check_method_name, get_method, method_parameters
 
 
 def setup_logging(quiet: bool) -> None:
@@ -39,6 +39,11 @@ class _ModelChoice(click.Choice):
     @choices.setter
     def choices(self, value: Any) -> None:  # click.Choice.__init__ assigns it; the names come from models
         pass
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value == "auto":  # the default, always valid: checking it must not import torch
+            return value
+        return super().convert(value, param, ctx)
 
 
 model_option = click.option("--model", default="auto", show_default=True, type=_ModelChoice(),
@@ -122,7 +127,11 @@ def _split_param(item: str) -> tuple[str, str]:
 
 
 def parse_params(method: str, items: Sequence[str]) -> dict[str, Any]:
-    """--param KEY=VALUE pairs, typed by the method's declared defaults."""
+    """--param KEY=VALUE pairs, typed by the method's declared defaults. Without any, only the name
+    is checked (from the method index), so a bad input fails before torch is imported."""
+    if not items:
+        check_method_name(method)
+        return {}
     declared = method_parameters(get_method(method))
     out: dict[str, Any] = {}
     for item in items:

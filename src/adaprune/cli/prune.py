@@ -35,7 +35,6 @@ log = logging.getLogger("adaprune")
 def command(data, method, prune_fraction, keep_fraction, out, seed, model, epochs, device, params, balance,
             encoder, embeddings, quiet) -> None:
     """Choose which samples of DATA to keep and write the selection to --out."""
-    from adaprune.api import prune
     from adaprune.data import load_data
     from adaprune.selection import Budget, Selection
 
@@ -47,6 +46,8 @@ def command(data, method, prune_fraction, keep_fraction, out, seed, model, epoch
     dataset = load_data(data)
     inputs = (*dataset.source_paths, *([embeddings] if embeddings else []))
     Selection.check_path(out, inputs=inputs)
+    from adaprune.api import prune  # torch: only once the inputs are known to be good
+
     selection = prune(
         dataset, method, keep=keep_fraction, prune=prune_fraction, seed=seed, model=model,
         epochs=epochs, device=device, params=method_params, balance=balance, progress=not quiet,
