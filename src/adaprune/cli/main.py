@@ -7,11 +7,12 @@ import sys
 
 import click
 
+from adaprune import __version__
 from adaprune.errors import AdapruneError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="adaprune")
+@click.version_option(version=__version__, prog_name="adaprune")  # no metadata scan of sys.path
 def cli() -> None:
     """Adaptive dataset pruning: decide which training samples to keep."""
 
