@@ -1,13 +1,48 @@
-"""adaprune: adaptive dataset pruning."""
+"""adaprune: adaptive dataset pruning.
+
+The public names are imported on first use (a module `__getattr__`), so `import adaprune` and the
+CLI's `--help`, `--version` and `methods` never import torch."""
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from adaprune.api import benchmark, evaluate, load_data, prune, score, select  # noqa: E402
-from adaprune.registry import list_methods  # noqa: E402
-from adaprune.scores import ScoreSet  # noqa: E402
-from adaprune.selection import Budget, Selection  # noqa: E402
+# Public name -> the module that defines it.
+_LAZY = {
+    "benchmark": "adaprune.api",
+    "evaluate": "adaprune.api",
+    "load_data": "adaprune.api",
+    "prune": "adaprune.api",
+    "score": "adaprune.api",
+    "select": "adaprune.api",
+    "list_methods": "adaprune.registry",
+    "ScoreSet": "adaprune.scores",
+    "Budget": "adaprune.selection",
+    "Selection": "adaprune.selection",
+}
+
+if TYPE_CHECKING:
+    from adaprune.api import benchmark, evaluate, load_data, prune, score, select
+    from adaprune.registry import list_methods
+    from adaprune.scores import ScoreSet
+    from adaprune.selection import Budget, Selection
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'adaprune' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "Budget",

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from adaprune.data import Dataset, load_data
+from adaprune.defaults import DEFAULT_EVAL_EPOCHS
 from adaprune.errors import ConfigError
 from adaprune.evaluate.benchmark import BenchmarkResult, run_benchmark
 from adaprune.evaluate.harness import EvaluationResult, evaluate_selection
@@ -27,8 +28,6 @@ from adaprune.training.loop import TrainConfig
 log = logging.getLogger(__name__)
 
 __all__ = ["benchmark", "build_method", "evaluate", "load_data", "name_samples", "prune", "score", "select"]
-
-DEFAULT_EVAL_EPOCHS = 30
 
 
 def _as_dataset(data: str | Dataset, test: str | None = None) -> Dataset:

@@ -1,13 +1,25 @@
-"""The method registry: every pruning method registers itself under one name."""
+"""The method registry: every pruning method registers itself under one name.
+
+`register_method` is the single source of truth. Listing the methods (`adaprune methods`) must not
+import torch, so `list_methods()` reads a generated index, `methods/_index.py`, written from the
+registered classes by `python -m adaprune.registry --write-index`. The index carries a fingerprint
+of the files it was built from; when any of them changed since, `list_methods()` imports the
+classes instead (slower, never wrong), and tests/test_startup.py fails until the index is rebuilt."""
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import difflib
+import hashlib
 import importlib
 import inspect
+import logging
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from adaprune.errors import ConfigError
@@ -40,17 +52,26 @@ def _load_all() -> None:
             importlib.import_module(f"{package.__name__}.{info.name}")
 
 
+def _unknown_method(name: str, known: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(str(name), sorted(known), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return ConfigError(f"unknown method {name!r}; {hint}expected one of: {', '.join(sorted(known))}")
+
+
 def get_method(name: str) -> type:
     """The class registered under `name`; an unknown name lists the valid ones."""
     _load_all()
     try:
         return _REGISTRY[name]
     except KeyError:
-        close = difflib.get_close_matches(str(name), sorted(_REGISTRY), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ConfigError(
-            f"unknown method {name!r}; {hint}expected one of: {', '.join(sorted(_REGISTRY))}"
-        ) from None
+        raise _unknown_method(name, list(_REGISTRY)) from None
+
+
+def check_method_name(name: str) -> None:
+    """Refuse an unknown method name, from the index: no method module (no torch) is imported."""
+    known = [info.name for info in list_methods()]
+    if name not in known:
+        raise _unknown_method(name, known)
 
 
 def build_method(name: str, params: dict[str, Any] | None = None) -> Any:
@@ -126,7 +147,13 @@ def parameter_docs(cls: type) -> dict[str, str]:
 
 
 def list_methods() -> list[MethodInfo]:
-    """Every registered method, sorted by name, with its defaults."""
+    """Every registered method, sorted by name, with its defaults (from the index when it is fresh)."""
+    indexed = _read_index()
+    return indexed if indexed is not None else list_registered_methods()
+
+
+def list_registered_methods() -> list[MethodInfo]:
+    """Every registered method, from the classes themselves (imports every method module)."""
     _load_all()
     infos = []
     for name in sorted(_REGISTRY):
@@ -144,3 +171,104 @@ def list_methods() -> list[MethodInfo]:
             )
         )
     return infos
+
+
+# ---- the generated index -------------------------------------------------------------------------
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_INDEX_PATH = _PACKAGE_DIR / "methods" / "_index.py"
+log = logging.getLogger(__name__)
+
+
+class _Literal(str):
+    """A default that is no Python literal, shown as it was written (repr)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def index_fingerprint() -> str:
+    """sha256 over the files a listing depends on: every method module, the direction text, this file."""
+    files = sorted(p for p in (_PACKAGE_DIR / "methods").rglob("*.py") if p != _INDEX_PATH)
+    files += [_PACKAGE_DIR / "scores.py", _PACKAGE_DIR / "registry.py"]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(_PACKAGE_DIR).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _info_to_entry(info: MethodInfo) -> dict[str, Any]:
+    entry = dataclasses.asdict(info)
+    # Defaults are stored as their repr: literal_eval gives the value back for every plain literal.
+    entry["parameters"] = {key: repr(value) for key, value in info.parameters.items()}
+    return entry
+
+
+def _entry_to_info(entry: dict[str, Any]) -> MethodInfo:
+    params: dict[str, Any] = {}
+    for key, text in entry["parameters"].items():
+        try:
+            params[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            params[key] = _Literal(text)
+    return MethodInfo(**{**entry, "parameters": params})
+
+
+def _read_index() -> list[MethodInfo] | None:
+    """The indexed listing, or None when the index is missing, stale or unreadable."""
+    try:
+        tree = ast.parse(_INDEX_PATH.read_text(encoding="utf-8"))
+        values = {
+            node.targets[0].id: ast.literal_eval(node.value)
+            for node in tree.body
+            if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+        }
+        if values.get("FINGERPRINT") != index_fingerprint():
+            log.debug("method index is stale; importing the method modules")
+            return None
+        return [_entry_to_info(entry) for entry in values["METHODS"]]
+    except (OSError, SyntaxError, ValueError, KeyError, TypeError) as exc:
+        log.debug("method index unusable (%s); importing the method modules", exc)
+        return None
+
+
+def render_index() -> str:
+    """The text of methods/_index.py for the classes registered now."""
+    entries = [_info_to_entry(info) for info in list_registered_methods()]
+    lines = [
+        '"""Generated by `python -m adaprune.registry --write-index`; do not edit.',
+        "",
+        "What `adaprune methods` lists, so that listing imports no method module (and no torch).",
+        'tests/test_startup.py fails when this drifts from the registered classes."""',
+        "# ruff: noqa: E501",
+        "",
+        f"FINGERPRINT = {index_fingerprint()!r}",
+        "",
+        "METHODS = [",
+    ]
+    for entry in entries:
+        lines.append("    {")
+        for key, value in entry.items():
+            lines.append(f"        {key!r}: {value!r},")
+        lines.append("    },")
+    lines.append("]")
+    return "\n".join(lines) + "\n"
+
+
+def write_index() -> Path:
+    from adaprune.io_utils import atomic_write
+
+    text = render_index()
+    atomic_write(_INDEX_PATH, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return _INDEX_PATH
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--write-index"]:
+        sys.exit("usage: python -m adaprune.registry --write-index")
+    # Run as __main__, this file is a second module object: the methods register with the real one.
+    from adaprune.registry import write_index as _write_index
+
+    print(f"wrote {_write_index()}")

@@ -7,16 +7,17 @@ import sys
 
 import click
 
-from adaprune.api import DEFAULT_EVAL_EPOCHS
 from adaprune.cli.options import (
     DATA_EPILOG,
     device_option,
     model_option,
     parse_fraction_list,
+    parse_method_params,
     quiet_option,
     setup_logging,
     test_option,
 )
+from adaprune.defaults import DEFAULT_EVAL_EPOCHS
 
 log = logging.getLogger("adaprune")
 
@@ -29,11 +30,15 @@ log = logging.getLogger("adaprune")
 @click.option("--out", required=True, help="Folder for results.json, results.md and results.png.")
 @click.option("--epochs", type=int, default=DEFAULT_EVAL_EPOCHS, show_default=True,
               help="Epochs for each evaluation model.")
+@click.option("--param", "params", multiple=True, metavar="[METHOD.]KEY=VALUE",
+              help="A method parameter (repeatable): adapruner.epochs=3 sets one method's; a plain KEY=VALUE "
+                   "sets it for every listed method that has KEY (an error when none has). "
+                   "`adaprune methods -v` lists them.")
 @model_option
 @device_option
 @test_option
 @quiet_option
-def command(data, methods, prunes, seeds, out, epochs, model, device, test_spec, quiet) -> None:
+def command(data, methods, prunes, seeds, out, epochs, params, model, device, test_spec, quiet) -> None:
     """Prune DATA with each method at each fraction and seed; train and test a fresh model on each."""
     from adaprune.api import benchmark
     from adaprune.errors import ConfigError
@@ -42,9 +47,10 @@ def command(data, methods, prunes, seeds, out, epochs, model, device, test_spec,
     method_list = [m.strip() for m in methods.split(",") if m.strip()]
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    method_params = parse_method_params(method_list, params)
     result = benchmark(
         data, method_list, parse_fraction_list(prunes, what="--prune"), seeds=seeds, epochs=epochs,
-        model=model, device=device, test=test_spec, progress=not quiet,
+        model=model, device=device, method_params=method_params, test=test_spec, progress=not quiet,
         command=" ".join(["adaprune", *sys.argv[1:]]) if sys.argv[0].endswith("adaprune") else None,
     )
     paths = result.save(out)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from adaprune.api import DEFAULT_EVAL_EPOCHS
 from adaprune.cli.options import DATA_EPILOG, device_option, model_option, quiet_option, setup_logging, test_option
+from adaprune.defaults import DEFAULT_EVAL_EPOCHS
 
 
 def format_evaluation(result) -> str:

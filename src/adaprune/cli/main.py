@@ -7,19 +7,20 @@ import sys
 
 import click
 
+from adaprune import __version__
 from adaprune.errors import AdapruneError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="adaprune")
+@click.version_option(version=__version__, prog_name="adaprune")  # no metadata scan of sys.path
 def cli() -> None:
     """Adaptive dataset pruning: decide which training samples to keep."""
 
 
 def _register_commands() -> None:
-    from adaprune.cli import benchmark, embed, evaluate, export, methods, prune, score, select
+    from adaprune.cli import benchmark, embed, evaluate, export, methods, prune, report, score, select
 
-    for module in (prune, score, select, embed, export, evaluate, benchmark, methods):
+    for module in (prune, score, select, embed, export, evaluate, benchmark, report, methods):
         cli.add_command(module.command)
 
 

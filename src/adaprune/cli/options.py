@@ -12,8 +12,7 @@ import click
 
 from adaprune.data.sources import SPEC_HELP
 from adaprune.errors import ConfigError
-from adaprune.models import MODEL_NAMES
-from adaprune.registry import get_method, method_parameters
+from adaprune.registry import check_method_name, get_method, method_parameters
 
 
 def setup_logging(quiet: bool) -> None:
@@ -25,7 +24,30 @@ def setup_logging(quiet: bool) -> None:
     )
 
 
-model_option = click.option("--model", default="auto", show_default=True, type=click.Choice(MODEL_NAMES),
+class _ModelChoice(click.Choice):
+    """click.Choice over adaprune.models.MODEL_NAMES, read when first needed: the models module
+    imports torch, which `adaprune --help` must not pay for."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        from adaprune.models import MODEL_NAMES
+
+        return tuple(MODEL_NAMES)
+
+    @choices.setter
+    def choices(self, value: Any) -> None:  # click.Choice.__init__ assigns it; the names come from models
+        pass
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value == "auto":  # the default, always valid: checking it must not import torch
+            return value
+        return super().convert(value, param, ctx)
+
+
+model_option = click.option("--model", default="auto", show_default=True, type=_ModelChoice(),
                             help="Network to train (auto: by input shape).")
 device_option = click.option("--device", default="cpu", show_default=True,
                              help="Torch device: cpu, cuda or cuda:N.")
@@ -114,17 +136,54 @@ def _coerce(raw: str, default: Any, *, key: str) -> Any:
     return raw
 
 
+def _split_param(item: str) -> tuple[str, str]:
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--param expects KEY=VALUE, got {item!r}")
+    return key, raw
+
+
 def parse_params(method: str, items: Sequence[str]) -> dict[str, Any]:
-    """--param KEY=VALUE pairs, typed by the method's declared defaults."""
+    """--param KEY=VALUE pairs, typed by the method's declared defaults. Without any, only the name
+    is checked (from the method index), so a bad input fails before torch is imported."""
+    if not items:
+        check_method_name(method)
+        return {}
     declared = method_parameters(get_method(method))
     out: dict[str, Any] = {}
     for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--param expects KEY=VALUE, got {item!r}")
+        key, raw = _split_param(item)
         if key not in declared:
             raise ConfigError(
                 f"method {method!r} has no parameter {key!r}; it takes: {', '.join(declared) or 'none'}"
             )
         out[key] = _coerce(raw, declared[key].default, key=key)
     return out
+
+
+def parse_method_params(methods: Sequence[str], items: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """--param for several methods (`adaprune benchmark`): METHOD.KEY=VALUE sets one method's
+    parameter; a plain KEY=VALUE sets it for every listed method that declares KEY, and is an error
+    when none does. METHOD.KEY wins over a plain KEY, whatever the order."""
+    declared = {m: method_parameters(get_method(m)) for m in methods}
+    plain: dict[str, dict[str, Any]] = {m: {} for m in methods}
+    scoped: dict[str, dict[str, Any]] = {m: {} for m in methods}
+    for item in items:
+        key, raw = _split_param(item)
+        method, dot, name = key.rpartition(".")
+        if dot:
+            if method not in declared:
+                raise ConfigError(f"--param {item!r} names method {method!r}, which is not in --methods "
+                                  f"({', '.join(methods)})")
+            if name not in declared[method]:
+                raise ConfigError(f"method {method!r} has no parameter {name!r}; it takes: "
+                                  f"{', '.join(declared[method]) or 'none'}")
+            scoped[method][name] = _coerce(raw, declared[method][name].default, key=key)
+            continue
+        takers = [m for m in methods if key in declared[m]]
+        if not takers:
+            raise ConfigError(f"no method in --methods ({', '.join(methods)}) has a parameter {key!r}; "
+                              f"`adaprune methods -v` lists them")
+        for m in takers:
+            plain[m][key] = _coerce(raw, declared[m][key].default, key=key)
+    return {m: {**plain[m], **scoped[m]} for m in methods if plain[m] or scoped[m]}

@@ -64,7 +64,6 @@ def engine_params(method: str, engine: str, ray_address: str | None, work_dir: s
 def command(data, method, prune_fraction, keep_fraction, out, seed, model, epochs, device, params, balance,
             encoder, embeddings, group_by, on_bad_file, engine, ray_address, work_dir, quiet) -> None:
     """Choose which samples of DATA to keep and write the selection to --out."""
-    from adaprune.api import prune
     from adaprune.data import load_data
     from adaprune.selection import Budget, Selection
 
@@ -81,6 +80,8 @@ def command(data, method, prune_fraction, keep_fraction, out, seed, model, epoch
         dataset.check_output(out)  # a pruned COCO file or YOLO list, in the source's own format
     else:
         Selection.check_path(out, inputs=inputs)
+    from adaprune.api import prune  # torch: only once the inputs are known to be good
+
     selection = prune(
         dataset, method, keep=keep_fraction, prune=prune_fraction, seed=seed, model=model,
         epochs=epochs, device=device, params=method_params, balance=balance, progress=not quiet,

@@ -1,0 +1,187 @@
+"""The report of a selection and its data: kept fraction per class and per cluster (AdaDeDup's
+rates and loss gaps from `details.clusters`), removed samples beside the kept sample each duplicates
+(the `twin`/`similarity` columns, where the method wrote them), and the highest- and lowest-scored
+samples per class."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adaprune.report._html import esc, figure_img, is_drawable, meta_list, new_figure, page, section, table, thumbnail
+from adaprune.selection import Selection
+from adaprune.tables import read_table
+
+MAX_PAIRS = 36
+PER_CLASS_EXTREMES = 6
+MAX_CLASSES_SHOWN = 20
+
+
+def _optional_column(columns: dict[str, np.ndarray | None], name: str) -> np.ndarray | None:
+    col = columns.get(name)
+    return None if col is None else np.asarray(col)
+
+
+def _class_names(data: Any, k: int) -> list[str]:
+    names = [str(n) for n in (getattr(data, "class_names", None) or ())]
+    return names + [str(c) for c in range(len(names), k)]
+
+
+def _per_class(selection: Selection, data: Any) -> str:
+    y = np.asarray(data.y)
+    k = int(y.max()) + 1
+    names = _class_names(data, k)
+    size = np.bincount(y, minlength=k)
+    kept = np.bincount(y[selection.kept], minlength=k)
+    frac = np.where(size > 0, kept / np.maximum(size, 1), np.nan)
+    fig = new_figure(min(9.0, 2.5 + 0.45 * k), 3.0)
+    ax = fig.subplots()
+    ax.bar(np.arange(k), frac, color="#2e90fa")
+    ax.axhline(selection.realised_keep, color="0.3", linestyle="--", linewidth=1, label="overall kept fraction")
+    ax.set_xticks(np.arange(k), names if k <= 30 else [str(i) for i in range(k)], rotation=45 if k > 12 else 0,
+                  fontsize=8)
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("kept fraction")
+    ax.legend(fontsize=8, loc="lower right")
+    rows = [(names[c], int(size[c]), int(kept[c]), f"{frac[c]:.3f}") for c in range(k)]
+    return section("Kept fraction per class", figure_img(fig, "kept fraction per class"),
+                   table(["class", "samples", "kept", "kept fraction"], rows))
+
+
+def _per_cluster(details: dict[str, Any]) -> str | None:
+    clusters = details.get("clusters")
+    if not isinstance(clusters, dict):
+        return None
+    if not isinstance(clusters.get("size"), list):  # a summary of scalars (SemDeDup): show it as it is
+        return section("Clusters", meta_list(sorted(clusters.items())))
+    size = np.asarray(clusters["size"], dtype=np.float64)
+    final = np.asarray(clusters.get("final_rate", clusters.get("p_initial", np.zeros_like(size))), dtype=np.float64)
+    initial = np.asarray(clusters.get("p_initial", final), dtype=np.float64)
+    gap = np.asarray(clusters.get("d", np.zeros_like(size)), dtype=np.float64)
+    fig = new_figure(10, 3.6)
+    ax1, ax2 = fig.subplots(1, 2)
+    lim = max(1e-3, float(np.abs(gap).max(initial=0)))
+    sc = ax1.scatter(1 - initial, 1 - final, c=gap, cmap="coolwarm", vmin=-lim, vmax=lim,
+                     s=12 + 90 * size / max(size.max(initial=0), 1.0), edgecolors="k", linewidths=0.3)
+    ax1.plot([0, 1], [0, 1], "--", color="gray", linewidth=1)
+    ax1.set_xlabel("kept fraction, density only (initial)")
+    ax1.set_ylabel("kept fraction, final")
+    ax1.set_title("per cluster (area: size; colour: loss gap)", fontsize=9)
+    fig.colorbar(sc, ax=ax1, label="d_c = loss(pruned) − loss(kept)")
+    order = np.argsort(gap)
+    ax2.bar(np.arange(len(gap)), gap[order], color=np.where(gap[order] > 0, "#d92d20", "#2e90fa"))
+    ax2.axhline(0, color="k", linewidth=0.8)
+    ax2.set_xticks([])  # cluster ids in sorted order would read as a scale
+    ax2.set_xlabel("clusters, sorted by loss gap")
+    ax2.set_ylabel("d_c")
+    ax2.set_title("loss gap: > 0 prune less, < 0 prune more", fontsize=9)
+    change = (1 - final) - (1 - initial)
+    top = np.argsort(-np.abs(change), kind="stable")[:12]
+    rows = [(int(c), int(size[c]), f"{1 - initial[c]:.3f}", f"{1 - final[c]:.3f}", f"{change[c]:+.3f}",
+             f"{gap[c]:+.4f}") for c in top]
+    note = (f"<p class=\"note\">{len(size)} clusters. The table lists the {len(top)} clusters whose kept fraction "
+            "moved most from the density-only start.</p>")
+    return section("Kept fraction per cluster", figure_img(fig, "kept fraction per cluster"), note,
+                   table(["cluster", "samples", "kept (initial)", "kept (final)", "change", "loss gap d_c"], rows))
+
+
+def _pairs(selection: Selection, data: Any, twin: np.ndarray, similarity: np.ndarray | None) -> str:
+    mask = selection.mask
+    twin = np.where(np.isnan(twin.astype(np.float64)), -1, twin.astype(np.float64)).astype(np.int64)
+    removed = np.flatnonzero(~mask & (twin >= 0) & (twin < selection.n_total))
+    if removed.size == 0:
+        return section("Removed samples and the kept sample each duplicates",
+                       "<p class=\"note\">No removed sample names a kept twin in this selection.</p>")
+    sim = similarity.astype(np.float64) if similarity is not None else np.full(selection.n_total, np.nan)
+    order = removed[np.argsort(-np.nan_to_num(sim[removed], nan=-np.inf), kind="stable")][:MAX_PAIRS]
+    cells = []
+    for i in order:
+        j = int(twin[i])
+        label = f"#{i} → #{j}" + ("" if np.isnan(sim[i]) else f" · cos {sim[i]:.3f}")
+        cells.append(
+            "<div class=\"pair\"><div class=\"two\">"
+            + thumbnail(np.asarray(data.x[i]), css="removed", title=f"removed #{i}")
+            + thumbnail(np.asarray(data.x[j]), css="kept", title=f"kept #{j}")
+            + f"</div>{esc(label)}</div>"
+        )
+    note = (f"<p class=\"note\">{removed.size} removed samples name the kept sample they duplicate; the "
+            f"{len(order)} most similar are shown (red: removed, green: the kept twin).</p>")
+    return section("Removed samples and the kept sample each duplicates", note,
+                   "<div class=\"grid\">" + "".join(cells) + "</div>")
+
+
+def _extremes(selection: Selection, data: Any) -> str:
+    scores = np.asarray(selection.scores, dtype=np.float64)
+    y = np.asarray(data.y)
+    mask = selection.mask
+    names = _class_names(data, int(y.max()) + 1)
+    direction = {True: "higher = keep", False: "lower = keep", None: "direction not recorded"}[
+        selection.higher_is_keep]
+    blocks = []
+    classes = [c for c in range(int(y.max()) + 1) if np.any(y == c)][:MAX_CLASSES_SHOWN]
+    for c in classes:
+        members = np.flatnonzero((y == c) & ~np.isnan(scores))
+        if members.size == 0:
+            continue
+        ranked = members[np.argsort(-scores[members], kind="stable")]
+        rows = []
+        for label, picks in (("highest", ranked[:PER_CLASS_EXTREMES]), ("lowest", ranked[::-1][:PER_CLASS_EXTREMES])):
+            cells = "".join(
+                "<div class=\"cell\">"
+                + thumbnail(np.asarray(data.x[i]), css="kept" if mask[i] else "removed",
+                            title=f"#{i} score {scores[i]:.4g} ({'kept' if mask[i] else 'removed'})")
+                + f"{scores[i]:.3g}</div>"
+                for i in picks
+            )
+            rows.append(f"<div class=\"row\"><span class=\"label\">{esc(names[c])}: {label}</span>{cells}</div>")
+        blocks.append("".join(rows))
+    note = (f"<p class=\"note\">Score: {esc(direction)}. Border green: kept; red: removed. "
+            + (f"First {MAX_CLASSES_SHOWN} classes shown." if len(classes) == MAX_CLASSES_SHOWN else "") + "</p>")
+    return section("Highest- and lowest-scored samples per class", note, *blocks)
+
+
+def render_selection_report(selection_path: str | Path, data: Any | None = None) -> str:
+    """`data` is the Dataset the selection was made on (None: no per-class numbers, no pictures)."""
+    from adaprune.errors import DataError
+
+    selection = Selection.load(selection_path)
+    columns, _ = read_table(selection_path, what="selection")
+    twin, similarity = _optional_column(columns, "twin"), _optional_column(columns, "similarity")
+    if data is not None and getattr(data, "n", len(data.y)) != selection.n_total:
+        raise DataError(f"selection {str(selection_path)!r} has {selection.n_total} samples but the data "
+                        f"{getattr(data, 'name', '')!r} has {len(data.y)}; give the data it was made on")
+    about = [
+        ("method", selection.method), ("parameters", selection.params), ("seed", selection.seed),
+        ("kept", f"{selection.n_kept} of {selection.n_total} ({selection.realised_keep:.1%}; requested "
+                 f"{selection.requested_keep:.1%})"),
+        ("adaprune version", selection.library_version), ("file", Path(selection_path).name),
+    ]
+    if data is not None:
+        about.insert(0, ("data", getattr(data, "name", "")))
+    sections = [section("Selection", meta_list(about))]
+    notes = []
+    if data is not None:
+        sections.append(_per_class(selection, data))
+    else:
+        notes.append("No data given (--data): no per-class numbers and no pictures.")
+    clusters = _per_cluster(selection.details)
+    if clusters:
+        sections.append(clusters)
+    drawable = data is not None and is_drawable(tuple(np.shape(data.x)[1:]))
+    if data is not None and not drawable:
+        notes.append(f"Samples of shape {tuple(np.shape(data.x)[1:])} are not images or signals: no gallery.")
+    if drawable and twin is not None:
+        sections.append(_pairs(selection, data, twin, similarity))
+    elif drawable:
+        notes.append(f"{selection.method} wrote no `twin` column: no gallery of duplicates.")
+    if drawable and selection.scores is not None and not np.isnan(selection.scores).all():
+        sections.append(_extremes(selection, data))
+    elif drawable:
+        notes.append(f"{selection.method} wrote no scores: no highest/lowest gallery.")
+    if notes:
+        sections.append(section("Not shown", "".join(f"<p class=\"note\">{esc(n)}</p>" for n in notes)))
+    subtitle = (f"{esc(selection.method)} kept {selection.n_kept} of {selection.n_total} samples "
+                f"({selection.realised_keep:.1%})" + (f" of <b>{esc(data.name)}</b>" if data is not None else ""))
+    return page(f"adaprune selection: {selection.method}", subtitle, sections)
