@@ -24,19 +24,18 @@ log = logging.getLogger("adaprune")
 
 def engine_params(method: str, engine: str, ray_address: str | None, work_dir: str | None) -> dict:
     """--engine / --ray-address / --work-dir as the method's parameters; refused by methods without them."""
-    from adaprune.registry import get_method, method_parameters
+    given = {key: value for key, value, default in (("engine", engine, "local"), ("ray_address", ray_address, None),
+                                                    ("work_dir", work_dir, None)) if value != default}
+    if not given:
+        return {}
+    from adaprune.registry import list_methods
 
-    declared = method_parameters(get_method(method))
-    out: dict = {}
-    for key, value, default in (("engine", engine, "local"), ("ray_address", ray_address, None),
-                                ("work_dir", work_dir, None)):
-        if value == default:
-            continue
+    declared = next((info.parameters for info in list_methods() if info.name == method), {})
+    for key in given:
         if key not in declared:
             flag = "--" + key.replace("_", "-")
             raise ConfigError(f"method {method!r} takes no {flag}; it applies to semdedup")
-        out[key] = value
-    return out
+    return given
 
 
 @click.command("prune", epilog=DATA_EPILOG)

@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from adaprune.cli.options import setup_logging
+from adaprune.cli.options import quiet_option, setup_logging
 
 log = logging.getLogger("adaprune")
 
@@ -16,10 +16,11 @@ log = logging.getLogger("adaprune")
 @click.option("--data", default=None, metavar="DATA",
               help="The data a SELECTION was made on (per-class numbers and pictures need it).")
 @click.option("--out", required=True, help="The HTML file to write (one self-contained page).")
-def command(source, data, out) -> None:
+@quiet_option
+def command(source, data, out, quiet) -> None:
     """Write one self-contained HTML report of a SELECTION file or a BENCHMARK_DIR."""
     from adaprune.report import write_report
 
-    setup_logging(False)
+    setup_logging(quiet)
     path = write_report(source, out, data=data)
     log.info("wrote %s", path)

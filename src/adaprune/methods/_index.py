@@ -4,7 +4,7 @@ What `adaprune methods` lists, so that listing imports no method module (and no 
 tests/test_startup.py fails when this drifts from the registered classes."""
 # ruff: noqa: E501
 
-FINGERPRINT = '52d122a6cd0c570f8b513abbbf8133d532470b526a620a8ad1ce66d604596d11'
+FINGERPRINT = '91613e1ea3d5a6555251269f5233101e0d54d1ad9fc474a7784cc14f574f09c6'
 
 METHODS = [
     {
@@ -125,7 +125,7 @@ METHODS = [
         'kind': 'selector',
         'direction': 'owns its keep decision',
         'parameters': {'encoder': "'auto'", 'embeddings': 'None', 'n_clusters': 'None', 'n_iter': '20', 'kmeans_sample': 'None', 'order': "'farthest'", 'backend': "'auto'", 'block_mb': '64', 'engine': "'local'", 'ray_address': 'None', 'work_dir': 'None'},
-        'parameter_help': {'encoder': 'embedding to cluster: auto, identity, pixels[:DIM], model[:EPOCHS], clip:PATH', 'embeddings': 'a .npy of one row per sample to use instead of the encoder', 'n_clusters': 'k-means clusters (None: round(sqrt(N)))', 'n_iter': 'k-means iterations', 'kmeans_sample': 'rows the centroids are trained on (None: min(N, 64 x n_clusters))', 'order': 'order inside a cluster: farthest (from the centroid) first, or closest', 'backend': 'k-means backend: auto, faiss or sklearn', 'block_mb': 'memory limit of one block of similarities, in MB'},
+        'parameter_help': {'encoder': 'embedding to cluster: auto, identity, pixels[:DIM], model[:EPOCHS], clip:PATH', 'embeddings': 'a .npy of one row per sample to use instead of the encoder', 'n_clusters': 'k-means clusters (None: round(sqrt(N)))', 'n_iter': 'k-means iterations', 'kmeans_sample': 'rows the centroids are trained on (None: min(N, 64 x n_clusters))', 'order': 'order inside a cluster: farthest (from the centroid) first, or closest', 'backend': 'k-means backend: auto, faiss or sklearn', 'block_mb': 'memory limit of one block of similarities, in MB', 'engine': 'local (this process) or ray: what maps the per-chunk and per-cluster stages', 'ray_address': 'address of a running Ray cluster for engine=ray (None: start a local one)', 'work_dir': 'folder for completion records of each stage, so a killed run resumes'},
     },
     {
         'name': 'uncertainty',

@@ -20,6 +20,11 @@ PARAMETER_NOTES: dict[str, dict[str, str]] = {
         "sel_eps": "epsilon inside L_sel = w * -log(CE + sel_eps)",
         "binarize": "budget: keep exactly the budget ranked by m; threshold: keep w > 0.5 (the paper's rule)",
     },
+    "semdedup": {
+        "engine": "local (this process) or ray: what maps the per-chunk and per-cluster stages",
+        "ray_address": "address of a running Ray cluster for engine=ray (None: start a local one)",
+        "work_dir": "folder for completion records of each stage, so a killed run resumes",
+    },
     "adadedup": {
         "epochs": "training epochs of the proxy model on the kept samples",
         "rounds": "how many times the proxy feedback adapts the cluster rates",
