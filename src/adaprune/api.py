@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from adaprune.data import Dataset, load_data
 from adaprune.errors import ConfigError
@@ -14,9 +17,17 @@ from adaprune.evaluate.harness import EvaluationResult, evaluate_selection
 from adaprune.methods.base import Method, Scorer
 from adaprune.registry import build_method, get_method, method_parameters
 from adaprune.scores import BALANCE_CHOICES, ScoreSet, select_scores
-from adaprune.selection import Budget, Selection
+from adaprune.selection import (
+    STARVED_SHARE,
+    Budget,
+    Selection,
+    count_classes,
+    describe_class_counts,
+    starved_classes,
+)
 from adaprune.tasks import ClassificationTask
 from adaprune.tasks.classification import ModelSpec
+from adaprune.threads import resolve_threads, torch_threads
 from adaprune.training.loop import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -38,6 +49,7 @@ def _method_and_task(
     epochs: int | None,
     device: str,
     params: Mapping[str, Any] | None,
+    standardize: bool,
 ) -> tuple[Method, ClassificationTask]:
     dataset = _as_dataset(data)
     params = dict(params or {})
@@ -53,7 +65,24 @@ def _method_and_task(
         if params:
             raise ConfigError("params are for a method given by name; configure a Method object directly")
         method_obj = method
-    return method_obj, ClassificationTask(data=dataset, model=model, train=TrainConfig(device=device))
+    return method_obj, ClassificationTask(data=dataset, model=model, train=TrainConfig(device=device),
+                                          standardize=standardize)
+
+
+def with_class_counts(selection: Selection, labels: np.ndarray | None) -> Selection:
+    """The selection with its per-class kept counts; logs them, and warns for a class that keeps less
+    than STARVED_SHARE of its proportional share (a kept set without it may train to chance)."""
+    if labels is None or len(labels) != selection.n_total:
+        return selection
+    counts = count_classes(selection.kept, labels)
+    log.info("%s", describe_class_counts(counts))
+    for c in starved_classes(counts, selection.realised_keep):
+        log.warning(
+            "class %s keeps %d of %d samples (%.0f%%, against %.0f%% overall: under %.0f%% of its share); "
+            "balance='class' (--balance class) keeps every class's share",
+            c.label, c.kept, c.total, 100 * c.kept / c.total, 100 * selection.realised_keep, 100 * STARVED_SHARE,
+        )
+    return dataclasses.replace(selection, class_counts=counts)
 
 
 def prune(
@@ -71,6 +100,8 @@ def prune(
     progress: bool = True,
     encoder: str | None = None,
     embeddings: str | None = None,
+    threads: int | None = None,
+    standardize: bool = True,
 ) -> Selection:
     """Choose which samples of `data` to keep. Give exactly one of `keep` or `prune` (fractions).
 
@@ -80,7 +111,12 @@ def prune(
     method this is exactly `score` followed by `select`.
     `encoder` (an encoder spec, see `adaprune.embed`) and `embeddings` (a .npy of one row per
     sample, e.g. from `adaprune embed`) go to methods that work on embeddings (semdedup, adadedup; `encoder`
-    is the `embedding` of herding, k-center, Moderate-DS and prototypes)."""
+    is the `embedding` of herding, k-center, Moderate-DS and prototypes). `balance` also applies to
+    selectors whose decision is a ranking (adapruner's budget binarisation); others refuse it.
+    `threads`: torch CPU threads (default: $ADAPRUNE_THREADS, else 1 for the built-in models).
+    `standardize`: built-in models standardise vector (N, D) inputs with the training split's mean
+    and std (False: as given).
+    The selection records per-class kept counts and warns when a class loses most of its share."""
     budget = Budget.from_args(keep=keep, prune=prune)
     if balance is not None and balance not in BALANCE_CHOICES:
         raise ConfigError(f"balance must be one of {', '.join(BALANCE_CHOICES)}, got {balance!r}")
@@ -95,16 +131,32 @@ def prune(
         if target not in declared:
             raise ConfigError(f"method {method!r} takes no {key}; it applies to methods that work on embeddings")
         params = {**(params or {}), target: value}
-    method_obj, task = _method_and_task(data, method, model=model, epochs=epochs, device=device, params=params)
+    if balance is not None and isinstance(method, str) and get_method(method).kind == "selector":
+        # A selector whose keep decision is a ranking under the budget takes `balance` as its own parameter.
+        if "balance" not in method_parameters(get_method(method)):
+            raise ConfigError(
+                f"method {method!r} owns its keep decision and has no ranking to split by class; "
+                "balance applies to scoring methods and adapruner"
+            )
+        params = {**(params or {}), "balance": balance}
+        balance = None
+    method_obj, task = _method_and_task(data, method, model=model, epochs=epochs, device=device, params=params,
+                                        standardize=standardize)
+    n_threads = resolve_threads(threads, model=model, device=device)
     n_keep = budget.count(task.data.n)
     start = time.perf_counter()
     if isinstance(method_obj, Scorer):
-        score_set = method_obj.score_set(task, seed=seed, progress=progress)
+        with torch_threads(n_threads):
+            score_set = method_obj.score_set(task, seed=seed, progress=progress)
         selection = select_scores(score_set, keep=budget.keep, balance=balance)
     else:
         if balance is not None:
-            raise ConfigError(f"method {method_obj.name!r} owns its keep decision; balance applies to scoring methods")
-        result = method_obj.run(task, n_keep, seed=seed, progress=progress)
+            raise ConfigError(
+                f"method {method_obj.name!r} owns its keep decision; balance applies to scoring methods "
+                "(and to adapruner as its `balance` parameter)"
+            )
+        with torch_threads(n_threads):
+            result = method_obj.run(task, n_keep, seed=seed, progress=progress)
         selection = Selection(
             kept=result.kept,
             n_total=task.data.n,
@@ -116,9 +168,12 @@ def prune(
             higher_is_keep=method_obj.higher_is_keep,
             details=result.details,
         )
-    log.info("%s kept %d of %d samples in %.1f s", method_obj.name, selection.n_kept, task.data.n,
-             time.perf_counter() - start)
-    return selection
+    log.info("%s kept %d of %d samples in %.1f s (%d torch thread%s)", method_obj.name, selection.n_kept,
+             task.data.n, time.perf_counter() - start, n_threads, "" if n_threads == 1 else "s")
+    selection = dataclasses.replace(selection, details={
+        **selection.details, "threads": n_threads, "standardize": task.standardizes,
+    })
+    return with_class_counts(selection, task.data.y)
 
 
 def score(
@@ -131,15 +186,23 @@ def score(
     device: str = "cpu",
     params: Mapping[str, Any] | None = None,
     progress: bool = True,
+    threads: int | None = None,
+    standardize: bool = True,
 ) -> ScoreSet:
     """Per-sample scores of a scoring method, to select from at any budget with `select`."""
-    method_obj, task = _method_and_task(data, method, model=model, epochs=epochs, device=device, params=params)
+    method_obj, task = _method_and_task(data, method, model=model, epochs=epochs, device=device, params=params,
+                                        standardize=standardize)
     if not isinstance(method_obj, Scorer):
         raise ConfigError(
             f"method {method_obj.name!r} decides its kept set for a given budget and has no reusable score; "
             "use prune"
         )
-    return method_obj.score_set(task, seed=seed, progress=progress)
+    n_threads = resolve_threads(threads, model=model, device=device)
+    with torch_threads(n_threads):
+        score_set = method_obj.score_set(task, seed=seed, progress=progress)
+    return dataclasses.replace(score_set, details={
+        **score_set.details, "threads": n_threads, "standardize": task.standardizes,
+    })
 
 
 def select(
@@ -151,7 +214,7 @@ def select(
 ) -> Selection:
     """Keep exactly round(keep * N) samples of a score file by its declared direction."""
     score_set = ScoreSet.load(scores) if isinstance(scores, str) else scores
-    return select_scores(score_set, keep=keep, prune=prune, balance=balance)
+    return with_class_counts(select_scores(score_set, keep=keep, prune=prune, balance=balance), score_set.labels)
 
 
 def evaluate(
@@ -165,6 +228,8 @@ def evaluate(
     include_full: bool = True,
     test: str | None = None,
     progress: bool = True,
+    threads: int | None = None,
+    standardize: bool = True,
 ) -> EvaluationResult:
     """Train fresh models on the kept subset and on the full set; test accuracy per seed."""
     dataset = _as_dataset(data, test)
@@ -172,8 +237,10 @@ def evaluate(
     seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
     if isinstance(seeds, int) and seeds < 1:
         raise ConfigError(f"seeds must be at least 1, got {seeds}")
-    task = ClassificationTask(data=dataset, model=model, train=TrainConfig(epochs=epochs, device=device))
-    return evaluate_selection(task, sel, seeds=seed_list, include_full=include_full, progress=progress)
+    task = ClassificationTask(data=dataset, model=model, train=TrainConfig(epochs=epochs, device=device),
+                              standardize=standardize)
+    with torch_threads(resolve_threads(threads, model=model, device=device)):
+        return evaluate_selection(task, sel, seeds=seed_list, include_full=include_full, progress=progress)
 
 
 def benchmark(
@@ -189,15 +256,20 @@ def benchmark(
     test: str | None = None,
     progress: bool = True,
     command: str | None = None,
+    threads: int | None = None,
+    standardize: bool = True,
 ) -> BenchmarkResult:
     """Prune with every method at every fraction and seed, then train and test a fresh model on each
     kept subset (and on the full set once per seed). `epochs` is the evaluation training length."""
     dataset = _as_dataset(data, test)
     seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
-    eval_task = ClassificationTask(data=dataset, model=model, train=TrainConfig(epochs=epochs, device=device))
-    method_task = ClassificationTask(data=dataset, model=model, train=TrainConfig(device=device))
+    eval_task = ClassificationTask(data=dataset, model=model, train=TrainConfig(epochs=epochs, device=device),
+                                   standardize=standardize)
+    method_task = ClassificationTask(data=dataset, model=model, train=TrainConfig(device=device),
+                                     standardize=standardize)
     eval_task.test_tensors()  # no test split: fail now, not after the first method has run
-    return run_benchmark(
-        eval_task, methods, prunes, seed_list, method_task=method_task,
-        method_params=method_params, progress=progress, command=command,
-    )
+    with torch_threads(resolve_threads(threads, model=model, device=device)):
+        return run_benchmark(
+            eval_task, methods, prunes, seed_list, method_task=method_task,
+            method_params=method_params, progress=progress, command=command,
+        )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import click
 
-from adaprune.cli.options import device_option, model_option, quiet_option, setup_logging
+from adaprune.cli.options import device_option, model_option, quiet_option, setup_logging, threads_option
 
 log = logging.getLogger("adaprune")
 
@@ -22,13 +23,18 @@ log = logging.getLogger("adaprune")
 @click.option("--seed", type=int, default=0, show_default=True)
 @model_option
 @device_option
+@threads_option
 @quiet_option
-def command(data, encoder, out, dtype, chunk_size, seed, model, device, quiet) -> None:
+def command(data, encoder, out, dtype, chunk_size, seed, model, device, threads, quiet) -> None:
     """Embed every training sample of DATA (or text:PATH, one text per line) into a memory-mapped .npy."""
     from adaprune.embed import embed
+    from adaprune.io_utils import check_writable_folder
+    from adaprune.threads import resolve_threads, torch_threads
 
     setup_logging(quiet)
-    result = embed(data, encoder, out, seed=seed, dtype=dtype, chunk_size=chunk_size, model=model, device=device,
-                   progress=not quiet)
+    check_writable_folder(Path(out).parent)
+    with torch_threads(resolve_threads(threads, model=model, device=device)):
+        result = embed(data, encoder, out, seed=seed, dtype=dtype, chunk_size=chunk_size, model=model,
+                       device=device, progress=not quiet)
     log.info("%d x %d embeddings (%s, %d chunks computed now) -> %s", result.n, result.dim, result.encoder,
              result.chunks_computed, result.path)

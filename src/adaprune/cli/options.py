@@ -28,6 +28,16 @@ model_option = click.option("--model", default="auto", show_default=True, type=c
                             help="Network to train (auto: by input shape).")
 device_option = click.option("--device", default="cpu", show_default=True,
                              help="Torch device: cpu, cuda or cuda:N.")
+threads_option = click.option(
+    "--threads", type=click.IntRange(min=1), default=None, metavar="N",
+    help="Torch CPU threads (default: $ADAPRUNE_THREADS, else 1 for the built-in models, which one "
+    "thread trains fastest; torch's default for resnet18).",
+)
+no_standardize_option = click.option(
+    "--no-standardize", "no_standardize", is_flag=True,
+    help="Feed vector (N, D) inputs to the model as they are (default: standardised with the training "
+    "split's mean and std).",
+)
 quiet_option = click.option("--quiet", is_flag=True, help="No progress bars or info messages.")
 test_option = click.option("--test", "test_spec", default=None, metavar="DATA",
                            help="A separate source for the test split (when DATA has none).")
@@ -55,6 +65,8 @@ method_run_options = _compose(
     model_option,
     click.option("--epochs", type=int, default=None, help="Training epochs of methods that train a model."),
     device_option,
+    threads_option,
+    no_standardize_option,
     param_option,
 )
 # --prune F | --keep F (checked by Budget.from_args).

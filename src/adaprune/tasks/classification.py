@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from adaprune.data import Dataset
 from adaprune.errors import ConfigError
-from adaprune.models import build_model
+from adaprune.models import InputStats, build_model, should_standardize
 from adaprune.training.loop import TrainConfig, accuracy, seeded_model
 
 ModelSpec = str | Callable[[], nn.Module]
@@ -22,11 +22,14 @@ class ClassificationTask:
     """A dataset plus how to build and train a model on it.
 
     `model` is a built-in name (auto, mlp, cnn1d, cnn, resnet18) or any zero-argument callable
-    returning a `torch.nn.Module` whose output is (batch, num_classes) logits."""
+    returning a `torch.nn.Module` whose output is (batch, num_classes) logits. With `standardize`,
+    a built-in model on vector (N, D) inputs starts with a layer that standardises them by the
+    training split's mean and std (the test split never enters the statistics)."""
 
     data: Dataset
     model: ModelSpec = "auto"
     train: TrainConfig = TrainConfig()
+    standardize: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.model, str):
@@ -38,9 +41,16 @@ class ClassificationTask:
     def device(self) -> str:
         return self.train.device
 
+    @property
+    def standardizes(self) -> bool:
+        """Whether new models standardise their input (a built-in model, vector inputs, standardize on)."""
+        return self.standardize and isinstance(self.model, str) and should_standardize(self.data.sample_shape)
+
     def new_model(self, seed: int) -> nn.Module:
+        stats = InputStats.of(self.data.x) if self.standardizes else None
         factory = self.model if callable(self.model) else (
-            lambda: build_model(self.model, self.data.sample_shape, self.data.num_classes)  # type: ignore[arg-type]
+            lambda: build_model(self.model, self.data.sample_shape, self.data.num_classes,  # type: ignore[arg-type]
+                                input_stats=stats)
         )
         return seeded_model(factory, seed, self.device)
 
