@@ -80,7 +80,7 @@ def run_dataset(
         if ("full data", 0.0, seed) in done:
             continue
         start = time.perf_counter()
-        acc = train_and_test(eval_task, np.arange(data.n), seed=seed, progress=False)
+        acc = train_and_test(eval_task, np.arange(data.n), seed=seed, progress=False).value
         record({"variant": "full data", "prune": 0.0, "seed": seed, "accuracy": acc,
                 "seconds": time.perf_counter() - start})
     for prune in prunes:
@@ -88,7 +88,7 @@ def run_dataset(
         for seed in seeds:
             kept = np.sort(np.random.default_rng(seed).permutation(data.n)[:n_keep])
             if ("random", prune, seed) not in done:
-                acc = train_and_test(eval_task, kept, seed=seed, progress=False)
+                acc = train_and_test(eval_task, kept, seed=seed, progress=False).value
                 record({"variant": "random", "prune": prune, "seed": seed, "accuracy": acc})
             for variant in variants:
                 if (variant, prune, seed) in done:
@@ -101,7 +101,7 @@ def run_dataset(
                     kept_sets["balance_class"] = select_top_k(result.scores, n_keep, higher_is_keep=True,
                                                               strata=data.y)
                 for name, kept in kept_sets.items():
-                    acc = train_and_test(eval_task, kept, seed=seed, progress=False)
+                    acc = train_and_test(eval_task, kept, seed=seed, progress=False).value
                     record({"variant": name, "prune": prune, "seed": seed, "accuracy": acc,
                             "method_seconds": method_seconds,
                             "mask_keep_fraction": result.details["mask_keep_fraction"],

@@ -93,7 +93,7 @@ def make_set(kind: str, n_train: int, n_test: int, seed: int = 0) -> Dataset:
 def measure(data: Dataset, model: str, epochs: int, seed: int) -> dict:
     task = ClassificationTask(data=data, model=model, train=TrainConfig(epochs=epochs))
     wall, cpu = time.perf_counter(), time.process_time()
-    acc = train_and_test(task, None, seed=seed, progress=False)
+    acc = train_and_test(task, None, seed=seed, progress=False).value
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     n_params = sum(p.numel() for p in task.new_model(0).parameters())
     return {"model": model, "accuracy": acc, "wall_per_epoch": wall / epochs, "cpu_per_epoch": cpu / epochs,
@@ -125,7 +125,7 @@ def default_command(data: Dataset, seeds: list[int], eval_epochs: int) -> dict:
         accs = []
         for seed in seeds:
             idx = kept if kept is not None else np.sort(np.random.default_rng(seed).permutation(data.n)[:sel.n_kept])
-            accs.append(train_and_test(task, idx, seed=seed, progress=False))
+            accs.append(train_and_test(task, idx, seed=seed, progress=False).value)
         result["accuracy"][name] = accs
     return result
 

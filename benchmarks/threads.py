@@ -36,9 +36,8 @@ CASES = [
 def time_epoch(task: ClassificationTask, threads: int, seed: int) -> tuple[float, float]:
     torch.set_num_threads(threads)
     model = task.new_model(seed)
-    x, y = task.train_tensors()
     wall, cpu = time.perf_counter(), time.process_time()
-    fit(model, x, y, task.train, seed=seed, epochs=1, progress=False)
+    fit(model, task, seed=seed, epochs=1, progress=False)
     return time.perf_counter() - wall, time.process_time() - cpu
 
 

@@ -89,8 +89,8 @@ def test_wine_trains_to_full_accuracy_only_when_standardised():
                            requested_keep=1.0)
     on = evaluate(data, everything, seeds=1, epochs=10, include_full=False, progress=False)
     off = evaluate(data, everything, seeds=1, epochs=10, include_full=False, progress=False, standardize=False)
-    assert on.subset_accuracy[0] >= 0.95
-    assert off.subset_accuracy[0] < on.subset_accuracy[0] - 0.1
+    assert on.subset[0] >= 0.95
+    assert off.subset[0] < on.subset[0] - 0.1
 
 
 # ---------------------------------------------------------------- (N, H, W)

@@ -25,7 +25,7 @@ from adaprune.selection import (
     describe_class_counts,
     starved_classes,
 )
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks import Task, make_task
 from adaprune.tasks.classification import ModelSpec
 from adaprune.threads import resolve_threads, torch_threads
 from adaprune.training.loop import TrainConfig
@@ -50,7 +50,7 @@ def _method_and_task(
     device: str,
     params: Mapping[str, Any] | None,
     standardize: bool,
-) -> tuple[Method, ClassificationTask]:
+) -> tuple[Method, Task]:
     dataset = _as_dataset(data)
     params = dict(params or {})
     if isinstance(method, str):
@@ -65,8 +65,16 @@ def _method_and_task(
         if params:
             raise ConfigError("params are for a method given by name; configure a Method object directly")
         method_obj = method
-    return method_obj, ClassificationTask(data=dataset, model=model, train=TrainConfig(device=device),
-                                          standardize=standardize)
+    task = _make_task(dataset, model=model, train=TrainConfig(device=device), standardize=standardize)
+    method_obj.check_task(task)
+    return method_obj, task
+
+
+def _make_task(dataset: Any, *, model: ModelSpec, train: TrainConfig, standardize: bool) -> Task:
+    task = make_task(dataset, model=model, train=train)
+    if not standardize and hasattr(task, "standardize"):
+        task = dataclasses.replace(task, standardize=False)
+    return task
 
 
 def with_class_counts(selection: Selection, labels: np.ndarray | None) -> Selection:
@@ -143,7 +151,7 @@ def prune(
     method_obj, task = _method_and_task(data, method, model=model, epochs=epochs, device=device, params=params,
                                         standardize=standardize)
     n_threads = resolve_threads(threads, model=model, device=device)
-    n_keep = budget.count(task.data.n)
+    n_keep = budget.count(task.n)
     start = time.perf_counter()
     if isinstance(method_obj, Scorer):
         with torch_threads(n_threads):
@@ -159,7 +167,7 @@ def prune(
             result = method_obj.run(task, n_keep, seed=seed, progress=progress)
         selection = Selection(
             kept=result.kept,
-            n_total=task.data.n,
+            n_total=task.n,
             method=method_obj.name,
             params=method_obj.params(),
             seed=seed,
@@ -169,11 +177,11 @@ def prune(
             details=result.details,
         )
     log.info("%s kept %d of %d samples in %.1f s (%d torch thread%s)", method_obj.name, selection.n_kept,
-             task.data.n, time.perf_counter() - start, n_threads, "" if n_threads == 1 else "s")
+             task.n, time.perf_counter() - start, n_threads, "" if n_threads == 1 else "s")
     selection = dataclasses.replace(selection, details={
-        **selection.details, "threads": n_threads, "standardize": task.standardizes,
+        **selection.details, "threads": n_threads, "standardize": getattr(task, "standardizes", False),
     })
-    return with_class_counts(selection, task.data.y)
+    return with_class_counts(selection, getattr(task, "labels", None))
 
 
 def score(
@@ -201,7 +209,7 @@ def score(
     with torch_threads(n_threads):
         score_set = method_obj.score_set(task, seed=seed, progress=progress)
     return dataclasses.replace(score_set, details={
-        **score_set.details, "threads": n_threads, "standardize": task.standardizes,
+        **score_set.details, "threads": n_threads, "standardize": getattr(task, "standardizes", False),
     })
 
 
@@ -231,14 +239,14 @@ def evaluate(
     threads: int | None = None,
     standardize: bool = True,
 ) -> EvaluationResult:
-    """Train fresh models on the kept subset and on the full set; test accuracy per seed."""
+    """Train fresh models on the kept subset and on the full set; the test metric per seed
+    (accuracy for classification, COCO mAP for detection)."""
     dataset = _as_dataset(data, test)
     sel = Selection.load(selection) if isinstance(selection, str) else selection
     seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
     if isinstance(seeds, int) and seeds < 1:
         raise ConfigError(f"seeds must be at least 1, got {seeds}")
-    task = ClassificationTask(data=dataset, model=model, train=TrainConfig(epochs=epochs, device=device),
-                              standardize=standardize)
+    task = _make_task(dataset, model=model, train=TrainConfig(epochs=epochs, device=device), standardize=standardize)
     with torch_threads(resolve_threads(threads, model=model, device=device)):
         return evaluate_selection(task, sel, seeds=seed_list, include_full=include_full, progress=progress)
 
@@ -263,11 +271,10 @@ def benchmark(
     kept subset (and on the full set once per seed). `epochs` is the evaluation training length."""
     dataset = _as_dataset(data, test)
     seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
-    eval_task = ClassificationTask(data=dataset, model=model, train=TrainConfig(epochs=epochs, device=device),
-                                   standardize=standardize)
-    method_task = ClassificationTask(data=dataset, model=model, train=TrainConfig(device=device),
-                                     standardize=standardize)
-    eval_task.test_tensors()  # no test split: fail now, not after the first method has run
+    eval_task = _make_task(dataset, model=model, train=TrainConfig(epochs=epochs, device=device),
+                           standardize=standardize)
+    method_task = _make_task(dataset, model=model, train=TrainConfig(device=device), standardize=standardize)
+    eval_task.require_test()  # no test split: fail now, not after the first method has run
     with torch_threads(resolve_threads(threads, model=model, device=device)):
         return run_benchmark(
             eval_task, methods, prunes, seed_list, method_task=method_task,
