@@ -119,9 +119,11 @@ def report() -> int:
         merged[part["dataset"]]["commands"].append(part.get("command"))
     datasets = list(merged.values())
     lines = ["## AdaPruner ablation at high pruning rates: test accuracy (%)", "",
-             "Mean ± std over seeds; each variant changes one thing from the defaults (see the script's "
-             "docstring). `mask r` is the mask's own kept fraction (m > 0) at the end; the budget "
-             "binarisation keeps exactly the target either way. The machine was shared with other jobs.", ""]
+             "Mean ± sample std over seeds; each variant changes one thing from the defaults (see the script's "
+             "docstring). `mask r` is the mask's own kept fraction (m > 0) at the end (the budget "
+             "binarisation keeps exactly the target either way); `min share` is the smallest class's kept "
+             "fraction over the overall kept fraction (1.0: every class keeps its share). Test accuracy is "
+             "read once, after the last epoch. The machine was shared with other jobs.", ""]
     summary: dict = {}
     for d in datasets:
         prunes = sorted({r["prune"] for r in d["rows"] if r["prune"] > 0})
@@ -130,8 +132,8 @@ def report() -> int:
         seeds = sorted({r["seed"] for r in d["rows"]})
         lines += [f"### {d['dataset']} ({d['n_train']} train, model {d['model']}, {d['eval_epochs']} epochs, "
                   f"seeds {seeds})", "",
-                  "| variant | " + " | ".join(f"{p:.0%} pruned | mask r" for p in prunes) + " |",
-                  "|---|" + "---|---|" * len(prunes)]
+                  "| variant | " + " | ".join(f"{p:.0%} pruned | mask r | min share" for p in prunes) + " |",
+                  "|---|" + "---|---|---|" * len(prunes)]
         summary[d["dataset"]] = {}
         for v in variants:
             cells = []
@@ -139,16 +141,20 @@ def report() -> int:
                 rs = [r for r in d["rows"] if r["variant"] == v and (r["prune"] == p or v == "full data")]
                 accs = np.array([100 * r["accuracy"] for r in rs])
                 mask = [r["mask_keep_fraction"] for r in rs if "mask_keep_fraction" in r]
+                share = [r["min_class_kept_share"] for r in rs if "min_class_kept_share" in r]
                 if len(accs):
-                    cells.append(f"{accs.mean():.2f} ± {accs.std():.2f} (n={len(accs)})")
+                    sd = accs.std(ddof=1) if len(accs) > 1 else 0.0
+                    cells.append(f"{accs.mean():.2f} ± {sd:.2f} (n={len(accs)})")
                     summary[d["dataset"]].setdefault(v, {})[str(p)] = {
-                        "mean": float(accs.mean()), "std": float(accs.std()), "n": len(accs),
-                        "mask_keep_fraction": float(np.mean(mask)) if mask else None}
+                        "mean": float(accs.mean()), "std": float(sd), "n": len(accs),
+                        "mask_keep_fraction": float(np.mean(mask)) if mask else None,
+                        "min_class_share": float(np.mean(share)) if share else None}
                 else:
                     cells.append("—")
                 cells.append(f"{np.mean(mask):.3f}" if mask else "")
+                cells.append(f"{np.mean(share):.2f}" if share else "")
             lines.append(f"| {v} | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += ["", "Runs: " + "; ".join(f"`{c}`" for c in d["commands"] if c), ""]
     write_results("ablation_adapruner", {"datasets": datasets, "summary": summary}, "\n".join(lines))
     return 0
 

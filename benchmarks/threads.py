@@ -29,7 +29,6 @@ CASES = [
     ("cnn_small", "digits", (1, 8, 8), 1347),
     ("cnn", "digits", (1, 8, 8), 1347),
     ("cnn_small", "MNIST-size", (1, 28, 28), 4000),
-    ("cnn", "MNIST-size", (1, 28, 28), 4000),
 ]
 
 

@@ -94,10 +94,10 @@ def cnn1d(input_shape: Sequence[int], num_classes: int, width: int = 32) -> Feat
 
 
 def cnn_small(input_shape: Sequence[int], num_classes: int, width: int = 16) -> FeatureClassifier:
-    """Two conv layers (16, 32 channels), each followed by 2x2 max-pooling: about a seventh of
-    `cnn`'s cost on 28x28 inputs, and as accurate on digit-like data (benchmarks/auto_model.py)."""
+    """Two conv layers (16, 32 channels), each followed by 2x2 max-pooling, then a linear classifier
+    on the (at most 7x7) pooled maps: a fraction of `cnn`'s cost (benchmarks/results/auto_model.md)."""
     channels, height, width_px = input_shape
-    pooled = max(1, min(4, height // 4, width_px // 4))
+    pooled = max(1, min(7, height // 4, width_px // 4))
     body = nn.Sequential(
         nn.Conv2d(channels, width, 3, padding=1),
         nn.ReLU(),
