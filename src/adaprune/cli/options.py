@@ -44,7 +44,8 @@ test_option = click.option("--test", "test_spec", default=None, metavar="DATA",
 balance_option = click.option(
     "--balance", default=None, type=click.Choice(["none", "class"]),
     help="class: per-class quotas in proportion to class sizes; none: one global ranking "
-    "(scoring methods; default: the method's own, class for herding, k-center and Moderate-DS).",
+    "(scoring methods and adapruner's budget ranking; default: the method's own, class for herding, k-center "
+    "and Moderate-DS).",
 )
 param_option = click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
                             help="A method parameter (repeatable); `adaprune methods -v` lists them.")
