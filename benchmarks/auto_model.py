@@ -157,7 +157,7 @@ def report(args: argparse.Namespace, rows: list[dict], command: dict | None) -> 
         lines.append(f"| {r['data']} | {tuple(r['shape'])} | {r['n_train']} | {r['epochs']} | {r['model']} | "
                      f"{r['parameters']:,} | {100 * r['accuracy']:.2f} | {r['cpu_per_epoch']:.3f} | "
                      f"{r['wall_per_epoch']:.3f} |")
-    write_results("auto_model", {"epochs": args.epochs, "image_epochs": args.image_epochs, "seed": 0,
+    write_results(args.stem, {"epochs": args.epochs, "image_epochs": args.image_epochs, "seed": 0,
                                  "rows": rows, "default_command": command}, "\n".join(lines) + "\n")
 
 
@@ -170,6 +170,7 @@ def main() -> int:
     parser.add_argument("--sets", default=",".join(CANDIDATES))
     parser.add_argument("--default-command", action="store_true")
     parser.add_argument("--eval-seeds", type=int, default=1)
+    parser.add_argument("--stem", default="auto_model", help="results file name under benchmarks/results/")
     args = parser.parse_args()
     torch.set_num_threads(1)
     sets = {
