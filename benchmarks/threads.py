@@ -28,7 +28,6 @@ CASES = [
     ("cnn1d", "mnist1d", (1, 40), 4000),
     ("cnn_small", "digits", (1, 8, 8), 1347),
     ("cnn", "digits", (1, 8, 8), 1347),
-    ("cnn_small", "MNIST-size", (1, 28, 28), 4000),
 ]
 
 
