@@ -14,6 +14,7 @@ from adaprune.data import Dataset, load_data
 from adaprune.errors import ConfigError
 from adaprune.evaluate.benchmark import BenchmarkResult, run_benchmark
 from adaprune.evaluate.harness import EvaluationResult, evaluate_selection
+from adaprune.methods._labels import refuse_missing_labels
 from adaprune.methods.base import Method, Scorer
 from adaprune.registry import build_method, get_method, method_parameters
 from adaprune.scores import BALANCE_CHOICES, ScoreSet, select_scores
@@ -21,6 +22,7 @@ from adaprune.selection import (
     STARVED_SHARE,
     Budget,
     Selection,
+    check_seed,
     count_classes,
     describe_class_counts,
     starved_classes,
@@ -65,6 +67,7 @@ def _method_and_task(
         if params:
             raise ConfigError("params are for a method given by name; configure a Method object directly")
         method_obj = method
+    refuse_missing_labels(method_obj, dataset)
     task = _make_task(dataset, model=model, train=TrainConfig(device=device), standardize=standardize)
     method_obj.check_task(task)
     return method_obj, task
@@ -126,6 +129,7 @@ def prune(
     and std (False: as given).
     The selection records per-class kept counts and warns when a class loses most of its share."""
     budget = Budget.from_args(keep=keep, prune=prune)
+    seed = check_seed(seed)
     if balance is not None and balance not in BALANCE_CHOICES:
         raise ConfigError(f"balance must be one of {', '.join(BALANCE_CHOICES)}, got {balance!r}")
     for key, value in (("encoder", encoder), ("embeddings", embeddings)):
@@ -198,6 +202,7 @@ def score(
     standardize: bool = True,
 ) -> ScoreSet:
     """Per-sample scores of a scoring method, to select from at any budget with `select`."""
+    seed = check_seed(seed)
     method_obj, task = _method_and_task(data, method, model=model, epochs=epochs, device=device, params=params,
                                         standardize=standardize)
     if not isinstance(method_obj, Scorer):
@@ -220,7 +225,7 @@ def select(
     prune: float | None = None,
     balance: str | None = None,
 ) -> Selection:
-    """Keep exactly round(keep * N) samples of a score file by its declared direction."""
+    """Keep exactly keep * N samples (rounded half up) of a score file by its declared direction."""
     score_set = ScoreSet.load(scores) if isinstance(scores, str) else scores
     return with_class_counts(select_scores(score_set, keep=keep, prune=prune, balance=balance), score_set.labels)
 
@@ -243,7 +248,7 @@ def evaluate(
     (accuracy for classification, COCO mAP for detection)."""
     dataset = _as_dataset(data, test)
     sel = Selection.load(selection) if isinstance(selection, str) else selection
-    seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
+    seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(check_seed(s) for s in seeds)
     if isinstance(seeds, int) and seeds < 1:
         raise ConfigError(f"seeds must be at least 1, got {seeds}")
     task = _make_task(dataset, model=model, train=TrainConfig(epochs=epochs, device=device), standardize=standardize)
@@ -270,7 +275,7 @@ def benchmark(
     """Prune with every method at every fraction and seed, then train and test a fresh model on each
     kept subset (and on the full set once per seed). `epochs` is the evaluation training length."""
     dataset = _as_dataset(data, test)
-    seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
+    seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(check_seed(s) for s in seeds)
     eval_task = _make_task(dataset, model=model, train=TrainConfig(epochs=epochs, device=device),
                            standardize=standardize)
     method_task = _make_task(dataset, model=model, train=TrainConfig(device=device), standardize=standardize)

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from adaprune.data.sources import SPEC_HELP
 from adaprune.errors import ConfigError
 from adaprune.models import MODEL_NAMES
 from adaprune.registry import get_method, method_parameters
@@ -38,7 +39,10 @@ no_standardize_option = click.option(
     help="Feed vector (N, D) inputs to the model as they are (default: standardised with the training "
     "split's mean and std).",
 )
+# Every command takes --quiet (the common option; tests/test_cli.py checks each command has it).
 quiet_option = click.option("--quiet", is_flag=True, help="No progress bars or info messages.")
+# Shown under `--help` of every command that reads DATA.
+DATA_EPILOG = f"DATA is one of: {SPEC_HELP}."
 test_option = click.option("--test", "test_spec", default=None, metavar="DATA",
                            help="A separate source for the test split (when DATA has none).")
 balance_option = click.option(

@@ -219,7 +219,17 @@ def cluster_summary(sizes: np.ndarray) -> dict[str, Any]:
 class SemDeDup(Selector):
     """SemDeDup (Abbas et al. 2023): remove near-duplicates inside k-means clusters of embeddings.
 
-    Score = M_j, the largest cosine similarity to an earlier sample of its cluster (lower = keep)."""
+    Score = M_j, the largest cosine similarity to an earlier sample of its cluster (lower = keep).
+
+    Parameters:
+        encoder: embedding to cluster: auto, identity, pixels[:DIM], model[:EPOCHS], clip:PATH
+        embeddings: a .npy of one row per sample to use instead of the encoder
+        n_clusters: k-means clusters (None: round(sqrt(N)))
+        n_iter: k-means iterations
+        kmeans_sample: rows the centroids are trained on (None: min(N, 64 x n_clusters))
+        order: order inside a cluster: farthest (from the centroid) first, or closest
+        backend: k-means backend: auto, faiss or sklearn
+        block_mb: memory limit of one block of similarities, in MB"""
 
     supported_tasks = ("classification", "detection")
 
