@@ -134,7 +134,12 @@ def adapruner_loss(
 class AdaPruner(Selector):
     """AdaPruner (Yang et al. 2023, arXiv 2312.05599): a per-sample mask learned with the model.
 
-    Score = the final mask value m_i (higher = keep)."""
+    Score = the final mask value m_i (higher = keep).
+
+    Parameters:
+        balance: none: one global ranking of m; class: per-class quotas in proportion to class sizes (budget)
+        lambda_rule: adaptive: lambda = s * |r - c_r| (the paper's); constant: lambda = s
+    """
 
     supported_tasks = ("classification", "detection")
 
