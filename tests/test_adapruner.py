@@ -101,17 +101,18 @@ def test_threshold_binarisation_keeps_positive_mask_entries():
 
 
 def test_mask_moves_hard_to_learn_samples_differently_from_easy_ones():
-    """Planted signal: the last 20% of samples have random labels. Their loss stays high, so
-    their mask entries end up ranked differently from the clean samples'."""
-    x, y = make_blobs(n=200, d=6, classes=2, seed=2)
+    """Planted signal: the last 20% of samples have random labels. The ones that came out wrong
+    keep a high loss, so their mask entries end up ranked differently from the clean samples'."""
+    x, y_true = make_blobs(n=200, d=6, classes=2, seed=2)
     rng = np.random.default_rng(0)
-    noisy = np.arange(160, 200)
-    y = y.copy()
-    y[noisy] = rng.integers(0, 2, size=len(noisy))
+    y = y_true.copy()
+    y[160:] = rng.integers(0, 2, size=40)
+    flipped = np.flatnonzero(y != y_true)
+    assert len(flipped) > 10
     data = Dataset(name="blobs", x=x, y=y)
     sel = prune(data, "adapruner", prune=0.2, seed=0, epochs=8, params={"warmup_epochs": 3}, progress=False)
     clean_mean = sel.scores[:160].mean()
-    noisy_mean = sel.scores[noisy].mean()
+    noisy_mean = sel.scores[flipped].mean()
     assert abs(clean_mean - noisy_mean) > 0.1
 
 

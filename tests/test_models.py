@@ -16,7 +16,8 @@ from adaprune.training import TrainConfig
 
 @pytest.mark.parametrize(
     "name, shape",
-    [("mlp", (7,)), ("cnn1d", (1, 40)), ("cnn", (1, 8, 8)), ("cnn", (3, 12, 12)), ("resnet18", (3, 16, 16))],
+    [("mlp", (7,)), ("cnn1d", (1, 40)), ("cnn", (1, 8, 8)), ("cnn", (3, 12, 12)), ("cnn_small", (1, 28, 28)),
+     ("cnn_small", (3, 8, 8)), ("cnn_small", (1, 4, 4)), ("resnet18", (3, 16, 16))],
 )
 def test_models_give_logits_and_features(name, shape):
     model = build_model(name, shape, 4).eval()
@@ -26,7 +27,7 @@ def test_models_give_logits_and_features(name, shape):
 
 
 def test_auto_picks_by_shape_and_bad_layouts_fail():
-    assert [auto_model_name(s) for s in [(5,), (1, 9), (3, 4, 4)]] == ["mlp", "cnn1d", "cnn"]
+    assert [auto_model_name(s) for s in [(5,), (1, 9), (3, 4, 4)]] == ["mlp", "cnn1d", "cnn_small"]
     with pytest.raises(ConfigError, match="needs"):
         build_model("cnn", (5,), 2)
     with pytest.raises(ConfigError, match="unknown model"):

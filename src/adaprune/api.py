@@ -20,9 +20,18 @@ from adaprune.methods._labels import refuse_missing_labels
 from adaprune.methods.base import Method, Scorer
 from adaprune.registry import build_method, get_method, method_parameters
 from adaprune.scores import BALANCE_CHOICES, ScoreSet, select_scores
-from adaprune.selection import Budget, Selection, check_seed
+from adaprune.selection import (
+    STARVED_SHARE,
+    Budget,
+    Selection,
+    check_seed,
+    count_classes,
+    describe_class_counts,
+    starved_classes,
+)
 from adaprune.tasks import Task, make_task
 from adaprune.tasks.classification import ModelSpec
+from adaprune.threads import resolve_threads, torch_threads
 from adaprune.training.loop import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -42,6 +51,7 @@ def _method_and_task(
     epochs: int | None,
     device: str,
     params: Mapping[str, Any] | None,
+    standardize: bool,
 ) -> tuple[Method, Task]:
     dataset = _as_dataset(data)
     params = dict(params or {})
@@ -58,9 +68,32 @@ def _method_and_task(
             raise ConfigError("params are for a method given by name; configure a Method object directly")
         method_obj = method
     refuse_missing_labels(method_obj, dataset)
-    task = make_task(dataset, model=model, train=TrainConfig(device=device))
+    task = _make_task(dataset, model=model, train=TrainConfig(device=device), standardize=standardize)
     method_obj.check_task(task)
     return method_obj, task
+
+
+def _make_task(dataset: Any, *, model: ModelSpec, train: TrainConfig, standardize: bool) -> Task:
+    task = make_task(dataset, model=model, train=train)
+    if not standardize and hasattr(task, "standardize"):
+        task = dataclasses.replace(task, standardize=False)
+    return task
+
+
+def with_class_counts(selection: Selection, labels: np.ndarray | None) -> Selection:
+    """The selection with its per-class kept counts; logs them, and warns for a class that keeps less
+    than STARVED_SHARE of its proportional share (a kept set without it may train to chance)."""
+    if labels is None or len(labels) != selection.n_total:
+        return selection
+    counts = count_classes(selection.kept, labels)
+    log.info("%s", describe_class_counts(counts))
+    for c in starved_classes(counts, selection.realised_keep):
+        log.warning(
+            "class %s keeps %d of %d samples (%.0f%%, against %.0f%% overall: under %.0f%% of its share); "
+            "balance='class' (--balance class) keeps every class's share",
+            c.label, c.kept, c.total, 100 * c.kept / c.total, 100 * selection.realised_keep, 100 * STARVED_SHARE,
+        )
+    return dataclasses.replace(selection, class_counts=counts)
 
 
 def prune(
@@ -78,6 +111,8 @@ def prune(
     progress: bool = True,
     encoder: str | None = None,
     embeddings: str | None = None,
+    threads: int | None = None,
+    standardize: bool = True,
 ) -> Selection:
     """Choose which samples of `data` to keep. Give exactly one of `keep` or `prune` (fractions).
 
@@ -87,7 +122,12 @@ def prune(
     method this is exactly `score` followed by `select`.
     `encoder` (an encoder spec, see `adaprune.embed`) and `embeddings` (a .npy of one row per
     sample, e.g. from `adaprune embed`) go to methods that work on embeddings (semdedup, adadedup; `encoder`
-    is the `embedding` of herding, k-center, Moderate-DS and prototypes)."""
+    is the `embedding` of herding, k-center, Moderate-DS and prototypes). `balance` also applies to
+    selectors whose decision is a ranking (adapruner's budget binarisation); others refuse it.
+    `threads`: torch CPU threads (default: $ADAPRUNE_THREADS, else 1 for the built-in models).
+    `standardize`: built-in models standardise vector (N, D) inputs with the training split's mean
+    and std (False: as given).
+    The selection records per-class kept counts and warns when a class loses most of its share."""
     budget = Budget.from_args(keep=keep, prune=prune)
     seed = check_seed(seed)
     if balance is not None and balance not in BALANCE_CHOICES:
@@ -103,16 +143,32 @@ def prune(
         if target not in declared:
             raise ConfigError(f"method {method!r} takes no {key}; it applies to methods that work on embeddings")
         params = {**(params or {}), target: value}
-    method_obj, task = _method_and_task(data, method, model=model, epochs=epochs, device=device, params=params)
+    if balance is not None and isinstance(method, str) and get_method(method).kind == "selector":
+        # A selector whose keep decision is a ranking under the budget takes `balance` as its own parameter.
+        if "balance" not in method_parameters(get_method(method)):
+            raise ConfigError(
+                f"method {method!r} owns its keep decision and has no ranking to split by class; "
+                "balance applies to scoring methods and adapruner"
+            )
+        params = {**(params or {}), "balance": balance}
+        balance = None
+    method_obj, task = _method_and_task(data, method, model=model, epochs=epochs, device=device, params=params,
+                                        standardize=standardize)
+    n_threads = resolve_threads(threads, model=model, device=device)
     n_keep = budget.count(task.n)
     start = time.perf_counter()
     if isinstance(method_obj, Scorer):
-        score_set = method_obj.score_set(task, seed=seed, progress=progress)
+        with torch_threads(n_threads):
+            score_set = method_obj.score_set(task, seed=seed, progress=progress)
         selection = select_scores(score_set, keep=budget.keep, balance=balance)
     else:
         if balance is not None:
-            raise ConfigError(f"method {method_obj.name!r} owns its keep decision; balance applies to scoring methods")
-        result = method_obj.run(task, n_keep, seed=seed, progress=progress)
+            raise ConfigError(
+                f"method {method_obj.name!r} owns its keep decision; balance applies to scoring methods "
+                "(and to adapruner as its `balance` parameter)"
+            )
+        with torch_threads(n_threads):
+            result = method_obj.run(task, n_keep, seed=seed, progress=progress)
         selection = Selection(
             kept=result.kept,
             n_total=task.n,
@@ -125,8 +181,12 @@ def prune(
             details=result.details,
         )
     selection = _bind_to_source(selection, task.data, n_keep)
-    log.info("%s kept %d of %d samples in %.1f s", method_obj.name, selection.n_kept, task.n,
-             time.perf_counter() - start)
+    log.info("%s kept %d of %d samples in %.1f s (%d torch thread%s)", method_obj.name, selection.n_kept,
+             task.n, time.perf_counter() - start, n_threads, "" if n_threads == 1 else "s")
+    selection = dataclasses.replace(selection, details={
+        **selection.details, "threads": n_threads, "standardize": getattr(task, "standardizes", False),
+    })
+    selection = with_class_counts(selection, getattr(task, "labels", None))
     return name_samples(selection, task.data)
 
 
@@ -172,16 +232,24 @@ def score(
     device: str = "cpu",
     params: Mapping[str, Any] | None = None,
     progress: bool = True,
+    threads: int | None = None,
+    standardize: bool = True,
 ) -> ScoreSet:
     """Per-sample scores of a scoring method, to select from at any budget with `select`."""
     seed = check_seed(seed)
-    method_obj, task = _method_and_task(data, method, model=model, epochs=epochs, device=device, params=params)
+    method_obj, task = _method_and_task(data, method, model=model, epochs=epochs, device=device, params=params,
+                                        standardize=standardize)
     if not isinstance(method_obj, Scorer):
         raise ConfigError(
             f"method {method_obj.name!r} decides its kept set for a given budget and has no reusable score; "
             "use prune"
         )
-    return method_obj.score_set(task, seed=seed, progress=progress)
+    n_threads = resolve_threads(threads, model=model, device=device)
+    with torch_threads(n_threads):
+        score_set = method_obj.score_set(task, seed=seed, progress=progress)
+    return dataclasses.replace(score_set, details={
+        **score_set.details, "threads": n_threads, "standardize": getattr(task, "standardizes", False),
+    })
 
 
 def select(
@@ -193,7 +261,7 @@ def select(
 ) -> Selection:
     """Keep exactly keep * N samples (rounded half up) of a score file by its declared direction."""
     score_set = ScoreSet.load(scores) if isinstance(scores, str) else scores
-    return select_scores(score_set, keep=keep, prune=prune, balance=balance)
+    return with_class_counts(select_scores(score_set, keep=keep, prune=prune, balance=balance), score_set.labels)
 
 
 def evaluate(
@@ -207,6 +275,8 @@ def evaluate(
     include_full: bool = True,
     test: str | None = None,
     progress: bool = True,
+    threads: int | None = None,
+    standardize: bool = True,
 ) -> EvaluationResult:
     """Train fresh models on the kept subset and on the full set; the test metric per seed
     (accuracy for classification, COCO mAP for detection)."""
@@ -215,8 +285,9 @@ def evaluate(
     seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(check_seed(s) for s in seeds)
     if isinstance(seeds, int) and seeds < 1:
         raise ConfigError(f"seeds must be at least 1, got {seeds}")
-    task = make_task(dataset, model=model, train=TrainConfig(epochs=epochs, device=device))
-    return evaluate_selection(task, sel, seeds=seed_list, include_full=include_full, progress=progress)
+    task = _make_task(dataset, model=model, train=TrainConfig(epochs=epochs, device=device), standardize=standardize)
+    with torch_threads(resolve_threads(threads, model=model, device=device)):
+        return evaluate_selection(task, sel, seeds=seed_list, include_full=include_full, progress=progress)
 
 
 def benchmark(
@@ -232,15 +303,19 @@ def benchmark(
     test: str | None = None,
     progress: bool = True,
     command: str | None = None,
+    threads: int | None = None,
+    standardize: bool = True,
 ) -> BenchmarkResult:
     """Prune with every method at every fraction and seed, then train and test a fresh model on each
     kept subset (and on the full set once per seed). `epochs` is the evaluation training length."""
     dataset = _as_dataset(data, test)
     seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(check_seed(s) for s in seeds)
-    eval_task = make_task(dataset, model=model, train=TrainConfig(epochs=epochs, device=device))
-    method_task = make_task(dataset, model=model, train=TrainConfig(device=device))
+    eval_task = _make_task(dataset, model=model, train=TrainConfig(epochs=epochs, device=device),
+                           standardize=standardize)
+    method_task = _make_task(dataset, model=model, train=TrainConfig(device=device), standardize=standardize)
     eval_task.require_test()  # no test split: fail now, not after the first method has run
-    return run_benchmark(
-        eval_task, methods, prunes, seed_list, method_task=method_task,
-        method_params=method_params, progress=progress, command=command,
-    )
+    with torch_threads(resolve_threads(threads, model=model, device=device)):
+        return run_benchmark(
+            eval_task, methods, prunes, seed_list, method_task=method_task,
+            method_params=method_params, progress=progress, command=command,
+        )

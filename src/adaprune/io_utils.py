@@ -49,3 +49,42 @@ def _new_file_mode() -> int:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+# Bytes the writability probe writes and syncs: enough for a full disk to refuse it.
+PROBE_BYTES = 4096
+
+
+def check_writable_folder(folder: str | os.PathLike) -> None:
+    """Fail now, in one line, if files cannot be written into `folder`: it is missing, a file is in the
+    way, it is read-only or the disk is full. Probes by writing and syncing a small temporary file (permission
+    bits alone do not tell: root ignores them, and a read-only mount or a full disk does not show in them)."""
+    path = Path(folder) if str(folder) else Path(".")
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"output folder {str(path)!r} is a file, not a folder")
+    if not path.is_dir():
+        raise ConfigError(f"output folder {str(path)!r} does not exist")
+    try:
+        fd, name = tempfile.mkstemp(prefix=".adaprune-probe.", suffix=".tmp", dir=path)
+    except OSError as exc:
+        raise ConfigError(f"output folder {str(path)!r} is not writable: {exc.strerror or exc}") from None
+    try:
+        os.write(fd, b"\0" * PROBE_BYTES)
+        os.fsync(fd)
+    except OSError as exc:
+        raise ConfigError(f"output folder {str(path)!r} is not writable: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+        os.unlink(name)
+
+
+def check_output_folder(folder: str | os.PathLike) -> None:
+    """For an output folder that will be created if missing: the folder itself if it exists, else its
+    nearest existing ancestor, must be a writable folder."""
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"output folder {str(path)!r} is a file, not a folder")
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    check_writable_folder(probe)

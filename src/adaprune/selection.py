@@ -145,6 +145,60 @@ def select_top_k(
     return np.sort(np.concatenate(kept)).astype(np.int64)
 
 
+# ---------------------------------------------------------------- per-class counts
+# A class is reported as losing most of its samples when it keeps less than this fraction of its
+# proportional share (kept_c < STARVED_SHARE * keep * n_c). LFW faces at 30% pruned (a class kept
+# 40 of 100 against a share of 70: 0.57) trained to chance, so the line sits above 0.57. Measured
+# alongside (benchmarks/results/ablation_adapruner.md, column "min share"): AdaPruner's smallest class
+# share is 0.3-0.5 on digits (which still trains well: a warning there is information, not an error)
+# and 0.02-0.12 on MNIST-1D at 70% pruned (which trains far below random).
+STARVED_SHARE = 0.6
+
+
+@dataclass(frozen=True)
+class ClassCount:
+    """How many samples of one class there are and how many were kept."""
+
+    label: int | str
+    total: int
+    kept: int
+
+    def share(self, keep: float) -> float:
+        """Kept samples over the class's proportional share of the budget (1.0: exactly its share)."""
+        return self.kept / (keep * self.total) if keep > 0 and self.total else 1.0
+
+
+def count_classes(kept: np.ndarray, labels: np.ndarray) -> tuple[ClassCount, ...]:
+    """Per-class totals and kept counts, classes in sorted order."""
+    labels = np.asarray(labels)
+    mask = np.zeros(len(labels), dtype=bool)
+    mask[np.asarray(kept, dtype=np.int64)] = True
+    classes, inverse = np.unique(labels, return_inverse=True)
+    totals = np.bincount(inverse, minlength=len(classes))
+    kept_counts = np.bincount(inverse[mask], minlength=len(classes))
+    return tuple(
+        ClassCount(label=c.item() if isinstance(c, np.generic) else c, total=int(t), kept=int(k))
+        for c, t, k in zip(classes, totals, kept_counts, strict=True)
+    )
+
+
+def starved_classes(counts: Sequence[ClassCount], keep: float) -> tuple[ClassCount, ...]:
+    """The classes keeping less than STARVED_SHARE of their proportional share of the budget."""
+    return tuple(c for c in counts if c.share(keep) < STARVED_SHARE)
+
+
+def describe_class_counts(counts: Sequence[ClassCount], *, limit: int = 20) -> str:
+    """One line, e.g. `kept per class: 0: 70/100, 1: 40/100`; past `limit` classes, the extremes."""
+    shown = list(counts)
+    if len(shown) > limit:
+        shown = sorted(shown, key=lambda c: c.kept / max(c.total, 1))
+        shown = shown[: limit // 2] + shown[-(limit // 2):]
+        head = f"kept per class ({len(counts)} classes; the {limit // 2} least and most kept): "
+    else:
+        head = "kept per class: "
+    return head + ", ".join(f"{c.label}: {c.kept}/{c.total}" for c in shown)
+
+
 # ---------------------------------------------------------------- the result
 @dataclass(frozen=True)
 class Selection:
@@ -173,6 +227,7 @@ class Selection:
     id_column: str = "id"
     id_root: str | None = None
     skipped: tuple[str, ...] = ()
+    class_counts: tuple[ClassCount, ...] | None = None
 
     def __post_init__(self) -> None:
         kept = np.asarray(self.kept, dtype=np.int64)
@@ -243,6 +298,9 @@ class Selection:
                 "details": self.details,
                 **({"ids": {"column": self.id_column, "root": self.id_root}} if self.ids is not None else {}),
                 **({"skipped_files": list(self.skipped)} if self.skipped else {}),
+                "class_counts": None if self.class_counts is None else [
+                    {"label": c.label, "total": c.total, "kept": c.kept} for c in self.class_counts
+                ],
             }
         )
 
@@ -294,4 +352,8 @@ class Selection:
             id_column=id_column,
             id_root=id_meta.get("root"),
             skipped=tuple(meta.get("skipped_files", ())),
+            class_counts=None if meta.get("class_counts") is None else tuple(
+                ClassCount(label=c["label"], total=int(c["total"]), kept=int(c["kept"]))
+                for c in meta["class_counts"]
+            ),
         )

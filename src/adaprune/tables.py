@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from adaprune.errors import ConfigError, DataError, require
-from adaprune.io_utils import atomic_write, refuse_input_paths
+from adaprune.io_utils import atomic_write, check_writable_folder, refuse_input_paths
 
 TABLE_FORMATS = (".csv", ".parquet", ".json")
 
@@ -53,9 +53,9 @@ def check_output_path(path: str | os.PathLike, *, inputs: Iterable[str | os.Path
         )
     if suffix == ".csv":
         refuse_input_paths(sidecar(path), inputs)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise ConfigError(f"output folder {str(folder)!r} does not exist")
+    if path.is_dir():
+        raise ConfigError(f"{what} file {str(path)!r} is a folder; give a file name")
+    check_writable_folder(path.parent if str(path.parent) else Path("."))
     return path
 
 

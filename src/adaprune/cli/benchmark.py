@@ -11,11 +11,13 @@ from adaprune.cli.options import (
     DATA_EPILOG,
     device_option,
     model_option,
+    no_standardize_option,
     parse_fraction_list,
     parse_method_params,
     quiet_option,
     setup_logging,
     test_option,
+    threads_option,
 )
 from adaprune.defaults import DEFAULT_EVAL_EPOCHS
 
@@ -36,21 +38,27 @@ log = logging.getLogger("adaprune")
                    "`adaprune methods -v` lists them.")
 @model_option
 @device_option
+@threads_option
+@no_standardize_option
 @test_option
 @quiet_option
-def command(data, methods, prunes, seeds, out, epochs, params, model, device, test_spec, quiet) -> None:
+def command(data, methods, prunes, seeds, out, epochs, params, model, device, threads, no_standardize,
+            test_spec, quiet) -> None:
     """Prune DATA with each method at each fraction and seed; train and test a fresh model on each."""
     from adaprune.api import benchmark
     from adaprune.errors import ConfigError
+    from adaprune.io_utils import check_output_folder
 
     setup_logging(quiet)
     method_list = [m.strip() for m in methods.split(",") if m.strip()]
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    check_output_folder(out)
     method_params = parse_method_params(method_list, params)
     result = benchmark(
         data, method_list, parse_fraction_list(prunes, what="--prune"), seeds=seeds, epochs=epochs,
         model=model, device=device, method_params=method_params, test=test_spec, progress=not quiet,
+        threads=threads, standardize=not no_standardize,
         command=" ".join(["adaprune", *sys.argv[1:]]) if sys.argv[0].endswith("adaprune") else None,
     )
     paths = result.save(out)

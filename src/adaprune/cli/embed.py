@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import click
 
@@ -14,6 +15,7 @@ from adaprune.cli.options import (
     on_bad_file_option,
     quiet_option,
     setup_logging,
+    threads_option,
 )
 
 log = logging.getLogger("adaprune")
@@ -32,17 +34,22 @@ log = logging.getLogger("adaprune")
 @device_option
 @on_bad_file_option
 @engine_options
+@threads_option
 @quiet_option
-def command(data, encoder, out, dtype, chunk_size, seed, model, device, on_bad_file, engine, ray_address,
+def command(data, encoder, out, dtype, chunk_size, seed, model, device, on_bad_file, engine, ray_address, threads,
             quiet) -> None:
     """Embed every training sample of DATA (or text:PATH, one text per line) into a memory-mapped .npy.
 
     File sources (folder:DIR, files:LIST) stream: images are decoded chunk by chunk."""
     from adaprune.embed import embed
+    from adaprune.io_utils import check_writable_folder
+    from adaprune.threads import resolve_threads, torch_threads
 
     setup_logging(quiet)
-    result = embed(data, encoder, out, seed=seed, dtype=dtype, chunk_size=chunk_size, model=model, device=device,
-                   progress=not quiet, on_bad_file=on_bad_file, engine=engine,
-                   ray_address=ray_address)
+    check_writable_folder(Path(out).parent)
+    with torch_threads(resolve_threads(threads, model=model, device=device)):
+        result = embed(data, encoder, out, seed=seed, dtype=dtype, chunk_size=chunk_size, model=model,
+                       device=device, progress=not quiet, on_bad_file=on_bad_file, engine=engine,
+                       ray_address=ray_address)
     log.info("%d x %d embeddings (%s, %d chunks computed now) -> %s", result.n, result.dim, result.encoder,
              result.chunks_computed, result.path)

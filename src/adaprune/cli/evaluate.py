@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import click
 
-from adaprune.cli.options import DATA_EPILOG, device_option, model_option, quiet_option, setup_logging, test_option
+from adaprune.cli.options import (
+    DATA_EPILOG,
+    device_option,
+    model_option,
+    no_standardize_option,
+    quiet_option,
+    setup_logging,
+    test_option,
+    threads_option,
+)
 from adaprune.defaults import DEFAULT_EVAL_EPOCHS
 
 
@@ -41,13 +50,15 @@ def format_evaluation(result) -> str:
 @click.option("--epochs", type=int, default=DEFAULT_EVAL_EPOCHS, show_default=True)
 @model_option
 @device_option
+@threads_option
+@no_standardize_option
 @test_option
 @quiet_option
-def command(data, selection, seeds, epochs, model, device, test_spec, quiet) -> None:
+def command(data, selection, seeds, epochs, model, device, threads, no_standardize, test_spec, quiet) -> None:
     """Train fresh models on the kept subset and on the full set; print the test metric."""
     from adaprune.api import evaluate
 
     setup_logging(quiet)
     result = evaluate(data, selection, seeds=seeds, epochs=epochs, model=model, device=device,
-                      test=test_spec, progress=not quiet)
+                      test=test_spec, progress=not quiet, threads=threads, standardize=not no_standardize)
     click.echo(format_evaluation(result))

@@ -51,6 +51,16 @@ model_option = click.option("--model", default="auto", show_default=True, type=_
                             help="Network to train (auto: by input shape).")
 device_option = click.option("--device", default="cpu", show_default=True,
                              help="Torch device: cpu, cuda or cuda:N.")
+threads_option = click.option(
+    "--threads", type=click.IntRange(min=1), default=None, metavar="N",
+    help="Torch CPU threads (default: $ADAPRUNE_THREADS, else 1 for the built-in models, which one "
+    "thread trains fastest; torch's default for resnet18).",
+)
+no_standardize_option = click.option(
+    "--no-standardize", "no_standardize", is_flag=True,
+    help="Feed vector (N, D) inputs to the model as they are (default: standardised with the training "
+    "split's mean and std).",
+)
 # Every command takes --quiet (the common option; tests/test_cli.py checks each command has it).
 quiet_option = click.option("--quiet", is_flag=True, help="No progress bars or info messages.")
 # Shown under `--help` of every command that reads DATA.
@@ -60,7 +70,8 @@ test_option = click.option("--test", "test_spec", default=None, metavar="DATA",
 balance_option = click.option(
     "--balance", default=None, type=click.Choice(["none", "class"]),
     help="class: per-class quotas in proportion to class sizes; none: one global ranking "
-    "(scoring methods; default: the method's own, class for herding, k-center and Moderate-DS).",
+    "(scoring methods and adapruner's budget ranking; default: the method's own, class for herding, k-center "
+    "and Moderate-DS).",
 )
 on_bad_file_option = click.option(
     "--on-bad-file", default="stop", show_default=True, type=click.Choice(["stop", "skip"]),
@@ -92,6 +103,8 @@ method_run_options = _compose(
     model_option,
     click.option("--epochs", type=int, default=None, help="Training epochs of methods that train a model."),
     device_option,
+    threads_option,
+    no_standardize_option,
     param_option,
 )
 # --engine local|ray and --ray-address.

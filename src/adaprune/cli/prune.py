@@ -60,8 +60,9 @@ def engine_params(method: str, engine: str, ray_address: str | None, work_dir: s
 @click.option("--work-dir", default=None, metavar="DIR",
               help="semdedup: keep each finished stage (clustering, per-cluster M) here, so a killed run resumes.")
 @quiet_option
-def command(data, method, prune_fraction, keep_fraction, out, seed, model, epochs, device, params, balance,
-            encoder, embeddings, group_by, on_bad_file, engine, ray_address, work_dir, quiet) -> None:
+def command(data, method, prune_fraction, keep_fraction, out, seed, model, epochs, device, threads,
+            no_standardize, params, balance, encoder, embeddings, group_by, on_bad_file, engine, ray_address,
+            work_dir, quiet) -> None:
     """Choose which samples of DATA to keep and write the selection to --out."""
     from adaprune.data import load_data
     from adaprune.selection import Budget, Selection
@@ -84,7 +85,7 @@ def command(data, method, prune_fraction, keep_fraction, out, seed, model, epoch
     selection = prune(
         dataset, method, keep=keep_fraction, prune=prune_fraction, seed=seed, model=model,
         epochs=epochs, device=device, params=method_params, balance=balance, progress=not quiet,
-        encoder=encoder, embeddings=embeddings,
+        encoder=encoder, embeddings=embeddings, threads=threads, standardize=not no_standardize,
     )
     if own_format:
         dataset.write(selection.kept, out)

@@ -20,6 +20,8 @@ SPEC_HELP = (
     "embeddings:PATH.npy, coco:ANNOTATIONS.json[:IMAGES_DIR], yolo:DATA.yaml or synthdet[:N]"
 )
 DETECTION_KINDS = ("coco", "yolo", "synthdet")
+# (N, H, W) with H == W and at least this side is read as grey images, not as sequences.
+MIN_GREY_SIDE = 8
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
@@ -83,12 +85,34 @@ def _need_arg(spec: str, arg: str) -> str:
     return arg
 
 
+def sample_layout(shape: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
+    """How an array of `shape` (samples on axis 0) is read: a description and the shape it becomes.
+
+    (N, D) vectors; (N, C, H, W) images; (N, H, W, C) with C in 1, 3, 4 (and axis 1 not) images
+    channels-last, moved to NCHW; (N, H, W) with H == W >= 8 grey images, given a channel axis
+    (N, 1, H, W), the way Keras and most tutorials store them; any other 3-D array (N, C, L) sequences."""
+    if len(shape) == 2:
+        return "vectors (N, D)", shape
+    if len(shape) == 3:
+        if shape[1] == shape[2] and shape[1] >= MIN_GREY_SIDE:
+            return "grey images (N, H, W), H == W", (shape[0], 1, shape[1], shape[2])
+        return "sequences (N, C, L)", shape
+    if len(shape) == 4:
+        if shape[-1] in (1, 3, 4) and shape[1] not in (1, 3, 4):
+            return "images NHWC", (shape[0], shape[3], shape[1], shape[2])
+        return "images NCHW", shape
+    return "unsupported", shape
+
+
 def _as_samples(x: np.ndarray, *, what: str) -> np.ndarray:
-    """Float32 with images in NCHW (NHWC with 1, 3 or 4 channels last is transposed)."""
-    if x.ndim == 4 and x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
-        x = np.transpose(x, (0, 3, 1, 2))
+    """Float32 in the layout `sample_layout` names (NHWC and square (N, H, W) become NCHW)."""
     if x.ndim > 4:
         raise DataError(f"{what}: x must be (N, D), (N, C, L) or images (N, C, H, W), got shape {x.shape}")
+    layout, shape = sample_layout(x.shape)
+    if layout == "images NHWC":
+        x = np.transpose(x, (0, 3, 1, 2))
+    elif layout.startswith("grey images"):
+        x = x.reshape(shape)
     return np.ascontiguousarray(x, dtype=np.float32) if np.issubdtype(x.dtype, np.number) else x
 
 
@@ -117,6 +141,9 @@ def load_npz(path: str) -> Dataset:
     y_test = arrays.get("y_test")
     if x_test is not None and y_test is not None:
         validate_arrays(x_test, y_test, what=f"{path} test split")
+    layout, shape = sample_layout(arrays["x"].shape)
+    log.info("read x %s of %s as %s -> samples of shape %s", tuple(arrays["x"].shape), p.name, layout,
+             tuple(shape[1:]))
     return Dataset(
         name=p.stem,
         x=_as_samples(arrays["x"], what=path),

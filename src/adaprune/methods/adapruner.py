@@ -20,7 +20,10 @@ Choices the paper leaves open, as parameters (defaults in the signature):
                   Adam would rescale every entry to the same step size;
   mask_lr         SGD step on m; mask gradients are O(1/batch), hence the large value;
   binarize        "budget" keeps exactly round(c_r * N) samples ranked by m (ties: lower
-                  index first); "threshold" keeps w > 0.5, the paper's own rule, within epsilon.
+                  index first); "threshold" keeps w > 0.5, the paper's own rule, within epsilon;
+  balance         with "budget": "none" ranks all samples at once, "class" keeps per-class
+                  quotas in proportion to class sizes (so no class is wiped out);
+  lambda_rule     "adaptive" is the paper's lambda = s * |r - c_r|; "constant" uses lambda = s.
 
 Mask entries are indexed by sample index carried with every batch, never by loader position
 (the public code binds them to positions in a shuffled loader, which breaks the method).
@@ -94,9 +97,13 @@ def alpha_at(epoch: int, *, epochs: int, alpha_start: float, alpha_max: float) -
     return alpha_start + (alpha_max - alpha_start) * epoch / (epochs - 1)
 
 
-def adaptive_lambda(r: float, keep: float, *, lambda_scale: float) -> float:
-    """lambda = s * |r - c_r|: the compression term weighs more the further the mask is off budget."""
-    return lambda_scale * abs(r - keep)
+LAMBDA_RULES = ("adaptive", "constant")
+
+
+def adaptive_lambda(r: float, keep: float, *, lambda_scale: float, rule: str = "adaptive") -> float:
+    """lambda = s * |r - c_r|: the compression term weighs more the further the mask is off budget
+    ("adaptive", the paper's); "constant" holds lambda = s."""
+    return lambda_scale if rule == "constant" else lambda_scale * abs(r - keep)
 
 
 def adapruner_loss(
@@ -108,6 +115,7 @@ def adapruner_loss(
     keep: float,
     lambda_scale: float,
     sel_eps: float = 1e-5,
+    lambda_rule: str = "adaptive",
 ) -> LossTerms:
     """The paper's objective for one batch. `ce` are the batch's per-sample cross-entropies,
     `batch_mask` the mask entries of those samples (gathered by sample index), `full_mask` all N."""
@@ -118,7 +126,7 @@ def adapruner_loss(
     l_comp = (w_all.sum() / full_mask.numel() - keep) ** 2
     # w > 0.5 exactly when m > 0 (alpha > 0); r takes no gradient.
     r = float((full_mask.detach() > 0).float().mean())
-    lam = adaptive_lambda(r, keep, lambda_scale=lambda_scale)
+    lam = adaptive_lambda(r, keep, lambda_scale=lambda_scale, rule=lambda_rule)
     return LossTerms(total=l_cls + l_sel + lam * l_comp, cls=l_cls, sel=l_sel, comp=l_comp, lam=lam, r=r)
 
 
@@ -126,7 +134,12 @@ def adapruner_loss(
 class AdaPruner(Selector):
     """AdaPruner (Yang et al. 2023, arXiv 2312.05599): a per-sample mask learned with the model.
 
-    Score = the final mask value m_i (higher = keep)."""
+    Score = the final mask value m_i (higher = keep).
+
+    Parameters:
+        balance: none: one global ranking of m; class: per-class quotas in proportion to class sizes (budget)
+        lambda_rule: adaptive: lambda = s * |r - c_r| (the paper's); constant: lambda = s
+    """
 
     supported_tasks = ("classification", "detection")
 
@@ -149,6 +162,8 @@ class AdaPruner(Selector):
         mask_weight_decay: float = 0.0,
         sel_eps: float = 1e-5,
         binarize: str = "budget",
+        balance: str = "none",
+        lambda_rule: str = "adaptive",
     ) -> None:
         if warmup_epochs < 0 or epochs < 1 or max_extra_epochs < 0:
             raise ConfigError(
@@ -159,6 +174,12 @@ class AdaPruner(Selector):
             raise ConfigError(f"need 0 < alpha_start <= alpha_max, got {alpha_start} and {alpha_max}")
         if binarize not in ("budget", "threshold"):
             raise ConfigError(f"binarize must be 'budget' or 'threshold', got {binarize!r}")
+        if balance not in ("none", "class"):
+            raise ConfigError(f"balance must be 'none' or 'class', got {balance!r}")
+        if balance == "class" and binarize != "budget":
+            raise ConfigError("balance='class' needs binarize='budget' (the threshold rule has no quota to split)")
+        if lambda_rule not in LAMBDA_RULES:
+            raise ConfigError(f"lambda_rule must be one of {', '.join(LAMBDA_RULES)}, got {lambda_rule!r}")
         if mask_lr <= 0 or epsilon < 0 or lambda_scale < 0:
             raise ConfigError("mask_lr must be > 0, epsilon and lambda_scale >= 0")
         self.warmup_epochs = warmup_epochs
@@ -174,6 +195,8 @@ class AdaPruner(Selector):
         self.mask_weight_decay = mask_weight_decay
         self.sel_eps = sel_eps
         self.binarize = binarize
+        self.balance = balance
+        self.lambda_rule = lambda_rule
 
     def train_mask(
         self, task: Task, keep: float, *, seed: int, progress: bool
@@ -193,7 +216,7 @@ class AdaPruner(Selector):
             # Any task's per-sample loss (cross-entropy, a detector's per-image loss) plays CE_i.
             terms = adapruner_loss(
                 per_sample, mask[idx], mask, alpha=state["alpha"], keep=keep,
-                lambda_scale=self.lambda_scale, sel_eps=self.sel_eps,
+                lambda_scale=self.lambda_scale, sel_eps=self.sel_eps, lambda_rule=self.lambda_rule,
             )
             state["terms"] = terms
             return terms.total
@@ -203,7 +226,9 @@ class AdaPruner(Selector):
                 r = float((mask > 0).float().mean())
                 history["alpha"].append(state["alpha"])
                 history["r"].append(r)
-                history["lambda"].append(adaptive_lambda(r, keep, lambda_scale=self.lambda_scale))
+                history["lambda"].append(
+                    adaptive_lambda(r, keep, lambda_scale=self.lambda_scale, rule=self.lambda_rule)
+                )
                 history["mean_w"].append(float(torch.sigmoid(state["alpha"] * mask).mean()))
             at_max = epoch >= self.epochs - 1
             state["alpha"] = alpha_at(
@@ -239,7 +264,12 @@ class AdaPruner(Selector):
                     "exactly by ranking the mask", history["r"][-1], keep,
                 )
         if self.binarize == "budget":
-            kept = select_top_k(scores, n_keep, higher_is_keep=True)
+            strata = None
+            if self.balance == "class":
+                strata = getattr(task, "labels", None)
+                if strata is None:
+                    raise ConfigError("adapruner balance='class' needs one class label per sample; this task has none")
+            kept = select_top_k(scores, n_keep, higher_is_keep=True, strata=strata)
         else:
             kept = np.flatnonzero(scores > 0)
             if len(kept) == 0:

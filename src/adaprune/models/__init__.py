@@ -1,17 +1,56 @@
 """Small torch networks, chosen from the input shape. No torchvision.
 
 Every built-in model is a `FeatureClassifier`: `features(x)` gives the penultimate layer (used
-as an embedding) and `classifier` maps it to logits."""
+as an embedding) and `classifier` maps it to logits. A model built with `input_stats` starts
+with a `Standardize` layer holding the training split's per-feature mean and std as buffers."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import numpy as np
+import torch
 from torch import Tensor, nn
 
 from adaprune.errors import ConfigError
 
-MODEL_NAMES = ("auto", "mlp", "cnn1d", "cnn", "resnet18")
+MODEL_NAMES = ("auto", "mlp", "cnn1d", "cnn_small", "cnn", "resnet18")
+# Features whose training-split std is below this are centred but not scaled (constant columns).
+MIN_STD = 1e-6
+
+
+@dataclass(frozen=True)
+class InputStats:
+    """Per-feature mean and std of the training split, for vector (N, D) inputs."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @staticmethod
+    def of(x: np.ndarray) -> InputStats:
+        x64 = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+        std = x64.std(axis=0)
+        return InputStats(mean=x64.mean(axis=0).astype(np.float32),
+                          std=np.where(std < MIN_STD, 1.0, std).astype(np.float32))
+
+
+class Standardize(nn.Module):
+    """(x - mean) / std with the training split's statistics, stored as buffers (saved with the model)."""
+
+    def __init__(self, stats: InputStats) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.from_numpy(np.asarray(stats.mean, dtype=np.float32).copy()))
+        self.register_buffer("std", torch.from_numpy(np.asarray(stats.std, dtype=np.float32).copy()))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
+
+
+def should_standardize(input_shape: Sequence[int]) -> bool:
+    """The default rule: vector (N, D) inputs are standardised; sequences and images are not
+    (pixels and signals share one scale, which per-feature scaling would distort)."""
+    return len(input_shape) == 1
 
 
 class FeatureClassifier(nn.Module):
@@ -20,12 +59,15 @@ class FeatureClassifier(nn.Module):
         self.body = body
         self.feature_dim = feature_dim
         self.classifier = nn.Linear(feature_dim, num_classes)
+        self.standardize: Standardize | None = None
 
     def features(self, x: Tensor) -> Tensor:
+        if self.standardize is not None:
+            x = self.standardize(x)
         return self.body(x)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.body(x))
+        return self.classifier(self.features(x))
 
 
 def mlp(input_shape: Sequence[int], num_classes: int, hidden: int = 256) -> FeatureClassifier:
@@ -49,6 +91,24 @@ def cnn1d(input_shape: Sequence[int], num_classes: int, width: int = 32) -> Feat
         nn.Flatten(),
     )
     return FeatureClassifier(body, width * min(8, length), num_classes)
+
+
+def cnn_small(input_shape: Sequence[int], num_classes: int, width: int = 16) -> FeatureClassifier:
+    """Two conv layers (16, 32 channels), each followed by 2x2 max-pooling, then a linear classifier
+    on the (at most 7x7) pooled maps: a fraction of `cnn`'s cost (benchmarks/results/auto_model.md)."""
+    channels, height, width_px = input_shape
+    pooled = max(1, min(7, height // 4, width_px // 4))
+    body = nn.Sequential(
+        nn.Conv2d(channels, width, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(width, 2 * width, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.AdaptiveAvgPool2d(pooled),
+        nn.Flatten(),
+    )
+    return FeatureClassifier(body, 2 * width * pooled * pooled, num_classes)
 
 
 def cnn(input_shape: Sequence[int], num_classes: int, width: int = 32) -> FeatureClassifier:
@@ -100,17 +160,32 @@ def resnet18(input_shape: Sequence[int], num_classes: int) -> FeatureClassifier:
 
 
 def auto_model_name(input_shape: Sequence[int]) -> str:
-    return {1: "mlp", 2: "cnn1d", 3: "cnn"}.get(len(input_shape), "mlp")
+    """vectors -> mlp, sequences -> cnn1d, images -> cnn_small: on digits-, MNIST- and CIFAR-sized
+    inputs it trains to the accuracy of `cnn` at a fraction of its cost (benchmarks/results/auto_model.md)."""
+    return {1: "mlp", 2: "cnn1d", 3: "cnn_small"}.get(len(input_shape), "mlp")
 
 
-def build_model(name: str, input_shape: Sequence[int], num_classes: int) -> FeatureClassifier:
+def build_model(
+    name: str, input_shape: Sequence[int], num_classes: int, *, input_stats: InputStats | None = None
+) -> FeatureClassifier:
+    """A built-in model; with `input_stats` its first layer standardises the input by them."""
     if name == "auto":
         name = auto_model_name(input_shape)
-    expected = {"mlp": None, "cnn1d": 2, "cnn": 3, "resnet18": 3}
+    expected = {"mlp": None, "cnn1d": 2, "cnn_small": 3, "cnn": 3, "resnet18": 3}
     if name not in expected:
         raise ConfigError(f"unknown model {name!r}; expected one of: {', '.join(MODEL_NAMES)}")
     need = expected[name]
     if need is not None and len(input_shape) != need:
         layout = {2: "(C, L) sequences", 3: "(C, H, W) images"}[need]
         raise ConfigError(f"model {name!r} needs {layout}, but samples have shape {tuple(input_shape)}")
-    return {"mlp": mlp, "cnn1d": cnn1d, "cnn": cnn, "resnet18": resnet18}[name](input_shape, num_classes)
+    builders = {"mlp": mlp, "cnn1d": cnn1d, "cnn_small": cnn_small, "cnn": cnn, "resnet18": resnet18}
+    model = builders[name](input_shape, num_classes)
+    if input_stats is not None:
+        size = int(np.prod(input_shape))
+        if input_stats.mean.size != size or input_stats.std.size != size:
+            raise ConfigError(f"input_stats have {input_stats.mean.size} features but samples have {size}")
+        shape = tuple(input_shape)
+        model.standardize = Standardize(
+            InputStats(mean=input_stats.mean.reshape(shape), std=input_stats.std.reshape(shape))
+        )
+    return model

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from adaprune.data import Dataset
 from adaprune.data.images import is_lazy
 from adaprune.errors import ConfigError
-from adaprune.models import build_model
+from adaprune.models import InputStats, build_model, should_standardize
 from adaprune.tasks.base import Batch, Metric
 from adaprune.training.loop import TrainConfig, accuracy, batch_indices, predict_logits, seeded_model
 
@@ -28,13 +28,16 @@ class ClassificationTask:
 
     `model` is a built-in name (auto, mlp, cnn1d, cnn, resnet18) or any zero-argument callable
     returning a `torch.nn.Module` whose output is (batch, num_classes) logits. In-memory arrays are
-    moved to the device once; a lazy source (image files) is decoded batch by batch."""
+    moved to the device once; a lazy source (image files) is decoded batch by batch. With
+    `standardize`, a built-in model on vector (N, D) inputs starts with a layer that standardises
+    them by the training split's mean and std (the test split never enters the statistics)."""
 
     kind: ClassVar[str] = "classification"
 
     data: Dataset
     model: ModelSpec = "auto"
     train: TrainConfig = TrainConfig()
+    standardize: bool = True
     _tensors: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -62,9 +65,16 @@ class ClassificationTask:
     def with_train(self, train: TrainConfig) -> ClassificationTask:
         return dataclasses.replace(self, train=train)
 
+    @property
+    def standardizes(self) -> bool:
+        """Whether new models standardise their input (a built-in model, vector inputs, standardize on)."""
+        return self.standardize and isinstance(self.model, str) and should_standardize(self.data.sample_shape)
+
     def new_model(self, seed: int) -> nn.Module:
+        stats = InputStats.of(np.asarray(self.data.x)) if self.standardizes else None
         factory = self.model if callable(self.model) else (
-            lambda: build_model(self.model, self.data.sample_shape, self.data.num_classes)  # type: ignore[arg-type]
+            lambda: build_model(self.model, self.data.sample_shape, self.data.num_classes,  # type: ignore[arg-type]
+                                input_stats=stats)
         )
         return seeded_model(factory, seed, self.device)
 
