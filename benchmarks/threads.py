@@ -8,6 +8,7 @@ Inputs are random (timing does not depend on the values) in the shapes of the da
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -67,7 +68,8 @@ def main() -> int:
     lines = ["## Seconds per training epoch: 1 vs 2 torch threads", "",
              f"Median over {args.repeats} back-to-back repeats (order alternating), batch 128, Adam. "
              "ratio = 2-thread wall time / 1-thread wall time (> 1: the second thread slows training). "
-             "The machine (2 cores) was shared with other jobs while this ran, as it is in use.", "",
+             f"Load average when it finished: {os.getloadavg()[0]:.1f} on 2 cores (other jobs' share of the "
+             "machine decides whether the second thread helps).", "",
              "| model | data | samples | 1 thread: wall s (CPU s) | 2 threads: wall s (CPU s) | ratio |",
              "|---|---|---|---|---|---|"]
     for r in rows:
