@@ -53,6 +53,13 @@ class Budget:
         return min(k, n_total)
 
 
+def check_threshold(threshold: float) -> float:
+    """A similarity threshold (a cosine): samples more similar than it to one kept are removed."""
+    if not (isinstance(threshold, (int, float)) and -1.0 <= threshold < 1.0 and math.isfinite(threshold)):
+        raise ConfigError(f"threshold must be a cosine in [-1, 1), got {threshold}")
+    return float(threshold)
+
+
 # ---------------------------------------------------------------- scores -> kept set
 def rank_for_keep(scores: np.ndarray, *, higher_is_keep: bool) -> np.ndarray:
     """Sample indices ordered from most to least worth keeping.
@@ -134,7 +141,9 @@ class Selection:
 
     `kept` holds sorted 0-based row indices into the input; `scores` has one value per sample
     where the method produces one (higher = more worth keeping is *not* assumed: see
-    `higher_is_keep`); `details` holds method-specific diagnostics as written to the metadata."""
+    `higher_is_keep`); `details` holds method-specific diagnostics as written to the metadata.
+    Dedup methods add the audit trail: `twin[i]`, the kept sample a removed sample i is nearest to
+    (-1 where none: every kept sample), and `similarity[i]`, their cosine (NaN where none)."""
 
     kept: np.ndarray
     n_total: int
@@ -146,6 +155,8 @@ class Selection:
     higher_is_keep: bool | None = None
     library_version: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    twin: np.ndarray | None = None
+    similarity: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         kept = np.asarray(self.kept, dtype=np.int64)
@@ -159,10 +170,34 @@ class Selection:
             if scores.shape != (self.n_total,):
                 raise DataError(f"scores must have one value per sample ({self.n_total}), got {scores.shape}")
             object.__setattr__(self, "scores", scores)
+        self._check_twins()
         if not self.library_version:
             from adaprune import __version__
 
             object.__setattr__(self, "library_version", __version__)
+
+    def _check_twins(self) -> None:
+        if (self.twin is None) != (self.similarity is None):
+            raise DataError("twin and similarity come together: give both or neither")
+        if self.twin is None or self.similarity is None:
+            return
+        twin = np.asarray(self.twin)
+        similarity = np.asarray(self.similarity, dtype=np.float64)
+        if twin.shape != (self.n_total,) or similarity.shape != (self.n_total,):
+            raise DataError(f"twin and similarity must have one value per sample ({self.n_total}), "
+                            f"got {twin.shape} and {similarity.shape}")
+        if len(twin) and not np.array_equal(twin, np.round(twin)):
+            raise DataError("twin must hold whole sample indices (-1 for none)")
+        twin = twin.astype(np.int64)
+        if len(twin) and (twin.min() < -1 or twin.max() >= self.n_total):
+            raise DataError(f"twin must hold sample indices in [0, {self.n_total}) or -1 for none")
+        mask = self.mask
+        if (twin[mask] >= 0).any() or not mask[twin[twin >= 0]].all():
+            raise DataError("twin must name a kept sample for removed samples only (-1 for kept samples)")
+        if (np.isnan(similarity) != (twin < 0)).any():
+            raise DataError("similarity must be given exactly where twin names a sample")
+        object.__setattr__(self, "twin", twin)
+        object.__setattr__(self, "similarity", similarity)
 
     @property
     def n_kept(self) -> int:
@@ -202,13 +237,20 @@ class Selection:
         check_output_path(path, inputs=inputs, what="selection")
 
     def save(self, path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = ()) -> None:
-        """One row per sample (index, kept, score) by extension: .csv (+ .csv.meta.json sidecar),
-        .parquet or .json; metadata alongside; written atomically."""
-        columns = {
+        """One row per sample (index, kept, score; twin, similarity for dedup methods, empty where
+        none) by extension: .csv (+ .csv.meta.json sidecar), .parquet or .json; metadata alongside;
+        written atomically."""
+        columns: dict[str, np.ndarray | None] = {
             "index": np.arange(self.n_total, dtype=np.int64),
             "kept": self.mask.astype(np.int64),
             "score": self.scores,
         }
+        if self.twin is not None:
+            # An object column of ints and None: written as empty cells, JSON null, Parquet null.
+            twin = self.twin.astype(object)
+            twin[self.twin < 0] = None
+            columns["twin"] = twin
+            columns["similarity"] = self.similarity
         write_table(path, columns, self.metadata(), inputs=inputs, what="selection")
 
     @staticmethod
@@ -222,6 +264,16 @@ class Selection:
         if not np.isin(kept, (0, 1)).all():
             raise DataError(f"selection file {str(path)!r}: kept column must be 0 or 1")
         scores = columns["score"]
+        twin = similarity = None
+        if "twin" in columns:
+            # Empty cells come back as NaN (or an all-empty column as None): twin -1, similarity NaN.
+            raw_twin, raw_sim = columns["twin"], columns.get("similarity")
+            twin = np.full(len(index), -1, dtype=np.int64)
+            if raw_twin is not None:
+                raw_twin = raw_twin.astype(np.float64)
+                present = ~np.isnan(raw_twin)
+                twin[present] = raw_twin[present].astype(np.int64)
+            similarity = np.full(len(index), np.nan) if raw_sim is None else raw_sim.astype(np.float64)
         return Selection(
             kept=np.flatnonzero(kept),
             n_total=len(index),
@@ -233,4 +285,6 @@ class Selection:
             higher_is_keep=meta.get("higher_is_keep"),
             library_version=meta.get("library_version", "unknown"),
             details=meta.get("details", {}),
+            twin=twin,
+            similarity=similarity,
         )

@@ -1,4 +1,4 @@
-"""adaprune prune DATA --method NAME (--prune F | --keep F) --out FILE"""
+"""adaprune prune DATA --method NAME (--prune F | --keep F | --threshold COS) --out FILE"""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ log = logging.getLogger("adaprune")
 @click.argument("data")
 @click.option("--method", required=True, help="A registered method (see `adaprune methods`).")
 @budget_options
+@click.option("--threshold", type=float, default=None, metavar="COS",
+              help="Instead of --prune/--keep (semdedup): remove every sample whose cosine to an earlier sample "
+                   "it is compared with is above COS; the realised fraction is reported.")
 @click.option("--out", required=True, help="Selection file: .csv, .parquet or .json.")
 @method_run_options
 @balance_option
@@ -32,17 +35,25 @@ log = logging.getLogger("adaprune")
 @click.option("--embeddings", default=None, metavar="EMB.npy",
               help="Reuse embeddings (one row per sample, e.g. from `adaprune embed`) instead of --encoder.")
 @quiet_option
-def command(data, method, prune_fraction, keep_fraction, out, seed, model, epochs, device, params, balance,
+def command(data, method, prune_fraction, keep_fraction, threshold, out, seed, model, epochs, device, params, balance,
             encoder, embeddings, quiet) -> None:
     """Choose which samples of DATA to keep and write the selection to --out."""
     from adaprune.api import prune
     from adaprune.data import load_data
-    from adaprune.selection import Budget, Selection
+    from adaprune.registry import get_method
+    from adaprune.selection import Budget, Selection, check_threshold
 
     setup_logging(quiet)
-    if prune_fraction is None and keep_fraction is None:
-        raise ConfigError("give --prune F or --keep F")
-    Budget.from_args(keep=keep_fraction, prune=prune_fraction)  # validate before any work
+    if threshold is not None:
+        if prune_fraction is not None or keep_fraction is not None:
+            raise ConfigError("give either --threshold or --prune/--keep, not both")
+        check_threshold(threshold)
+        if not get_method(method).has_threshold:
+            raise ConfigError(f"method {method!r} has no similarity threshold; give --prune F or --keep F")
+    elif prune_fraction is None and keep_fraction is None:
+        raise ConfigError("give --prune F, --keep F or (semdedup) --threshold COS")
+    else:
+        Budget.from_args(keep=keep_fraction, prune=prune_fraction)  # validate before any work
     method_params = parse_params(method, params)
     dataset = load_data(data)
     inputs = (*dataset.source_paths, *([embeddings] if embeddings else []))
@@ -50,7 +61,7 @@ def command(data, method, prune_fraction, keep_fraction, out, seed, model, epoch
     selection = prune(
         dataset, method, keep=keep_fraction, prune=prune_fraction, seed=seed, model=model,
         epochs=epochs, device=device, params=method_params, balance=balance, progress=not quiet,
-        encoder=encoder, embeddings=embeddings,
+        encoder=encoder, embeddings=embeddings, threshold=threshold,
     )
     selection.save(out, inputs=inputs)
     log.info("kept %d of %d samples (%.1f%%) -> %s", selection.n_kept, selection.n_total,

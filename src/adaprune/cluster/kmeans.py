@@ -33,7 +33,9 @@ class Clustering:
     """A partition of N rows into K clusters in cosine geometry.
 
     `centroids` are unit vectors (K, D); `assignment[i]` is row i's cluster; `distance[i]` is its
-    cosine distance 1 - cos(x_i, centroid) to that cluster's centroid."""
+    cosine distance 1 - cos(x_i, centroid) to that cluster's centroid. `next_nearest[i]` (when asked
+    for with `nearest` > 1) holds row i's next-nearest clusters, nearest first: (N, nearest - 1), -1
+    where there are fewer clusters."""
 
     centroids: np.ndarray
     assignment: np.ndarray
@@ -42,6 +44,7 @@ class Clustering:
     seed: int
     n_iter: int
     sample_size: int
+    next_nearest: np.ndarray | None = None
 
     @property
     def n_clusters(self) -> int:
@@ -55,6 +58,20 @@ class Clustering:
         order = np.argsort(self.assignment, kind="stable")
         bounds = np.cumsum(self.sizes())[:-1]
         return np.split(order, bounds)
+
+    def neighbour_members(self) -> list[np.ndarray]:
+        """Row indices (sorted) of every cluster's neighbours: the rows that have it among their
+        next-nearest clusters (never its own members). Empty lists without `next_nearest`."""
+        k = self.n_clusters
+        if self.next_nearest is None or self.next_nearest.size == 0:
+            return [np.empty(0, dtype=np.int64) for _ in range(k)]
+        rows = np.repeat(np.arange(len(self.next_nearest), dtype=np.int64), self.next_nearest.shape[1])
+        clusters = self.next_nearest.reshape(-1)
+        valid = clusters >= 0
+        rows, clusters = rows[valid], clusters[valid]
+        order = np.argsort(clusters, kind="stable")  # stable: rows stay sorted inside a cluster
+        bounds = np.cumsum(np.bincount(clusters, minlength=k))[:-1]
+        return np.split(rows[order], bounds)
 
 
 def _faiss():
@@ -112,13 +129,15 @@ def spherical_kmeans(
     n_iter: int = 20,
     sample_size: int | None = None,
     backend: str = "auto",
+    nearest: int = 1,
     progress: bool = False,
 ) -> Clustering:
     """Cluster the rows of `x` (N, D) by cosine similarity.
 
     `n_clusters` defaults to round(sqrt(N)). Centroids are trained on `sample_size` rows drawn
     with `seed` (default: min(N, 64 K), all rows when N is small), then all N rows are assigned in
-    chunks. `x` may be a read-only memory map; it is never modified or copied whole."""
+    chunks; `nearest` > 1 also records each row's next-nearest clusters (same pass). `x` may be a
+    read-only memory map; it is never modified or copied whole."""
     if not hasattr(x, "shape") or len(x.shape) != 2:
         raise DataError(f"embeddings must be a 2-D array (N, D), got shape {getattr(x, 'shape', None)}")
     n, d = x.shape
@@ -129,6 +148,8 @@ def spherical_kmeans(
         raise ConfigError(f"n_clusters must be in [1, {n}] (the number of rows), got {n_clusters}")
     if n_iter < 1:
         raise ConfigError(f"n_iter must be at least 1, got {n_iter}")
+    if nearest < 1:
+        raise ConfigError(f"nearest must be at least 1, got {nearest}")
     if sample_size is not None and sample_size < k:
         raise ConfigError(f"sample_size must be at least n_clusters ({k}), got {sample_size}")
     backend = _resolve_backend(backend)
@@ -143,10 +164,10 @@ def spherical_kmeans(
     else:
         centroids = _train_sklearn(xs, init, n_iter=n_iter, seed=seed)
     del xs
-    assignment, distance = assign(x, centroids, backend=backend, progress=progress)
+    assignment, distance, next_nearest = assign_nearest(x, centroids, nearest=nearest, progress=progress)
     return Clustering(
         centroids=centroids, assignment=assignment, distance=distance, backend=backend,
-        seed=seed, n_iter=n_iter, sample_size=s,
+        seed=seed, n_iter=n_iter, sample_size=s, next_nearest=next_nearest,
     )
 
 
@@ -203,19 +224,38 @@ def assign(
     same exact matrix product serves both backends (`backend` is accepted for symmetry): it is as
     fast as faiss's flat search here and gives identical assignments whichever trained the centroids."""
     _resolve_backend(backend)
+    assignment, distance, _ = assign_nearest(x, centroids, nearest=1, progress=progress)
+    return assignment, distance
+
+
+def assign_nearest(
+    x: np.ndarray, centroids: np.ndarray, *, nearest: int = 1, progress: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """`assign`, plus (when `nearest` > 1) every row's next `nearest - 1` clusters by similarity,
+    nearest first (N, nearest - 1), -1 beyond the number of clusters; None when `nearest` is 1.
+    Ties go to the lower cluster index."""
     n = len(x)
     k = len(centroids)
     centroids_t = np.ascontiguousarray(np.asarray(centroids, dtype=np.float32).T)
     chunk = max(1024, _ASSIGN_BYTES // (4 * max(k, 1)))
     assignment = np.empty(n, dtype=np.int64)
     similarity = np.empty(n, dtype=np.float32)
+    extra = nearest - 1
+    next_nearest = np.full((n, extra), -1, dtype=np.int64) if extra > 0 else None
     starts = range(0, n, chunk)
     for start in tqdm(starts, desc="assign", disable=not progress, leave=False, unit="chunk"):
         block = normalize_rows(x[start : start + chunk])
         stop = start + len(block)
         sims = block @ centroids_t
+        rows = np.arange(len(block))
         best = np.argmax(sims, axis=1)
         assignment[start:stop] = best
-        similarity[start:stop] = sims[np.arange(len(block)), best]
+        similarity[start:stop] = sims[rows, best]
+        if next_nearest is not None:
+            # Knock out the best so far and take the next argmax: a few passes beat a sort for small `nearest`.
+            for r in range(min(extra, k - 1)):
+                sims[rows, best] = -np.inf
+                best = np.argmax(sims, axis=1)
+                next_nearest[start:stop, r] = best
     distance = np.clip(1.0 - similarity, 0.0, 2.0).astype(np.float32)
-    return assignment, distance
+    return assignment, distance, next_nearest

@@ -18,11 +18,15 @@ from adaprune.tasks import ClassificationTask
 
 @dataclass(frozen=True)
 class MethodResult:
-    """What a method hands back: kept indices, optional per-sample scores, diagnostics."""
+    """What a method hands back: kept indices, optional per-sample scores, diagnostics, and for
+    dedup methods the audit trail: `twin` (the kept sample a removed one is nearest to, -1 for none)
+    and `similarity` (their cosine, NaN for none)."""
 
     kept: np.ndarray
     scores: np.ndarray | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    twin: np.ndarray | None = None
+    similarity: np.ndarray | None = None
 
 
 def check_epochs_runs(epochs: int, runs: int, *, min_epochs: int = 1) -> None:
@@ -41,6 +45,8 @@ class Method(ABC):
     trains_model: ClassVar[bool] = False
     # For scorers whose direction flips below a kept fraction (see scores.Direction).
     switch_keep: float | None = None
+    # Whether the method can remove by a similarity threshold instead of a budget (`run_threshold`).
+    has_threshold: ClassVar[bool] = False
 
     def params(self) -> dict[str, Any]:
         """The constructor's keyword parameters and their values (each is stored under its name)."""
@@ -54,6 +60,11 @@ class Method(ABC):
 
     @abstractmethod
     def run(self, task: ClassificationTask, n_keep: int, *, seed: int, progress: bool) -> MethodResult: ...
+
+    def run_threshold(self, task: ClassificationTask, threshold: float, *, seed: int,
+                      progress: bool) -> MethodResult:
+        """Remove every sample more similar than `threshold` to one it keeps (methods with `has_threshold`)."""
+        raise ConfigError(f"method {self.name!r} has no similarity threshold; give keep or prune instead")
 
 
 class Scorer(Method):

@@ -36,6 +36,7 @@ from adaprune.cluster import BACKENDS, Clustering, normalize_rows, spherical_kme
 from adaprune.errors import ConfigError, DataError
 from adaprune.methods.base import MethodResult, Selector
 from adaprune.registry import register_method
+from adaprune.selection import check_threshold
 from adaprune.tasks import ClassificationTask
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,65 @@ def priority_order(distance: np.ndarray, *, order: str) -> np.ndarray:
     return np.lexsort((pos, key))
 
 
+def global_rank(distance: np.ndarray, *, order: str) -> np.ndarray:
+    """Every row's place in one priority order over all rows (by distance to its own centroid,
+    ties by index). Restricted to one cluster it is that cluster's `priority_order`, so "earlier"
+    means the same inside a cluster and across a border."""
+    ranked = priority_order(distance, order=order)
+    rank = np.empty(len(distance), dtype=np.int64)
+    rank[ranked] = np.arange(len(distance), dtype=np.int64)
+    return rank
+
+
+def border_redundancy(
+    core: np.ndarray, core_rank: np.ndarray, halo: np.ndarray, halo_rank: np.ndarray, *,
+    block_bytes: int = 64 * 2**20,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Across the pairs (halo row, core row): every core row's largest cosine to an earlier halo
+    row and every halo row's largest cosine to an earlier core row (NO_EARLIER where none).
+
+    Unit rows; ranks are places in one global priority order (distinct across the two sets).
+    Blocks of halo rows against all core rows keep memory near `block_bytes`."""
+    m_core = np.full(len(core), NO_EARLIER, dtype=np.float32)
+    m_halo = np.full(len(halo), NO_EARLIER, dtype=np.float32)
+    if len(core) == 0 or len(halo) == 0:
+        return m_core, m_halo
+    # sims, the mask and one masked copy live at once: about 9 bytes per pair.
+    b = int(max(1, min(len(halo), block_bytes // (9 * len(core)))))
+    for start in range(0, len(halo), b):
+        stop = min(len(halo), start + b)
+        sims = halo[start:stop] @ core.T  # (b, n_core)
+        core_first = core_rank[None, :] < halo_rank[start:stop, None]
+        m_halo[start:stop] = np.maximum(np.where(core_first, sims, -np.inf).max(axis=1), NO_EARLIER)
+        np.maximum(m_core, np.where(core_first, -np.inf, sims).max(axis=0), out=m_core)
+    return np.minimum(m_core, 1.0), np.minimum(m_halo, 1.0)
+
+
+def cluster_kernel(
+    core: np.ndarray, core_rank: np.ndarray, halo: np.ndarray, halo_rank: np.ndarray, *,
+    block_bytes: int = 64 * 2**20,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One cluster's share of M: its members (`core`) against earlier members and earlier
+    neighbours (`halo`: rows whose next-nearest cluster this is), and the neighbours against
+    earlier members. Returns (M of core rows, M of halo rows), each a max over this cluster's pairs
+    only; a row's M is the max over every cluster it takes part in.
+
+    A pure function of its arguments (unit rows in any order, their global ranks), so an engine
+    can map it over clusters."""
+    order = np.argsort(core_rank, kind="stable")
+    m_core = np.empty(len(core), dtype=np.float32)
+    m_core[order] = cluster_redundancy(core[order], block_bytes=block_bytes)
+    border_core, m_halo = border_redundancy(core, core_rank, halo, halo_rank, block_bytes=block_bytes)
+    return np.maximum(m_core, border_core), m_halo
+
+
+def _cluster_rows(emb: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Unit rows of `idx` (sorted), read from `emb` (possibly a memory map) in file order."""
+    if len(idx) == 0:
+        return np.empty((0, emb.shape[1]), dtype=np.float32)
+    return normalize_rows(emb[idx])
+
+
 def semdedup_redundancy(
     emb: np.ndarray,
     clustering: Clustering,
@@ -131,20 +191,98 @@ def semdedup_redundancy(
     block_bytes: int = 64 * 2**20,
     progress: bool = False,
 ) -> np.ndarray:
-    """M_j for every row of `emb` given its clustering (one cluster at a time from `emb`)."""
+    """M_j for every row of `emb` given its clustering (one cluster at a time from `emb`).
+
+    M_j = the largest cosine of row j to an earlier row (global priority order, `global_rank`) of
+    its own cluster or, where `clustering.next_nearest` is set, to an earlier row that shares a
+    cluster with it as member or neighbour: row i is compared with j when i's cluster is j's
+    cluster or one of j's next-nearest ones, or the other way round. Without `next_nearest` this
+    is SemDeDup's own-cluster rule."""
     if order not in ORDERS:
         raise ConfigError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
     m = np.full(len(emb), NO_EARLIER, dtype=np.float32)
+    rank = global_rank(clustering.distance, order=order)
     members = clustering.members()
-    for idx in tqdm(members, desc="semdedup", disable=not progress, leave=False, unit="cluster"):
-        if len(idx) < 2:
+    neighbours = clustering.neighbour_members()
+    for idx, hidx in tqdm(zip(members, neighbours, strict=True), total=len(members), desc="semdedup",
+                          disable=not progress, leave=False, unit="cluster"):
+        if len(idx) == 0 or len(idx) + len(hidx) < 2:
             continue
-        ranked = idx[priority_order(clustering.distance[idx], order=order)]
-        # Read rows in file order (idx is sorted), then put them in priority order.
-        rows = normalize_rows(emb[idx])
-        pos = np.searchsorted(idx, ranked)
-        m[ranked] = cluster_redundancy(rows[pos], block_bytes=block_bytes)
+        m_core, m_halo = cluster_kernel(_cluster_rows(emb, idx), rank[idx], _cluster_rows(emb, hidx), rank[hidx],
+                                        block_bytes=block_bytes)
+        m[idx] = np.maximum(m[idx], m_core)
+        if len(hidx):
+            m[hidx] = np.maximum(m[hidx], m_halo)
     return m
+
+
+# ---------------------------------------------------------------- the audit trail
+def nearest_among(
+    queries: np.ndarray, candidates: np.ndarray, *, block_bytes: int = 64 * 2**20
+) -> tuple[np.ndarray, np.ndarray]:
+    """For every query row, the position of its most similar candidate row (ties: the lower
+    position) and that cosine; (-1, NaN) when there is no candidate. Unit rows, blocked."""
+    pos = np.full(len(queries), -1, dtype=np.int64)
+    sim = np.full(len(queries), np.nan, dtype=np.float64)
+    if len(queries) == 0 or len(candidates) == 0:
+        return pos, sim
+    b = int(max(1, min(len(queries), block_bytes // (4 * len(candidates)))))
+    for start in range(0, len(queries), b):
+        sims = queries[start : start + b] @ candidates.T
+        best = np.argmax(sims, axis=1)
+        pos[start : start + b] = best
+        sim[start : start + b] = sims[np.arange(len(best)), best]
+    return pos, np.minimum(sim, 1.0)
+
+
+def attach_twins(
+    emb_rows: np.ndarray,
+    clustering: Clustering,
+    kept_mask: np.ndarray,
+    *,
+    block_bytes: int = 64 * 2**20,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every removed row's twin: the most similar KEPT row among the rows it was compared with
+    (its own cluster's members and neighbours, and the members of its next-nearest clusters), and
+    their cosine. Returns (twin int64, -1 for kept rows and for a removed row with no kept row
+    to compare; similarity float64, NaN there); ties go to the lower index.
+
+    `emb_rows` are the rows that were clustered (a memory map is fine: read cluster by cluster);
+    call it once the final kept set is known (SemDeDup and AdaDeDup both do)."""
+    kept_mask = np.asarray(kept_mask, dtype=bool)
+    if kept_mask.shape != (len(emb_rows),):
+        raise DataError(f"kept_mask must hold one flag per row ({len(emb_rows)}), got shape {kept_mask.shape}")
+    twin = np.full(len(emb_rows), -1, dtype=np.int64)
+    similarity = np.full(len(emb_rows), np.nan, dtype=np.float64)
+    if kept_mask.all() or not kept_mask.any():
+        return twin, similarity
+    members = clustering.members()
+    neighbours = clustering.neighbour_members()
+    for idx, hidx in tqdm(zip(members, neighbours, strict=True), total=len(members), desc="twins",
+                          disable=not progress, leave=False, unit="cluster"):
+        gone, hgone = ~kept_mask[idx], ~kept_mask[hidx]
+        if not (gone.any() or hgone.any()):
+            continue
+        core, halo = _cluster_rows(emb_rows, idx), _cluster_rows(emb_rows, hidx)
+        # Removed members against kept members and kept neighbours; removed neighbours against kept members.
+        cand_ids = np.concatenate([idx[~gone], hidx[~hgone]])
+        cand_order = np.argsort(cand_ids, kind="stable")  # lower index first, so argmax ties go to it
+        cand_ids = cand_ids[cand_order]
+        cands = np.concatenate([core[~gone], halo[~hgone]])[cand_order]
+        for queries, q_ids, c_rows, c_ids in (
+            (core[gone], idx[gone], cands, cand_ids),
+            (halo[hgone], hidx[hgone], core[~gone], idx[~gone]),
+        ):
+            pos, sim = nearest_among(queries, c_rows, block_bytes=block_bytes)
+            found = pos >= 0
+            q_ids, pos, sim = q_ids[found], pos[found], sim[found]
+            new = c_ids[pos]
+            old_sim, old_twin = similarity[q_ids], twin[q_ids]
+            better = np.isnan(old_sim) | (sim > old_sim) | ((sim == old_sim) & (new < old_twin))
+            similarity[q_ids[better]] = sim[better]
+            twin[q_ids[better]] = new[better]
+    return twin, similarity
 
 
 def removal_order(m: np.ndarray) -> np.ndarray:
@@ -187,11 +325,13 @@ def epsilon_between(m: np.ndarray, removed: np.ndarray) -> float | None:
 
 @dataclass(frozen=True)
 class Redundancy:
-    """Everything SemDeDup needs to select at any budget: per-unit M and the clustering of units."""
+    """Everything SemDeDup needs to select at any budget: per-unit M, the clustering of units and the
+    rows that were clustered (kept for the audit trail; `emb` itself, or the groups' mean rows)."""
 
     m: np.ndarray  # per unit
     units: Units
     clustering: Clustering
+    rows: np.ndarray
 
     def select(self, n_keep: int) -> tuple[np.ndarray, float | None]:
         """Kept sample indices (sorted) and the eps that removes the rest."""
@@ -202,6 +342,26 @@ class Redundancy:
         keep_units = np.ones(self.units.n_units, dtype=bool)
         keep_units[removed] = False
         return self.units.samples(keep_units), epsilon_between(self.m, removed)
+
+    def keep_units_below(self, threshold: float) -> np.ndarray:
+        """Units kept by the threshold rule: every unit whose M is above `threshold` is removed."""
+        return ~(self.m > np.float32(threshold))
+
+    def twins(self, keep_units: np.ndarray, *, block_bytes: int = 64 * 2**20,
+              progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Per sample: the kept sample a removed one is nearest to, and their cosine (`attach_twins`).
+        For groups the twin is the first sample of the nearest kept group and the cosine is between
+        the groups' mean rows."""
+        twin_units, sim_units = attach_twins(self.rows, self.clustering, keep_units, block_bytes=block_bytes,
+                                             progress=progress)
+        if not self.units.grouped:
+            return twin_units, sim_units
+        assert self.units.index is not None
+        n = len(self.units.index)
+        first = np.full(self.units.n_units, n, dtype=np.int64)
+        np.minimum.at(first, self.units.index, np.arange(n, dtype=np.int64))
+        twin = np.where(twin_units >= 0, first[np.maximum(twin_units, 0)], -1)
+        return self.units.expand(twin), self.units.expand(sim_units)
 
 
 def cluster_summary(sizes: np.ndarray) -> dict[str, Any]:
@@ -219,9 +379,11 @@ def cluster_summary(sizes: np.ndarray) -> dict[str, Any]:
 class SemDeDup(Selector):
     """SemDeDup (Abbas et al. 2023): remove near-duplicates inside k-means clusters of embeddings.
 
-    Score = M_j, the largest cosine similarity to an earlier sample of its cluster (lower = keep)."""
+    Score = M_j, the largest cosine similarity to an earlier sample of its cluster or of its
+    next-nearest clusters (lower = keep). `nearest_clusters=1` is the paper's own-cluster rule."""
 
     higher_is_keep = False
+    has_threshold = True
 
     def __init__(
         self,
@@ -234,6 +396,7 @@ class SemDeDup(Selector):
         order: str = "farthest",
         backend: str = "auto",
         block_mb: int = 64,
+        nearest_clusters: int = 2,
     ) -> None:
         if order not in ORDERS:
             raise ConfigError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
@@ -243,6 +406,8 @@ class SemDeDup(Selector):
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if block_mb < 1:
             raise ConfigError(f"block_mb must be at least 1, got {block_mb}")
+        if not isinstance(nearest_clusters, int) or nearest_clusters < 1:
+            raise ConfigError(f"nearest_clusters must be an integer >= 1, got {nearest_clusters!r}")
         self.encoder = encoder
         self.embeddings = embeddings
         self.n_clusters = n_clusters
@@ -251,6 +416,7 @@ class SemDeDup(Selector):
         self.order = order
         self.backend = backend
         self.block_mb = block_mb
+        self.nearest_clusters = nearest_clusters
         self._cache: tuple[object, int, Redundancy] | None = None
 
     def redundancy(self, task: ClassificationTask, *, seed: int, progress: bool) -> Redundancy:
@@ -263,7 +429,7 @@ class SemDeDup(Selector):
         red = compute_redundancy(
             emb, Units.from_groups(task.data.groups, task.data.n), n_clusters=self.n_clusters, seed=seed,
             n_iter=self.n_iter, kmeans_sample=self.kmeans_sample, order=self.order, backend=self.backend,
-            block_bytes=self.block_mb * 2**20, progress=progress,
+            block_bytes=self.block_mb * 2**20, nearest_clusters=self.nearest_clusters, progress=progress,
         )
         self._cache = (task.data, seed, red)
         return red
@@ -271,16 +437,37 @@ class SemDeDup(Selector):
     def run(self, task: ClassificationTask, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
         red = self.redundancy(task, seed=seed, progress=progress)
         kept, eps = red.select(n_keep)
+        if len(kept) != n_keep:
+            log.info("semdedup: whole groups keep %d samples for a budget of %d", len(kept), n_keep)
+        return self._result(red, kept, {"epsilon": eps}, progress=progress)
+
+    def run_threshold(self, task: ClassificationTask, threshold: float, *, seed: int,
+                      progress: bool) -> MethodResult:
+        """Remove every sample (or group) whose M is above `threshold` (a cosine); no budget."""
+        check_threshold(threshold)
+        red = self.redundancy(task, seed=seed, progress=progress)
+        keep_units = red.keep_units_below(threshold)  # never empty: the first row in priority has M = -1
+        kept = red.units.samples(keep_units)
+        log.info("semdedup: threshold %g removes %d of %d samples (%.2f%%)", threshold, task.data.n - len(kept),
+                 task.data.n, 100 * (1 - len(kept) / task.data.n))
+        return self._result(red, kept, {"threshold": float(threshold), "epsilon": 1.0 - float(threshold)},
+                            progress=progress)
+
+    def _result(self, red: Redundancy, kept: np.ndarray, extra: dict[str, Any], *, progress: bool) -> MethodResult:
+        keep_units = np.zeros(red.units.n_units, dtype=bool)
+        keep_units[red.units.expand(np.arange(red.units.n_units))[kept]] = True
+        twin, similarity = red.twins(keep_units, block_bytes=self.block_mb * 2**20, progress=progress)
         details = {
-            "epsilon": eps,
+            **extra,
             "clusters": cluster_summary(red.clustering.sizes()),
             "backend": red.clustering.backend,
             "units": "groups" if red.units.grouped else "samples",
             "n_units": red.units.n_units,
+            "nearest_clusters": red.clustering.next_nearest.shape[1] + 1 if red.clustering.next_nearest is not None
+            else 1,
         }
-        if len(kept) != n_keep:
-            log.info("semdedup: whole groups keep %d samples for a budget of %d", len(kept), n_keep)
-        return MethodResult(kept=kept, scores=red.units.expand(red.m).astype(np.float64), details=details)
+        return MethodResult(kept=kept, scores=red.units.expand(red.m).astype(np.float64), details=details,
+                            twin=twin, similarity=similarity)
 
 
 def compute_redundancy(
@@ -294,12 +481,14 @@ def compute_redundancy(
     order: str = "farthest",
     backend: str = "auto",
     block_bytes: int = 64 * 2**20,
+    nearest_clusters: int = 2,
     progress: bool = False,
 ) -> Redundancy:
-    """Cluster the units' embeddings and compute every unit's M."""
+    """Cluster the units' embeddings and compute every unit's M (compared with the members of
+    its `nearest_clusters` nearest clusters)."""
     rows = units.embeddings(emb)
     k = n_clusters if n_clusters is None else min(int(n_clusters), len(rows))
     clustering = spherical_kmeans(rows, k, seed=seed, n_iter=n_iter, sample_size=kmeans_sample,
-                                  backend=backend, progress=progress)
+                                  backend=backend, nearest=nearest_clusters, progress=progress)
     m = semdedup_redundancy(rows, clustering, order=order, block_bytes=block_bytes, progress=progress)
-    return Redundancy(m=m, units=units, clustering=clustering)
+    return Redundancy(m=m, units=units, clustering=clustering, rows=rows)
