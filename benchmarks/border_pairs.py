@@ -144,6 +144,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="data seed; every method runs with it too")
     parser.add_argument("--before-src", default=None, help="src/ folder of the code before the change")
     parser.add_argument("--before-label", default="main", help="what --before-src is (e.g. a commit)")
+    parser.add_argument("--after-src", default=None, help="src/ folder of the code after (default: this checkout's)")
+    parser.add_argument("--after-label", default="this checkout", help="what --after-src is (e.g. a commit)")
     parser.add_argument("--reference", default=None, help="a checkout of facebookresearch/SemDeDup")
     parser.add_argument("--reference-deps", default=None, help="extra import path for the reference (pandas)")
     parser.add_argument("--reference-niter", type=int, default=100, help="its k-means iterations (its config: 100)")
@@ -153,7 +155,7 @@ def main() -> int:
     parser.add_argument("--stem", default="border_pairs")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    here = str(Path(__file__).resolve().parents[1] / "src")
+    here = args.after_src or str(Path(__file__).resolve().parents[1] / "src")
     columns: list[tuple[str, str | None, dict, int | None]] = []
     if args.before_src:
         columns.append((f"before ({args.before_label})", args.before_src, {}, None))
@@ -210,7 +212,7 @@ def main() -> int:
 
 def summarise(rows: list[dict], args) -> tuple[dict, str]:
     payload = {"seeds": {"data": args.seed, "method": args.seed}, "share": args.share, "dim": args.dim,
-               "components": args.components, "before": args.before_label, "reference_niter": args.reference_niter,
+               "components": args.components, "before": args.before_label, "after": args.after_label, "reference_niter": args.reference_niter,
                "threads": 1, "rows": rows}
     lines = [
         "## Pairs lost at cluster borders: SemDeDup before, after, and the reference code",

@@ -19,11 +19,6 @@ from adaprune.methods.semdedup import (
     global_rank,
     semdedup_redundancy,
 )
-from adaprune.tasks import ClassificationTask
-
-
-def task_of(x: np.ndarray, groups=None) -> ClassificationTask:
-    return ClassificationTask(data=Dataset(name="t", x=x, y=np.zeros(len(x), dtype=np.int64), groups=groups))
 
 
 def clustering_of(x: np.ndarray, centroids: np.ndarray, nearest: int) -> Clustering:
