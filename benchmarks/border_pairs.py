@@ -212,8 +212,8 @@ def main() -> int:
 
 def summarise(rows: list[dict], args) -> tuple[dict, str]:
     payload = {"seeds": {"data": args.seed, "method": args.seed}, "share": args.share, "dim": args.dim,
-               "components": args.components, "before": args.before_label, "after": args.after_label, "reference_niter": args.reference_niter,
-               "threads": 1, "rows": rows}
+               "components": args.components, "before": args.before_label, "after": args.after_label,
+               "reference_niter": args.reference_niter, "threads": 1, "rows": rows}
     lines = [
         "## Pairs lost at cluster borders: SemDeDup before, after, and the reference code",
         "",

@@ -37,7 +37,7 @@ from adaprune.errors import ConfigError, DataError
 from adaprune.methods.base import MethodResult, Selector
 from adaprune.registry import register_method
 from adaprune.selection import check_threshold
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -382,6 +382,8 @@ class SemDeDup(Selector):
     Score = M_j, the largest cosine similarity to an earlier sample of its cluster or of its
     next-nearest clusters (lower = keep). `nearest_clusters=1` is the paper's own-cluster rule."""
 
+    supported_tasks = ("classification", "detection")
+
     higher_is_keep = False
     has_threshold = True
 
@@ -419,7 +421,7 @@ class SemDeDup(Selector):
         self.nearest_clusters = nearest_clusters
         self._cache: tuple[object, int, Redundancy] | None = None
 
-    def redundancy(self, task: ClassificationTask, *, seed: int, progress: bool) -> Redundancy:
+    def redundancy(self, task: Task, *, seed: int, progress: bool) -> Redundancy:
         """Embed, cluster and compute M (cached for the last data object and seed)."""
         if self._cache is not None and self._cache[0] is task.data and self._cache[1] == seed:
             return self._cache[2]
@@ -427,29 +429,29 @@ class SemDeDup(Selector):
 
         emb = task_embeddings(task, encoder=self.encoder, embeddings=self.embeddings, seed=seed, progress=progress)
         red = compute_redundancy(
-            emb, Units.from_groups(task.data.groups, task.data.n), n_clusters=self.n_clusters, seed=seed,
+            emb, Units.from_groups(task.data.groups, task.n), n_clusters=self.n_clusters, seed=seed,
             n_iter=self.n_iter, kmeans_sample=self.kmeans_sample, order=self.order, backend=self.backend,
             block_bytes=self.block_mb * 2**20, nearest_clusters=self.nearest_clusters, progress=progress,
         )
         self._cache = (task.data, seed, red)
         return red
 
-    def run(self, task: ClassificationTask, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
+    def run(self, task: Task, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
         red = self.redundancy(task, seed=seed, progress=progress)
         kept, eps = red.select(n_keep)
         if len(kept) != n_keep:
             log.info("semdedup: whole groups keep %d samples for a budget of %d", len(kept), n_keep)
         return self._result(red, kept, {"epsilon": eps}, progress=progress)
 
-    def run_threshold(self, task: ClassificationTask, threshold: float, *, seed: int,
+    def run_threshold(self, task: Task, threshold: float, *, seed: int,
                       progress: bool) -> MethodResult:
         """Remove every sample (or group) whose M is above `threshold` (a cosine); no budget."""
         check_threshold(threshold)
         red = self.redundancy(task, seed=seed, progress=progress)
         keep_units = red.keep_units_below(threshold)  # never empty: the first row in priority has M = -1
         kept = red.units.samples(keep_units)
-        log.info("semdedup: threshold %g removes %d of %d samples (%.2f%%)", threshold, task.data.n - len(kept),
-                 task.data.n, 100 * (1 - len(kept) / task.data.n))
+        log.info("semdedup: threshold %g removes %d of %d samples (%.2f%%)", threshold, task.n - len(kept),
+                 task.n, 100 * (1 - len(kept) / task.n))
         return self._result(red, kept, {"threshold": float(threshold), "epsilon": 1.0 - float(threshold)},
                             progress=progress)
 
