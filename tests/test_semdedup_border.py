@@ -22,17 +22,29 @@ from adaprune.methods.semdedup import (
 
 
 def clustering_of(x: np.ndarray, centroids: np.ndarray, nearest: int) -> Clustering:
-    assignment, distance, next_nearest = assign_nearest(x, normalize_rows(centroids), nearest=nearest)
+    assignment, distance, next_nearest, next_distance = assign_nearest(x, normalize_rows(centroids),
+                                                                        nearest=nearest)
     return Clustering(centroids=normalize_rows(centroids), assignment=assignment, distance=distance,
-                      backend="sklearn", seed=0, n_iter=0, sample_size=len(x), next_nearest=next_nearest)
+                      backend="sklearn", seed=0, n_iter=0, sample_size=len(x), next_nearest=next_nearest,
+                      next_distance=next_distance)
 
 
-def compared(clustering: Clustering) -> np.ndarray:
-    """Brute force: i and j are compared when one's cluster is the other's or among its next-nearest."""
-    a = clustering.assignment
-    near = np.column_stack([a, clustering.next_nearest]) if clustering.next_nearest is not None else a[:, None]
-    in_near = (near[None, :, :] == a[:, None, None]).any(axis=2)  # [i, j]: i's cluster is among j's clusters
-    return in_near | in_near.T
+def compared(x: np.ndarray, clustering: Clustering, max_border: float = np.inf) -> np.ndarray:
+    """Brute force: i and j are compared when they share a cluster, or when j's cluster is a
+    next-nearest one of i and i lies within max_border of the hyperplane bisecting i's centroid
+    and j's (or the other way round)."""
+    a, c = clustering.assignment, clustering.centroids.astype(np.float64)
+    u = normalize_rows(x).astype(np.float64)
+    same = a[:, None] == a[None, :]
+    if clustering.next_nearest is None:
+        return same
+    across = np.zeros_like(same)
+    for i in range(len(x)):
+        for b in clustering.next_nearest[i]:
+            normal = c[a[i]] - c[b]
+            if u[i] @ normal / np.linalg.norm(normal) <= max_border:
+                across[i, a == b] = True
+    return same | across | across.T
 
 
 def border_pair(seed: int = 0):
@@ -68,36 +80,40 @@ def test_a_pair_split_by_the_border_is_resolved_only_with_the_next_nearest_clust
     assert red2.m[later] == pytest.approx(cos, abs=1e-6)
     kept2, _ = red2.select(len(x) - 1)
     assert set(range(len(x))) - set(kept2.tolist()) == {later}
-    # Nothing else changes: rows away from the border keep their own-cluster M.
-    away = np.flatnonzero(red2.clustering.next_nearest[:, 0] < 0)
-    assert np.array_equal(red1.m[away], red2.m[away])
+    # Only rows near the border are compared across it: most of each blob is not.
+    near = red2.clustering.border_distance()[:, 0] <= red2.max_border
+    assert near[[orig, copy]].all() and near.sum() < len(x) / 2
 
 
-@pytest.mark.parametrize(("nearest", "block_bytes"), [(1, 64 * 2**20), (2, 4 * 900), (3, 64 * 2**20)])
+@pytest.mark.parametrize(("nearest", "block_bytes", "max_border"),
+                         [(1, 64 * 2**20, np.inf), (2, 4 * 900, np.inf), (2, 4 * 900, 0.2), (3, 64 * 2**20, 0.3)])
 @pytest.mark.parametrize("order", ["farthest", "closest"])
-def test_redundancy_matches_brute_force_over_compared_pairs(nearest, block_bytes, order):
+def test_redundancy_matches_brute_force_over_compared_pairs(nearest, block_bytes, max_border, order):
     rng = np.random.default_rng(7)
     x = rng.normal(size=(150, 6)).astype(np.float32)
     x[100:120] = x[:20] + 0.01 * rng.normal(size=(20, 6))  # some near pairs, wherever they land
     clustering = clustering_of(x, rng.normal(size=(6, 6)), nearest)
-    m = semdedup_redundancy(x, clustering, order=order, block_bytes=block_bytes)
+    m = semdedup_redundancy(x, clustering, order=order, block_bytes=block_bytes, max_border=max_border)
     u = normalize_rows(x).astype(np.float64)
     sims = u @ u.T
     rank = global_rank(clustering.distance, order=order)
-    ok = compared(clustering) & (rank[:, None] < rank[None, :])  # [i, j]: i is compared and earlier than j
+    # [i, j]: i is compared with j and earlier than j
+    ok = compared(x, clustering, max_border) & (rank[:, None] < rank[None, :])
     expected = np.where(ok, sims, -np.inf).max(axis=0)
     expected = np.maximum(expected, -1.0)
     np.testing.assert_allclose(m, expected, atol=1e-5)
 
 
-def test_twins_match_brute_force_nearest_kept_compared_row():
+@pytest.mark.parametrize("max_border", [np.inf, 0.25])
+def test_twins_match_brute_force_nearest_kept_compared_row(max_border):
     rng = np.random.default_rng(3)
     x = rng.normal(size=(120, 5)).astype(np.float32)
     clustering = clustering_of(x, rng.normal(size=(5, 5)), 2)
     kept = rng.random(120) < 0.6
-    twin, sim = attach_twins(x, clustering, kept, block_bytes=4 * 30)
+    twin, sim = attach_twins(x, clustering, kept, block_bytes=4 * 30, max_border=max_border)
     u = normalize_rows(x).astype(np.float64)
-    sims = np.where(compared(clustering) & kept[:, None], u @ u.T, -np.inf)  # [i, j]: kept i, compared with j
+    # [i, j]: a kept i compared with j
+    sims = np.where(compared(x, clustering, max_border) & kept[:, None], u @ u.T, -np.inf)
     for j in range(120):
         if kept[j] or not np.isfinite(sims[:, j]).any():
             assert twin[j] == -1 and np.isnan(sim[j])

@@ -35,7 +35,7 @@ class Clustering:
     `centroids` are unit vectors (K, D); `assignment[i]` is row i's cluster; `distance[i]` is its
     cosine distance 1 - cos(x_i, centroid) to that cluster's centroid. `next_nearest[i]` (when asked
     for with `nearest` > 1) holds row i's next-nearest clusters, nearest first: (N, nearest - 1), -1
-    where there are fewer clusters."""
+    where there are fewer clusters; `next_distance[i]` the cosine distances to them."""
 
     centroids: np.ndarray
     assignment: np.ndarray
@@ -45,6 +45,7 @@ class Clustering:
     n_iter: int
     sample_size: int
     next_nearest: np.ndarray | None = None
+    next_distance: np.ndarray | None = None
 
     @property
     def n_clusters(self) -> int:
@@ -59,15 +60,32 @@ class Clustering:
         bounds = np.cumsum(self.sizes())[:-1]
         return np.split(order, bounds)
 
-    def neighbour_members(self) -> list[np.ndarray]:
+    def border_distance(self) -> np.ndarray:
+        """(N, nearest - 1): each row's Euclidean distance (unit rows) to the hyperplane that bisects
+        its own centroid and each next-nearest one. A pair of rows split between those two clusters
+        is at least this far apart, so a pair at cosine s straddles the border only when both of its
+        rows lie within sqrt(2 - 2 s) of it."""
+        assert self.next_nearest is not None and self.next_distance is not None
+        valid = self.next_nearest >= 0
+        gap = self.next_distance - self.distance[:, None]  # cos(own) - cos(next) >= 0
+        # Unit centroids: |c_a - c_b| = sqrt(2 - 2 c_a . c_b), from the K x K Gram matrix.
+        gram = self.centroids @ self.centroids.T
+        apart = np.sqrt(np.maximum(2.0 - 2.0 * gram[self.assignment[:, None], np.maximum(self.next_nearest, 0)], 0.0))
+        out = np.where(apart > 0, gap / np.maximum(apart, 1e-12), 0.0).astype(np.float32)
+        return np.where(valid, out, np.inf).astype(np.float32)
+
+    def neighbour_members(self, max_border: float = math.inf) -> list[np.ndarray]:
         """Row indices (sorted) of every cluster's neighbours: the rows that have it among their
-        next-nearest clusters (never its own members). Empty lists without `next_nearest`."""
+        next-nearest clusters (never its own members) and lie within `max_border` of the border
+        between it and their own cluster (`border_distance`). Empty lists without `next_nearest`."""
         k = self.n_clusters
         if self.next_nearest is None or self.next_nearest.size == 0:
             return [np.empty(0, dtype=np.int64) for _ in range(k)]
         rows = np.repeat(np.arange(len(self.next_nearest), dtype=np.int64), self.next_nearest.shape[1])
         clusters = self.next_nearest.reshape(-1)
         valid = clusters >= 0
+        if math.isfinite(max_border):
+            valid &= self.border_distance().reshape(-1) <= max_border
         rows, clusters = rows[valid], clusters[valid]
         order = np.argsort(clusters, kind="stable")  # stable: rows stay sorted inside a cluster
         bounds = np.cumsum(np.bincount(clusters, minlength=k))[:-1]
@@ -164,10 +182,11 @@ def spherical_kmeans(
     else:
         centroids = _train_sklearn(xs, init, n_iter=n_iter, seed=seed)
     del xs
-    assignment, distance, next_nearest = assign_nearest(x, centroids, nearest=nearest, progress=progress)
+    assignment, distance, next_nearest, next_distance = assign_nearest(x, centroids, nearest=nearest,
+                                                                        progress=progress)
     return Clustering(
         centroids=centroids, assignment=assignment, distance=distance, backend=backend,
-        seed=seed, n_iter=n_iter, sample_size=s, next_nearest=next_nearest,
+        seed=seed, n_iter=n_iter, sample_size=s, next_nearest=next_nearest, next_distance=next_distance,
     )
 
 
@@ -224,16 +243,16 @@ def assign(
     same exact matrix product serves both backends (`backend` is accepted for symmetry): it is as
     fast as faiss's flat search here and gives identical assignments whichever trained the centroids."""
     _resolve_backend(backend)
-    assignment, distance, _ = assign_nearest(x, centroids, nearest=1, progress=progress)
+    assignment, distance, _, _ = assign_nearest(x, centroids, nearest=1, progress=progress)
     return assignment, distance
 
 
 def assign_nearest(
     x: np.ndarray, centroids: np.ndarray, *, nearest: int = 1, progress: bool = False
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """`assign`, plus (when `nearest` > 1) every row's next `nearest - 1` clusters by similarity,
-    nearest first (N, nearest - 1), -1 beyond the number of clusters; None when `nearest` is 1.
-    Ties go to the lower cluster index."""
+    nearest first (N, nearest - 1), -1 beyond the number of clusters, and the cosine distances to
+    them (inf there); both None when `nearest` is 1. Ties go to the lower cluster index."""
     n = len(x)
     k = len(centroids)
     centroids_t = np.ascontiguousarray(np.asarray(centroids, dtype=np.float32).T)
@@ -242,6 +261,7 @@ def assign_nearest(
     similarity = np.empty(n, dtype=np.float32)
     extra = nearest - 1
     next_nearest = np.full((n, extra), -1, dtype=np.int64) if extra > 0 else None
+    next_similarity = np.full((n, extra), -np.inf, dtype=np.float32) if extra > 0 else None
     starts = range(0, n, chunk)
     for start in tqdm(starts, desc="assign", disable=not progress, leave=False, unit="chunk"):
         block = normalize_rows(x[start : start + chunk])
@@ -251,11 +271,13 @@ def assign_nearest(
         best = np.argmax(sims, axis=1)
         assignment[start:stop] = best
         similarity[start:stop] = sims[rows, best]
-        if next_nearest is not None:
+        if next_nearest is not None and next_similarity is not None:
             # Knock out the best so far and take the next argmax: a few passes beat a sort for small `nearest`.
             for r in range(min(extra, k - 1)):
                 sims[rows, best] = -np.inf
                 best = np.argmax(sims, axis=1)
                 next_nearest[start:stop, r] = best
+                next_similarity[start:stop, r] = sims[rows, best]
     distance = np.clip(1.0 - similarity, 0.0, 2.0).astype(np.float32)
-    return assignment, distance, next_nearest
+    next_distance = None if next_similarity is None else np.clip(1.0 - next_similarity, 0.0, np.inf)
+    return assignment, distance, next_nearest, next_distance

@@ -26,6 +26,7 @@ above the budget that whole groups allow (exact when groups are single samples).
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,19 +143,37 @@ def border_redundancy(
     row and every halo row's largest cosine to an earlier core row (NO_EARLIER where none).
 
     Unit rows; ranks are places in one global priority order (distinct across the two sets).
-    Blocks of halo rows against all core rows keep memory near `block_bytes`."""
+    Both sets are put in rank order and the halo is taken in blocks against all core rows: for a
+    block, core rows ranked before all of it are earlier for every row of the block and core rows
+    ranked after all of it are later, so only the few core rows ranked inside the block's range
+    need a mask. Memory stays near `block_bytes`."""
     m_core = np.full(len(core), NO_EARLIER, dtype=np.float32)
     m_halo = np.full(len(halo), NO_EARLIER, dtype=np.float32)
     if len(core) == 0 or len(halo) == 0:
         return m_core, m_halo
-    # sims, the mask and one masked copy live at once: about 9 bytes per pair.
-    b = int(max(1, min(len(halo), block_bytes // (9 * len(core)))))
+    c_order = np.argsort(core_rank, kind="stable")
+    h_order = np.argsort(halo_rank, kind="stable")
+    core_s, c_rank = core[c_order], core_rank[c_order]
+    halo_s, h_rank = halo[h_order], halo_rank[h_order]
+    mc = np.full(len(core), NO_EARLIER, dtype=np.float32)
+    mh = np.full(len(halo), NO_EARLIER, dtype=np.float32)
+    b = int(max(1, min(len(halo), 256, block_bytes // (4 * len(core)))))
     for start in range(0, len(halo), b):
         stop = min(len(halo), start + b)
-        sims = halo[start:stop] @ core.T  # (b, n_core)
-        core_first = core_rank[None, :] < halo_rank[start:stop, None]
-        m_halo[start:stop] = np.maximum(np.where(core_first, sims, -np.inf).max(axis=1), NO_EARLIER)
-        np.maximum(m_core, np.where(core_first, -np.inf, sims).max(axis=0), out=m_core)
+        ranks = h_rank[start:stop]
+        lo, hi = np.searchsorted(c_rank, [ranks[0], ranks[-1]])  # core [:lo] earlier than all, [hi:] later
+        sims = halo_s[start:stop] @ core_s.T  # (block, n_core)
+        if lo > 0:
+            np.maximum(mh[start:stop], sims[:, :lo].max(axis=1), out=mh[start:stop])
+        if hi < len(core):
+            np.maximum(mc[hi:], sims[:, hi:].max(axis=0), out=mc[hi:])
+        if hi > lo:
+            mid = sims[:, lo:hi]
+            core_first = c_rank[None, lo:hi] < ranks[:, None]
+            np.maximum(mh[start:stop], np.where(core_first, mid, -np.inf).max(axis=1), out=mh[start:stop])
+            np.maximum(mc[lo:hi], np.where(core_first, -np.inf, mid).max(axis=0), out=mc[lo:hi])
+    m_core[c_order] = mc
+    m_halo[h_order] = mh
     return np.minimum(m_core, 1.0), np.minimum(m_halo, 1.0)
 
 
@@ -189,21 +208,23 @@ def semdedup_redundancy(
     *,
     order: str = "farthest",
     block_bytes: int = 64 * 2**20,
+    max_border: float = math.inf,
     progress: bool = False,
 ) -> np.ndarray:
     """M_j for every row of `emb` given its clustering (one cluster at a time from `emb`).
 
-    M_j = the largest cosine of row j to an earlier row (global priority order, `global_rank`) of
-    its own cluster or, where `clustering.next_nearest` is set, to an earlier row that shares a
-    cluster with it as member or neighbour: row i is compared with j when i's cluster is j's
-    cluster or one of j's next-nearest ones, or the other way round. Without `next_nearest` this
-    is SemDeDup's own-cluster rule."""
+    M_j = the largest cosine of row j to an earlier row (global priority order, `global_rank`)
+    that it is compared with: the members of its own cluster and, where `clustering.next_nearest`
+    is set, across a border: row i is also compared with the members of a next-nearest cluster
+    of i when i lies within `max_border` of the border between its own cluster and that one
+    (`Clustering.border_distance`), and the other way round. Without `next_nearest` this is
+    SemDeDup's own-cluster rule."""
     if order not in ORDERS:
         raise ConfigError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
     m = np.full(len(emb), NO_EARLIER, dtype=np.float32)
     rank = global_rank(clustering.distance, order=order)
     members = clustering.members()
-    neighbours = clustering.neighbour_members()
+    neighbours = clustering.neighbour_members(max_border)
     for idx, hidx in tqdm(zip(members, neighbours, strict=True), total=len(members), desc="semdedup",
                           disable=not progress, leave=False, unit="cluster"):
         if len(idx) == 0 or len(idx) + len(hidx) < 2:
@@ -241,10 +262,12 @@ def attach_twins(
     kept_mask: np.ndarray,
     *,
     block_bytes: int = 64 * 2**20,
+    max_border: float = math.inf,
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every removed row's twin: the most similar KEPT row among the rows it was compared with
-    (its own cluster's members and neighbours, and the members of its next-nearest clusters), and
+    (its own cluster's members and neighbours, and the members of the next-nearest clusters it is
+    near the border of: the same pairs as `semdedup_redundancy` with the same `max_border`), and
     their cosine. Returns (twin int64, -1 for kept rows and for a removed row with no kept row
     to compare; similarity float64, NaN there); ties go to the lower index.
 
@@ -258,7 +281,7 @@ def attach_twins(
     if kept_mask.all() or not kept_mask.any():
         return twin, similarity
     members = clustering.members()
-    neighbours = clustering.neighbour_members()
+    neighbours = clustering.neighbour_members(max_border)
     for idx, hidx in tqdm(zip(members, neighbours, strict=True), total=len(members), desc="twins",
                           disable=not progress, leave=False, unit="cluster"):
         gone, hgone = ~kept_mask[idx], ~kept_mask[hidx]
@@ -332,6 +355,7 @@ class Redundancy:
     units: Units
     clustering: Clustering
     rows: np.ndarray
+    max_border: float = math.inf  # rows this near a border are compared across it (see semdedup_redundancy)
 
     def select(self, n_keep: int) -> tuple[np.ndarray, float | None]:
         """Kept sample indices (sorted) and the eps that removes the rest."""
@@ -353,7 +377,7 @@ class Redundancy:
         For groups the twin is the first sample of the nearest kept group and the cosine is between
         the groups' mean rows."""
         twin_units, sim_units = attach_twins(self.rows, self.clustering, keep_units, block_bytes=block_bytes,
-                                             progress=progress)
+                                             max_border=self.max_border, progress=progress)
         if not self.units.grouped:
             return twin_units, sim_units
         assert self.units.index is not None
@@ -399,6 +423,7 @@ class SemDeDup(Selector):
         backend: str = "auto",
         block_mb: int = 64,
         nearest_clusters: int = 2,
+        border_cosine: float = 0.9,
     ) -> None:
         if order not in ORDERS:
             raise ConfigError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
@@ -410,6 +435,8 @@ class SemDeDup(Selector):
             raise ConfigError(f"block_mb must be at least 1, got {block_mb}")
         if not isinstance(nearest_clusters, int) or nearest_clusters < 1:
             raise ConfigError(f"nearest_clusters must be an integer >= 1, got {nearest_clusters!r}")
+        if not (isinstance(border_cosine, (int, float)) and -1.0 <= border_cosine <= 1.0):
+            raise ConfigError(f"border_cosine must be a cosine in [-1, 1], got {border_cosine!r}")
         self.encoder = encoder
         self.embeddings = embeddings
         self.n_clusters = n_clusters
@@ -419,6 +446,7 @@ class SemDeDup(Selector):
         self.backend = backend
         self.block_mb = block_mb
         self.nearest_clusters = nearest_clusters
+        self.border_cosine = border_cosine
         self._cache: tuple[object, int, Redundancy] | None = None
 
     def redundancy(self, task: Task, *, seed: int, progress: bool) -> Redundancy:
@@ -431,7 +459,8 @@ class SemDeDup(Selector):
         red = compute_redundancy(
             emb, Units.from_groups(task.data.groups, task.n), n_clusters=self.n_clusters, seed=seed,
             n_iter=self.n_iter, kmeans_sample=self.kmeans_sample, order=self.order, backend=self.backend,
-            block_bytes=self.block_mb * 2**20, nearest_clusters=self.nearest_clusters, progress=progress,
+            block_bytes=self.block_mb * 2**20, nearest_clusters=self.nearest_clusters,
+            border_cosine=self.border_cosine, progress=progress,
         )
         self._cache = (task.data, seed, red)
         return red
@@ -484,13 +513,23 @@ def compute_redundancy(
     backend: str = "auto",
     block_bytes: int = 64 * 2**20,
     nearest_clusters: int = 2,
+    border_cosine: float = 0.9,
     progress: bool = False,
 ) -> Redundancy:
-    """Cluster the units' embeddings and compute every unit's M (compared with the members of
-    its `nearest_clusters` nearest clusters)."""
+    """Cluster the units' embeddings and compute every unit's M: compared with the members of its
+    cluster and, when it lies near enough to the border of one of its `nearest_clusters` - 1
+    next-nearest clusters for a pair at cosine `border_cosine` to straddle it, with that one's."""
     rows = units.embeddings(emb)
     k = n_clusters if n_clusters is None else min(int(n_clusters), len(rows))
     clustering = spherical_kmeans(rows, k, seed=seed, n_iter=n_iter, sample_size=kmeans_sample,
                                   backend=backend, nearest=nearest_clusters, progress=progress)
-    m = semdedup_redundancy(rows, clustering, order=order, block_bytes=block_bytes, progress=progress)
-    return Redundancy(m=m, units=units, clustering=clustering, rows=rows)
+    max_border = border_reach(border_cosine)
+    m = semdedup_redundancy(rows, clustering, order=order, block_bytes=block_bytes, max_border=max_border,
+                            progress=progress)
+    return Redundancy(m=m, units=units, clustering=clustering, rows=rows, max_border=max_border)
+
+
+def border_reach(border_cosine: float) -> float:
+    """How near a border a row must lie to be compared across it: two unit rows at cosine s are
+    sqrt(2 - 2 s) apart, and a pair split by a border has each row at most that far from it."""
+    return float(np.sqrt(max(0.0, 2.0 - 2.0 * border_cosine)))
