@@ -19,6 +19,7 @@ from adaprune.methods.semdedup import (
     global_rank,
     semdedup_redundancy,
 )
+from adaprune.tasks import ClassificationTask
 
 
 def clustering_of(x: np.ndarray, centroids: np.ndarray, nearest: int) -> Clustering:
@@ -227,3 +228,26 @@ def test_threshold_refusals(tmp_path, capsys):
     removed = [r.split(",") for r in rows if r.split(",")[1] == "0"]
     assert len(removed) == 3 and all(r[3] != "" and float(r[4]) > 0.95 for r in removed)
     assert all(r.split(",")[3:] == ["", ""] for r in rows if r.split(",")[1] == "1")
+
+
+def test_adadedup_selection_carries_the_same_audit_trail():
+    from adaprune.methods.adadedup import AdaDeDup
+
+    rng = np.random.default_rng(4)
+    centers = rng.normal(size=(4, 12)) * 3
+    labels = rng.integers(0, 4, 160)
+    base = centers[labels] + rng.normal(size=(160, 12))
+    x = np.concatenate([base, base[:40] + 0.001 * rng.normal(size=(40, 12))]).astype(np.float32)
+    y = np.concatenate([labels, labels[:40]])
+    task = ClassificationTask(data=Dataset(name="t", x=x, y=y))
+    method = AdaDeDup(n_clusters=4, epochs=1)
+    res = method.run(task, 170, seed=0, progress=False)
+    red = method.redundancy(task, seed=0, progress=False)
+    kept = np.zeros(len(x), dtype=bool)
+    kept[res.kept] = True
+    u = normalize_rows(x).astype(np.float64)
+    sims = np.where(compared(x, red.clustering, red.max_border) & kept[:, None], u @ u.T, -np.inf)
+    removed = np.flatnonzero(~kept)
+    assert len(removed) == 30 and (res.twin[kept] == -1).all()
+    for r in removed:
+        assert kept[res.twin[r]] and res.similarity[r] == pytest.approx(sims[:, r].max(), abs=1e-5)
