@@ -151,6 +151,8 @@ def main() -> int:
     parser.add_argument("--reference-niter", type=int, default=100, help="its k-means iterations (its config: 100)")
     parser.add_argument("--ablation-max-n", type=int, default=100_000,
                         help="run the own-cluster-only column up to this N")
+    parser.add_argument("--before-max-n", type=int, default=None, help="run the before column up to this N")
+    parser.add_argument("--reference-max-n", type=int, default=None, help="run the reference up to this N")
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--stem", default="border_pairs")
     args = parser.parse_args()
@@ -158,11 +160,11 @@ def main() -> int:
     here = args.after_src or str(Path(__file__).resolve().parents[1] / "src")
     columns: list[tuple[str, str | None, dict, int | None]] = []
     if args.before_src:
-        columns.append((f"before ({args.before_label})", args.before_src, {}, None))
+        columns.append((f"before ({args.before_label})", args.before_src, {}, args.before_max_n))
     columns.append(("after", here, {}, None))
     columns.append(("after, own cluster only", here, {"nearest_clusters": 1}, args.ablation_max_n))
     if args.reference:
-        columns.append(("reference", None, {}, None))
+        columns.append(("reference", None, {}, args.reference_max_n))
     rows: list[dict] = []
     work = Path(tempfile.mkdtemp(prefix="border_pairs_"))
     try:
