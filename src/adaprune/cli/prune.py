@@ -51,7 +51,7 @@ def command(data, method, prune_fraction, keep_fraction, threshold, out, seed, m
         if not get_method(method).has_threshold:
             raise ConfigError(f"method {method!r} has no similarity threshold; give --prune F or --keep F")
     elif prune_fraction is None and keep_fraction is None:
-        raise ConfigError("give --prune F, --keep F or (semdedup) --threshold COS")
+        raise ConfigError("give --prune F or --keep F (or, for semdedup, --threshold COS)")
     else:
         Budget.from_args(keep=keep_fraction, prune=prune_fraction)  # validate before any work
     method_params = parse_params(method, params)
