@@ -226,6 +226,10 @@ def summarise(rows: list[dict], args) -> tuple[dict, str]:
         "peak = the child's peak resident memory (memory-mapped pages it touched included). One thread per "
         "process; the machine was shared with other jobs, so read the ratios, not the seconds.",
         "",
+        f"after = {args.after_label} (default parameters: nearest_clusters=2, border_cosine=0.9 where the code has "
+        f"them); before = {args.before_label}; reference = facebookresearch/SemDeDup at {args.reference or '(not run)'}"
+        f", k-means niter {args.reference_niter}.",
+        "",
         "| N | column | missed pairs | pairs resolved | wall s | method s | peak MB | peak / array |",
         "|---|---|---|---|---|---|---|---|",
     ]
