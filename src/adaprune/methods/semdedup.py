@@ -1,26 +1,41 @@
 """SemDeDup (Abbas et al. 2023, "SemDeDup: Data-efficient learning at web-scale through semantic
 deduplication", arXiv 2303.09540).
 
-Embed, cluster with spherical k-means, then inside each cluster order the samples by cosine
-distance to the centroid (farthest first by default: SemDeDup's "keep hard") and give sample j
+Embed, cluster with spherical k-means, order all samples by cosine distance to their own centroid
+(farthest first by default: SemDeDup's "keep hard"; one global order, ties by index, so inside a
+cluster it is the paper's order) and give sample j
 
-    M_j = max_{i earlier than j in its cluster} cos(x_i, x_j)      (-1 for a cluster's first sample)
+    M_j = max_{i earlier than j, i compared with j} cos(x_i, x_j)      (-1 when there is none)
+
+"Compared with": i and j share a cluster (the paper's rule, `nearest_clusters=1`) or, by default,
+one of them is a member of the other's second-nearest cluster and the other lies within
+sqrt(2 - 2 `border_cosine`) of the hyperplane bisecting those two centroids. Two unit rows at
+cosine s are sqrt(2 - 2 s) apart, and a pair split by k-means has each row within that distance
+of the border, so every pair at cosine >= `border_cosine` (0.9) that the clustering splits between
+a row's two nearest clusters is still compared; the paper's rule never compares it.
 
 A sample is removed when M_j > 1 - eps. The threshold that meets the budget lies between two
 consecutive values of the sorted M_j, so it is read off the sorted order: that is the exact limit
 of a bisection on eps, and ties (which no eps can split) are broken by sample index, so the kept
-count is exactly the budget. The M_j are the method's scores (lower = keep) and are cached per
+count is exactly the budget. Threshold mode (`run_threshold`) removes every sample with M_j above a
+given cosine instead. The M_j are the method's scores (lower = keep) and are cached per
 (data, seed), so another budget on the same data needs no recomputation; `redundancy()` returns
 them for reuse from Python.
 
 Similarities are computed in row blocks of at most `block_mb` megabytes against the earlier
 samples of the cluster, so memory stays bounded however large a cluster grows (no full square
 matrix is formed). Embeddings may be a read-only memory map: rows are read cluster by cluster.
+The work of one cluster, `cluster_kernel`, is a pure function of its rows, its neighbours' rows
+and their global ranks, so an engine can map it over clusters.
+
+Audit trail: once the kept set is final, `attach_twins` gives every removed sample the most similar
+kept sample among those it was compared with and their cosine (AdaDeDup calls it too).
 
 Groups (`Dataset.groups`): samples that must stay together are decided as one unit, embedded as the
 normalised mean of their members' unit embeddings. Whole groups are removed, highest M first,
 skipping any group that would overshoot the budget, so the kept count is the smallest one at or
-above the budget that whole groups allow (exact when groups are single samples).
+above the budget that whole groups allow (exact when groups are single samples); with a threshold,
+every group whose M is above it is removed.
 """
 
 from __future__ import annotations
