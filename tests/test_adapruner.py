@@ -151,3 +151,17 @@ def test_mask_sgd_matches_torch_sgd():
             ((p - 0.1 * step) ** 2 * torch.arange(7.0)).sum().backward()
             opt.step()
     torch.testing.assert_close(a, b)
+
+
+def test_budget_binarisation_does_not_report_an_off_budget_mask_as_a_problem(caplog):
+    import logging
+
+    from tests.conftest import blobs_dataset
+
+    params = {"warmup_epochs": 0, "epochs": 1, "max_extra_epochs": 0}
+    with caplog.at_level(logging.DEBUG, logger="adaprune"):
+        sel = prune(blobs_dataset(), "adapruner", keep=0.7, seed=0, params=params, progress=False)
+    assert sel.n_kept == 84 and not sel.details["converged"]
+    loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and "mask" in r.getMessage()]
+    assert not loud, loud
+    assert any("met exactly by ranking" in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG)

@@ -93,22 +93,25 @@ def test_bad_parameters_are_errors():
 
 
 @pytest.mark.parametrize(
-    ("base", "base_params"), [("random", None), ("herding", {"embedding": "standardized", "balance": False})]
+    ("base", "base_params", "beta"),
+    [("random", None, 0.0), ("herding", {"embedding": "standardized", "balance": False}, 0.2)],
 )
-def test_prune_end_to_end(base, base_params):
+def test_prune_end_to_end(base, base_params, beta):
     data = blobs_dataset()
-    params = {"base": base, "base_params": base_params, "beta": 0.2, "strata": 5}
+    params = {"base": base, "base_params": base_params, "beta": beta, "strata": 5}
     a = prune(data, "ccs", prune=0.3, seed=0, epochs=2, params=params, progress=False)
     b = prune(data, "ccs", prune=0.3, seed=0, epochs=2, params=params, progress=False)
     assert a.n_kept == 84
     np.testing.assert_array_equal(a.kept, b.kept)
-    # The scores are the base's own, computed with the same seed; its kept end is "hard".
+    # The scores are the base's own, computed with the same seed; its declared hard end goes first.
     base_obj = build_method(base, base_params)
     expected = base_obj.score_set(ClassificationTask(data=data), seed=0, progress=False)
     np.testing.assert_array_equal(a.scores, expected.scores)
-    hardest = rank_for_keep(expected.scores, higher_is_keep=expected.direction.higher_is_keep)[:24]
-    assert a.details["n_dropped_hard"] == 24
-    assert not set(hardest) & set(a.kept)
+    n_hard = round(beta * 120)
+    assert a.details["n_dropped_hard"] == n_hard
+    if n_hard:
+        hardest = rank_for_keep(expected.scores, higher_is_keep=type(base_obj).higher_is_hard)[:n_hard]
+        assert not set(hardest) & set(a.kept)
 
 
 def test_default_base_end_to_end():
@@ -116,3 +119,46 @@ def test_default_base_end_to_end():
         pytest.skip("the default base 'el2n' is not registered in this tree")
     sel = prune(blobs_dataset(), "ccs", prune=0.3, seed=0, epochs=2, progress=False)
     assert sel.n_kept == 84
+
+
+def test_aum_base_drops_the_flipped_labels_at_the_hard_cutoff():
+    # AUM keeps high margins, and its hard end is the LOW one (negative margin: the label is argued
+    # against). CCS must drop from that end: every planted flipped label goes at beta = 0.1 (24 of 240).
+    from tests.conftest import flipped_blobs
+
+    data, flip = flipped_blobs()
+    sel = prune(data, "ccs", prune=0.3, seed=0, epochs=8, params={"base": "aum", "beta": 0.1}, progress=False)
+    assert not set(flip.tolist()) & set(sel.kept.tolist())
+    assert sel.details["n_dropped_hard"] == 24 and sel.details["base_higher_is_hard"] is False
+
+
+def test_every_scorer_declares_its_hard_end_apart_from_its_kept_end():
+    from adaprune.methods.base import Scorer
+    from adaprune.registry import get_method
+
+    hard = {m.name: get_method(m.name).higher_is_hard for m in list_methods() if m.kind == "scorer"}
+    assert hard["aum"] is False and hard["herding"] is False  # low score = hard, yet higher = keep
+    assert hard["el2n"] is True and hard["forgetting"] is True
+    assert hard["random"] is None and hard["moderate"] is None  # no hard end: beta must be 0
+    for name, value in hard.items():
+        assert value in (True, False, None), name
+        assert issubclass(get_method(name), Scorer)
+
+
+def test_default_beta_follows_the_paper_per_pruning_rate():
+    from adaprune.methods.ccs import paper_beta
+
+    # 0 at low rates; the hard cut-off grows only at high pruning rates (see ccs.py's table).
+    assert [paper_beta(p) for p in (0.0, 0.1, 0.3, 0.5, 0.6)] == [0.0] * 5
+    assert paper_beta(0.7) == 0.1 and paper_beta(0.8) == 0.2 and paper_beta(0.9) == 0.3
+    assert paper_beta(0.95) == 0.3
+    sel = prune(blobs_dataset(), "ccs", prune=0.3, seed=0, params={"base": "random"}, progress=False)
+    assert sel.details["beta"] == 0.0 and sel.details["n_dropped_hard"] == 0
+    sel = prune(blobs_dataset(), "ccs", prune=0.9, seed=0, params={"base": "cgscore"}, progress=False)
+    assert sel.details["beta"] == 0.3 and sel.details["n_dropped_hard"] == 36
+
+
+def test_a_base_without_a_hard_end_refuses_a_positive_beta():
+    task = ClassificationTask(data=blobs_dataset())
+    with pytest.raises(ConfigError, match="no hard end"):
+        CCS(base="random", beta=0.2).run(task, 60, seed=0, progress=False)

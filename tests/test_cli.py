@@ -78,7 +78,7 @@ def test_each_bad_input_gives_one_line_exit_2_and_no_output(tmp_path, capsys):
 @pytest.mark.parametrize(
     "args, needle",
     [
-        (["--method", "random", "--prune", "1.5"], "prune must be in [0, 1), got 1.5"),
+        (["--method", "random", "--prune", "1.5"], "prune must be a fraction in [0, 1), got 1.5"),
         (["--method", "nosuch", "--prune", "0.5"], "unknown method 'nosuch'; expected one of"),
         (["--method", "random"], "give --prune F or --keep F"),
         (["--method", "random", "--prune", "0.2", "--keep", "0.8"], "exactly one of keep or prune"),
@@ -175,3 +175,40 @@ def test_console_script_error_path_and_debug_traceback(tmp_path):
                           str(tmp_path / "o.csv")], capture_output=True, text=True,
                          env={**__import__("os").environ, "ADAPRUNE_DEBUG": "1"})
     assert res.returncode != 0 and "Traceback" in res.stderr
+
+
+def test_every_parameter_of_every_method_has_a_description(capsys):
+    from adaprune.registry import list_methods
+
+    for info in list_methods():
+        missing = sorted(set(info.parameters) - set(info.parameter_help))
+        assert not missing, f"{info.name}: no description for {missing}"
+        assert all(text.strip() and "\n" not in text for text in info.parameter_help.values())
+    assert main(["methods", "-v"]) == 0
+    out = capsys.readouterr().out
+    assert "beta=None  fraction of all samples dropped from the hard end first" in out
+
+
+def test_every_command_takes_quiet_and_data_commands_say_what_data_may_be(capsys):
+    from adaprune.cli.main import cli
+    from adaprune.data.sources import SPEC_HELP
+
+    for name, cmd in cli.commands.items():
+        assert "quiet" in {p.name for p in cmd.params}, name
+    assert main(["prune", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"DATA is one of: {SPEC_HELP}" in out
+
+
+def test_select_is_quiet_on_request(blobs_npz, tmp_path, capsys):
+    assert main(["score", f"npz:{blobs_npz}", "--method", "random", "--out", str(tmp_path / "s.csv"), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["select", str(tmp_path / "s.csv"), "--keep", "0.5", "--out", str(tmp_path / "k.csv"), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_a_misspelt_method_gets_a_suggestion(blobs_npz, tmp_path, capsys):
+    code = main(["prune", f"npz:{blobs_npz}", "--method", "adaprunner", "--keep", "0.5", "--out",
+                 str(tmp_path / "s.csv")])
+    err = capsys.readouterr().err
+    assert code == 2 and "did you mean 'adapruner'?" in err and len(err.strip().splitlines()) == 1

@@ -196,3 +196,42 @@ def test_embed_cli_then_prune_reusing_the_embeddings(tmp_path, capsys):
     # The output may not overwrite an input.
     assert main(["embed", f"embeddings:{emb}", "--out", str(emb), "--quiet"]) == 2
     assert "is an input" in capsys.readouterr().err
+
+
+def test_resume_after_a_changed_middle_row_recomputes_it(tmp_path, monkeypatch):
+    # A crash, then the input changes in a middle row: the finished chunks must not be reused.
+    data = images(n=40)
+    out = tmp_path / "e.npy"
+    real = PixelsEncoder.encode
+    calls = []
+
+    def crashing(self, x):
+        calls.append(len(x))
+        if len(calls) == 4:  # the dim probe, chunks 0 and 1, then a crash
+            raise KeyboardInterrupt
+        return real(self, x)
+
+    monkeypatch.setattr(PixelsEncoder, "encode", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        embed(data, "pixels:6", out, chunk_size=8, progress=False)
+    monkeypatch.setattr(PixelsEncoder, "encode", real)
+    x = data.x.copy()
+    x[5] += 1.0  # row 5 lies in chunk 0, already written; the first and last rows are unchanged
+    changed = Dataset(name=data.name, x=x, y=data.y)
+    result = embed(changed, "pixels:6", out, chunk_size=8, progress=False)
+    fresh = embed(changed, "pixels:6", tmp_path / "fresh.npy", chunk_size=8, progress=False)
+    assert result.chunks_computed == 5
+    np.testing.assert_array_equal(np.load(out), np.load(fresh.path))
+
+
+def test_array_fingerprint_sees_every_row():
+    from adaprune.embed.fingerprint import array_fingerprint
+
+    x = np.random.default_rng(0).random((1000, 7)).astype(np.float32)
+    base = array_fingerprint(x, chunk_rows=64)
+    assert base == array_fingerprint(x.copy(), chunk_rows=64)
+    assert base == array_fingerprint(x, chunk_rows=100)  # the digest does not depend on the chunking
+    for row in (0, 500, 999):
+        y = x.copy()
+        y[row, 3] += 1e-3
+        assert array_fingerprint(y) != base

@@ -84,3 +84,22 @@ def test_a_score_file_carries_its_methods_balance_rule(tmp_path):
     assert back.balance == "class"
     assert select_scores(back, keep=0.5).kept.tolist() == [0, 1, 4]  # the method's own rule
     assert select_scores(back, keep=0.5, balance="none").kept.tolist() == [0, 1, 2]  # overridden
+
+
+def test_scorer_run_and_select_scores_decide_the_same_kept_set_at_the_switch():
+    # prototypes flips direction below keep 0.5; with N = 121, keep 0.5 keeps round-half-up(60.5) = 61.
+    # Scorer.run (given the count) and select_scores (given the fraction) must use one rule.
+    from adaprune.data import Dataset
+    from adaprune.registry import build_method
+    from adaprune.selection import Budget
+    from adaprune.tasks import ClassificationTask
+    from tests.conftest import make_blobs
+
+    x, y = make_blobs(n=121, d=6)
+    data = Dataset(name="b121", x=x, y=y)
+    method = build_method("prototypes", {"n_clusters": 3})
+    task = ClassificationTask(data=data)
+    for keep in (0.5, 0.3, 0.8):
+        via_select = select_scores(method.score_set(task, seed=0, progress=False), keep=keep)
+        via_run = method.run(task, Budget.from_args(keep=keep).count(121), seed=0, progress=False)
+        np.testing.assert_array_equal(via_run.kept, via_select.kept)

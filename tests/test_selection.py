@@ -11,8 +11,8 @@ from adaprune.selection import Budget, Selection, rank_for_keep, select_top_k, s
 
 def test_budget_from_prune_and_keep_and_exact_count():
     assert Budget.from_args(prune=0.3).count(1000) == 700
-    assert Budget.from_args(keep=0.25).count(10) == round(0.25 * 10)
-    assert Budget.from_args(prune=0.3).count(4001) == round(0.7 * 4001)
+    assert Budget.from_args(keep=0.25).count(10) == 3  # 2.5 rounds half up
+    assert Budget.from_args(prune=0.3).count(4001) == 2801  # 2800.7
     assert Budget.from_args(keep=1.0).count(7) == 7
 
 
@@ -134,3 +134,19 @@ def test_selection_module_does_not_import_torch():
 
     source = Path(module.__file__).read_text()
     assert "import torch" not in source and "from torch" not in source
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_saved_files_honour_the_umask(tmp_path, umask, mode):
+    import os
+    import stat
+
+    sel = Selection(kept=np.array([0, 2]), n_total=4, method="m", params={}, seed=0, requested_keep=0.5)
+    old = os.umask(umask)
+    try:
+        for name in ("s.csv", "s.parquet", "s.json"):
+            sel.save(tmp_path / name)
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "s.csv", tmp_path / "s.csv.meta.json", tmp_path / "s.parquet", tmp_path / "s.json"):
+        assert stat.S_IMODE(path.stat().st_mode) == mode, path.name

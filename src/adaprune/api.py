@@ -11,10 +11,11 @@ from adaprune.data import Dataset, load_data
 from adaprune.errors import ConfigError
 from adaprune.evaluate.benchmark import BenchmarkResult, run_benchmark
 from adaprune.evaluate.harness import EvaluationResult, evaluate_selection
+from adaprune.methods._labels import refuse_missing_labels
 from adaprune.methods.base import Method, MethodResult, Scorer
 from adaprune.registry import build_method, get_method, method_parameters
 from adaprune.scores import BALANCE_CHOICES, ScoreSet, select_scores
-from adaprune.selection import Budget, Selection, check_threshold
+from adaprune.selection import Budget, Selection, check_seed, check_threshold
 from adaprune.tasks import Task, make_task
 from adaprune.tasks.classification import ModelSpec
 from adaprune.training.loop import TrainConfig
@@ -53,6 +54,7 @@ def _method_and_task(
         if params:
             raise ConfigError("params are for a method given by name; configure a Method object directly")
         method_obj = method
+    refuse_missing_labels(method_obj, dataset)
     task = make_task(dataset, model=model, train=TrainConfig(device=device))
     method_obj.check_task(task)
     return method_obj, task
@@ -97,6 +99,7 @@ def prune(
         budget = None
     else:
         budget = Budget.from_args(keep=keep, prune=prune)
+    seed = check_seed(seed)
     if balance is not None and balance not in BALANCE_CHOICES:
         raise ConfigError(f"balance must be one of {', '.join(BALANCE_CHOICES)}, got {balance!r}")
     for key, value in (("encoder", encoder), ("embeddings", embeddings)):
@@ -163,6 +166,7 @@ def score(
     progress: bool = True,
 ) -> ScoreSet:
     """Per-sample scores of a scoring method, to select from at any budget with `select`."""
+    seed = check_seed(seed)
     method_obj, task = _method_and_task(data, method, model=model, epochs=epochs, device=device, params=params)
     if not isinstance(method_obj, Scorer):
         raise ConfigError(
@@ -179,7 +183,7 @@ def select(
     prune: float | None = None,
     balance: str | None = None,
 ) -> Selection:
-    """Keep exactly round(keep * N) samples of a score file by its declared direction."""
+    """Keep exactly keep * N samples (rounded half up) of a score file by its declared direction."""
     score_set = ScoreSet.load(scores) if isinstance(scores, str) else scores
     return select_scores(score_set, keep=keep, prune=prune, balance=balance)
 
@@ -200,7 +204,7 @@ def evaluate(
     (accuracy for classification, COCO mAP for detection)."""
     dataset = _as_dataset(data, test)
     sel = Selection.load(selection) if isinstance(selection, str) else selection
-    seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
+    seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(check_seed(s) for s in seeds)
     if isinstance(seeds, int) and seeds < 1:
         raise ConfigError(f"seeds must be at least 1, got {seeds}")
     task = make_task(dataset, model=model, train=TrainConfig(epochs=epochs, device=device))
@@ -224,7 +228,7 @@ def benchmark(
     """Prune with every method at every fraction and seed, then train and test a fresh model on each
     kept subset (and on the full set once per seed). `epochs` is the evaluation training length."""
     dataset = _as_dataset(data, test)
-    seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
+    seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(check_seed(s) for s in seeds)
     eval_task = make_task(dataset, model=model, train=TrainConfig(epochs=epochs, device=device))
     method_task = make_task(dataset, model=model, train=TrainConfig(device=device))
     eval_task.require_test()  # no test split: fail now, not after the first method has run

@@ -21,7 +21,9 @@ def refuse_input_paths(out: str | os.PathLike, inputs: Iterable[str | os.PathLik
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
     """Call `write(tmp)` on a temporary path in the same folder, then rename it onto `path`.
 
-    A failure leaves no file at `path` (and no temporary behind)."""
+    A failure leaves no file at `path` (and no temporary behind). The file gets the mode a plain
+    `open` would give it (0666 minus the umask), not the temporary file's private 0600, so
+    colleagues on a shared cluster can read a selection when the umask lets them."""
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
@@ -31,10 +33,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        os.chmod(tmp, _new_file_mode())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _new_file_mode() -> int:
+    # The umask can only be read by setting it; set it straight back.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from adaprune.errors import ConfigError
@@ -44,8 +46,10 @@ def get_method(name: str) -> type:
     try:
         return _REGISTRY[name]
     except KeyError:
+        close = difflib.get_close_matches(str(name), sorted(_REGISTRY), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise ConfigError(
-            f"unknown method {name!r}; expected one of: {', '.join(sorted(_REGISTRY))}"
+            f"unknown method {name!r}; {hint}expected one of: {', '.join(sorted(_REGISTRY))}"
         ) from None
 
 
@@ -70,12 +74,55 @@ class MethodInfo:
     kind: str
     direction: str
     parameters: dict[str, Any]
+    # One line per parameter, from the `Parameters:` block of the class docstring (see parameter_docs).
+    parameter_help: dict[str, str] = field(default_factory=dict)
 
 
 def method_parameters(cls: type) -> dict[str, inspect.Parameter]:
     """The keyword parameters a method's constructor declares (its whole configuration)."""
     sig = inspect.signature(cls.__init__)
     return {n: p for n, p in sig.parameters.items() if n != "self"}
+
+
+_ITEM = re.compile(r"^(\s*)(\w+): (.+)$")
+
+
+def _docstring_parameters(doc: str) -> dict[str, str]:
+    """Entries of a `Parameters:` block: `name: text`, continued on deeper-indented lines."""
+    out: dict[str, str] = {}
+    lines = inspect.cleandoc(doc).splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == "Parameters:")
+    except StopIteration:
+        return out
+    item_indent, current = None, None
+    for line in lines[start + 1:]:
+        if not line.strip():
+            break
+        indent = len(line) - len(line.lstrip())
+        match = _ITEM.match(line)
+        if match and (item_indent is None or indent == item_indent):
+            item_indent, current = indent, match.group(2)
+            out[current] = match.group(3).strip()
+        elif current is not None and item_indent is not None and indent > item_indent:
+            out[current] += " " + line.strip()
+        else:
+            break
+    return out
+
+
+def parameter_docs(cls: type) -> dict[str, str]:
+    """A one-line description of each constructor parameter: the `Parameters:` blocks of the class
+    docstring and its bases (a subclass's entry wins), then the shared notes in
+    `adaprune.methods._parameter_docs` for methods whose docstrings do not have one yet."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        docs.update(_docstring_parameters(klass.__dict__.get("__doc__") or ""))
+    from adaprune.methods._parameter_docs import PARAMETER_NOTES
+
+    for key, text in PARAMETER_NOTES.get(getattr(cls, "name", ""), {}).items():
+        docs.setdefault(key, text)
+    return {n: docs[n] for n in method_parameters(cls) if n in docs}
 
 
 def list_methods() -> list[MethodInfo]:
@@ -93,6 +140,7 @@ def list_methods() -> list[MethodInfo]:
                 kind=cls.kind,
                 direction=cls.describe_direction(),
                 parameters=params,
+                parameter_help=parameter_docs(cls),
             )
         )
     return infos

@@ -110,17 +110,12 @@ class ScoreSet:
         )
 
 
-def select_scores(
-    scores: ScoreSet,
-    *,
-    keep: float | None = None,
-    prune: float | None = None,
-    balance: str | None = None,
-) -> Selection:
-    """Keep exactly round(keep * N) samples by the declared direction; `balance="class"` gives each
-    class a quota in proportion to its size, never emptying a class the budget can cover.
-    `balance=None` follows the method's own rule, recorded in the score file."""
-    budget = Budget.from_args(keep=keep, prune=prune)
+def keep_from_scores(scores: ScoreSet, n_keep: int, *, balance: str | None = None) -> tuple[np.ndarray, bool]:
+    """The one rule from scores to a kept set (`select_scores` and `Scorer.run` both call it): the
+    direction at the realised kept fraction n_keep / N (so a switch such as the prototypes' is
+    decided by what is actually kept), then exactly `n_keep` by that direction, globally or with
+    class quotas (`balance="class"`; None follows the method's own rule). Returns (sorted kept
+    indices, the direction used: higher is keep)."""
     balance = scores.balance if balance is None else balance
     if balance not in BALANCE_CHOICES:
         raise ConfigError(f"balance must be one of {', '.join(BALANCE_CHOICES)}, got {balance!r}")
@@ -129,8 +124,23 @@ def select_scores(
         if scores.labels is None:
             raise ConfigError("balance 'class' needs labels, and this score file has none")
         strata = scores.labels
-    higher = scores.direction.at(budget.keep)
-    kept = select_top_k(scores.scores, budget.count(scores.n), higher_is_keep=higher, strata=strata)
+    higher = scores.direction.at(n_keep / scores.n)
+    return select_top_k(scores.scores, n_keep, higher_is_keep=higher, strata=strata), higher
+
+
+def select_scores(
+    scores: ScoreSet,
+    *,
+    keep: float | None = None,
+    prune: float | None = None,
+    balance: str | None = None,
+) -> Selection:
+    """Keep exactly keep * N samples (rounded half up) by the declared direction; `balance="class"`
+    gives each class a quota in proportion to its size, never emptying a class the budget can cover.
+    `balance=None` follows the method's own rule, recorded in the score file."""
+    budget = Budget.from_args(keep=keep, prune=prune)
+    balance = scores.balance if balance is None else balance
+    kept, higher = keep_from_scores(scores, budget.count(scores.n), balance=balance)
     return Selection(
         kept=kept,
         n_total=scores.n,

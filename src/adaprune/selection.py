@@ -33,12 +33,12 @@ class Budget:
         if (keep is None) == (prune is None):
             raise ConfigError("give exactly one of keep or prune")
         if keep is not None:
-            if not (isinstance(keep, (int, float)) and 0.0 < keep <= 1.0 and math.isfinite(keep)):
-                raise ConfigError(f"keep must be in (0, 1], got {keep}")
+            if not (_is_fraction(keep) and 0.0 < keep <= 1.0):
+                raise ConfigError(f"keep must be a fraction in (0, 1], got {keep!r}")
             return Budget(keep=float(keep))
         assert prune is not None
-        if not (isinstance(prune, (int, float)) and 0.0 <= prune < 1.0 and math.isfinite(prune)):
-            raise ConfigError(f"prune must be in [0, 1), got {prune}")
+        if not (_is_fraction(prune) and 0.0 <= prune < 1.0):
+            raise ConfigError(f"prune must be a fraction in [0, 1), got {prune!r}")
         return Budget(keep=1.0 - float(prune))
 
     @property
@@ -46,16 +46,32 @@ class Budget:
         return 1.0 - self.keep
 
     def count(self, n_total: int) -> int:
-        """Exactly how many samples to keep: round(keep * N), at least one."""
-        k = int(round(self.keep * n_total))
+        """Exactly how many samples to keep: keep * N rounded half up (keep 0.5 of 5 keeps 3, not
+        Python's round-half-to-even 2), at least one. A tolerance of 1e-9 absorbs float error, so
+        prune 0.55 of 10 (keep 0.44999...) keeps 5 like keep 0.45."""
+        k = math.floor(self.keep * n_total + 0.5 + 1e-9)
         if k < 1:
             raise ConfigError(f"keep={self.keep:g} of {n_total} samples keeps none; keep a larger fraction")
         return min(k, n_total)
 
 
+def _is_fraction(value: object) -> bool:
+    # bool is an int to Python; keep=True is a mistake, not 1.0.
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_seed(seed: object) -> int:
+    """The seed every method is run with: a non-negative integer (None would make a run unrepeatable)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ConfigError(f"seed must be an integer, got {seed!r}")
+    if seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed}")
+    return int(seed)
+
+
 def check_threshold(threshold: float) -> float:
     """A similarity threshold (a cosine): samples more similar than it to one kept are removed."""
-    if not (isinstance(threshold, (int, float)) and -1.0 <= threshold < 1.0 and math.isfinite(threshold)):
+    if not (_is_fraction(threshold) and -1.0 <= threshold < 1.0):
         raise ConfigError(f"threshold must be a cosine in [-1, 1), got {threshold}")
     return float(threshold)
 

@@ -9,6 +9,7 @@ import click
 
 from adaprune.api import DEFAULT_EVAL_EPOCHS
 from adaprune.cli.options import (
+    DATA_EPILOG,
     device_option,
     model_option,
     parse_fraction_list,
@@ -20,7 +21,7 @@ from adaprune.cli.options import (
 log = logging.getLogger("adaprune")
 
 
-@click.command("benchmark")
+@click.command("benchmark", epilog=DATA_EPILOG)
 @click.argument("data")
 @click.option("--methods", required=True, help="Comma-separated method names.")
 @click.option("--prune", "prunes", required=True, help="Comma-separated fractions to prune, e.g. 0.1,0.3.")

@@ -6,12 +6,12 @@ import logging
 
 import click
 
-from adaprune.cli.options import device_option, model_option, quiet_option, setup_logging
+from adaprune.cli.options import DATA_EPILOG, device_option, model_option, quiet_option, setup_logging
 
 log = logging.getLogger("adaprune")
 
 
-@click.command("embed")
+@click.command("embed", epilog=DATA_EPILOG)
 @click.argument("data")
 @click.option("--encoder", default="auto", show_default=True, metavar="NAME",
               help="auto, identity, pixels[:DIM], model[:EPOCHS], clip:PATH_OR_NAME, or minilm (for text:PATH).")

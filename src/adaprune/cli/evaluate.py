@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from adaprune.api import DEFAULT_EVAL_EPOCHS
-from adaprune.cli.options import device_option, model_option, quiet_option, setup_logging, test_option
+from adaprune.cli.options import DATA_EPILOG, device_option, model_option, quiet_option, setup_logging, test_option
 
 
 def format_evaluation(result) -> str:
@@ -34,7 +34,7 @@ def format_evaluation(result) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
-@click.command("evaluate")
+@click.command("evaluate", epilog=DATA_EPILOG)
 @click.argument("data")
 @click.option("--selection", required=True, help="A selection file written by `adaprune prune`.")
 @click.option("--seeds", type=int, default=3, show_default=True, help="Training seeds 0..N-1.")

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import click
 
+from adaprune.cli.options import quiet_option, setup_logging
+
 
 @click.command("methods")
-@click.option("-v", "--verbose", is_flag=True, help="Also list each method's parameters and defaults.")
-def command(verbose: bool) -> None:
+@click.option("-v", "--verbose", is_flag=True,
+              help="Also list each method's parameters: default and a one-line description.")
+@quiet_option
+def command(verbose: bool, quiet: bool) -> None:
     """List the registered pruning methods."""
     from adaprune.registry import list_methods
 
+    setup_logging(quiet)
     infos = list_methods()
     width = max(len(i.name) for i in infos)
     for info in infos:
         click.echo(f"{info.name.ljust(width)}  {info.kind:8}  {info.direction:22}  {info.summary}")
         if verbose:
             for key, default in info.parameters.items():
-                click.echo(f"{'':{width}}    {key}={default!r}")
+                text = info.parameter_help.get(key, "")
+                click.echo(f"{'':{width}}    {key}={default!r}" + (f"  {text}" if text else ""))

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from adaprune.data.sources import SPEC_HELP
 from adaprune.errors import ConfigError
 from adaprune.models import MODEL_NAMES
 from adaprune.registry import get_method, method_parameters
@@ -28,7 +29,10 @@ model_option = click.option("--model", default="auto", show_default=True, type=c
                             help="Network to train (auto: by input shape).")
 device_option = click.option("--device", default="cpu", show_default=True,
                              help="Torch device: cpu, cuda or cuda:N.")
+# Every command takes --quiet (the common option; tests/test_cli.py checks each command has it).
 quiet_option = click.option("--quiet", is_flag=True, help="No progress bars or info messages.")
+# Shown under `--help` of every command that reads DATA.
+DATA_EPILOG = f"DATA is one of: {SPEC_HELP}."
 test_option = click.option("--test", "test_spec", default=None, metavar="DATA",
                            help="A separate source for the test split (when DATA has none).")
 balance_option = click.option(

@@ -7,6 +7,7 @@ import logging
 import click
 
 from adaprune.cli.options import (
+    DATA_EPILOG,
     balance_option,
     budget_options,
     method_run_options,
@@ -19,7 +20,7 @@ from adaprune.errors import ConfigError
 log = logging.getLogger("adaprune")
 
 
-@click.command("prune")
+@click.command("prune", epilog=DATA_EPILOG)
 @click.argument("data")
 @click.option("--method", required=True, help="A registered method (see `adaprune methods`).")
 @budget_options

@@ -6,12 +6,12 @@ import logging
 
 import click
 
-from adaprune.cli.options import method_run_options, parse_params, quiet_option, setup_logging
+from adaprune.cli.options import DATA_EPILOG, method_run_options, parse_params, quiet_option, setup_logging
 
 log = logging.getLogger("adaprune")
 
 
-@click.command("score")
+@click.command("score", epilog=DATA_EPILOG)
 @click.argument("data")
 @click.option("--method", required=True, help="A scoring method (see `adaprune methods`).")
 @click.option("--out", required=True, help="Score file: .parquet, .csv or .json.")

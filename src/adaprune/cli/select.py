@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from adaprune.cli.options import balance_option, budget_options, setup_logging
+from adaprune.cli.options import balance_option, budget_options, quiet_option, setup_logging
 from adaprune.errors import ConfigError
 
 log = logging.getLogger("adaprune")
@@ -17,12 +17,13 @@ log = logging.getLogger("adaprune")
 @budget_options
 @balance_option
 @click.option("--out", required=True, help="Selection file: .csv, .parquet or .json.")
-def command(scores, prune_fraction, keep_fraction, balance, out) -> None:
+@quiet_option
+def command(scores, prune_fraction, keep_fraction, balance, out, quiet) -> None:
     """Turn a score file into a selection at a budget, by the score's declared direction."""
     from adaprune.api import select
     from adaprune.selection import Budget, Selection
 
-    setup_logging(quiet=False)
+    setup_logging(quiet)
     if prune_fraction is None and keep_fraction is None:
         raise ConfigError("give --prune F or --keep F")
     Budget.from_args(keep=keep_fraction, prune=prune_fraction)

@@ -8,6 +8,7 @@ A float16 array is converted to float32 in memory (models train in float32)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +17,27 @@ from adaprune.data.dataset import Dataset, validate_arrays
 from adaprune.errors import DataError
 
 
+@dataclass(frozen=True)
+class EmbeddingsDataset(Dataset):
+    """A Dataset read from `embeddings:PATH`: its rows are vectors to use as given (the geometric
+    methods do not train a model on them). `has_labels` is False when no PATH.labels.npy was found
+    (every label is then 0, and methods that train a classifier refuse the source)."""
+
+    embeddings_path: str = ""
+    has_labels: bool = True
+
+    @property
+    def labels_path(self) -> Path:
+        return sidecar(self.embeddings_path, "labels")
+
+
 def sidecar(path: str | Path, what: str) -> Path:
     """`emb.npy` -> `emb.labels.npy` / `emb.groups.npy`."""
     p = Path(path)
     return p.with_name(f"{p.stem}.{what}.npy")
 
 
-def load_embeddings(path: str) -> Dataset:
+def load_embeddings(path: str) -> EmbeddingsDataset:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"embeddings file {path!r} does not exist")
@@ -53,4 +68,5 @@ def load_embeddings(path: str) -> Dataset:
     if groups_path.is_file():
         groups = np.load(groups_path, allow_pickle=False)
         paths.append(str(groups_path))
-    return Dataset(name=p.stem, x=x, y=y, source_paths=tuple(paths), groups=groups)
+    return EmbeddingsDataset(name=p.stem, x=x, y=y, source_paths=tuple(paths), groups=groups,
+                             embeddings_path=str(p), has_labels=labels_path.is_file())

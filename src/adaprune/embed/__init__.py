@@ -3,7 +3,6 @@ embedding a method works on (`task_embeddings`)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -24,6 +23,7 @@ from adaprune.embed.encoders import (
     get_encoder,
     resolve_encoder_spec,
 )
+from adaprune.embed.fingerprint import array_fingerprint, texts_fingerprint
 from adaprune.embed.writer import DTYPES, partial_paths, write_chunked
 from adaprune.errors import ConfigError, DataError
 from adaprune.io_utils import atomic_write, refuse_input_paths
@@ -69,9 +69,9 @@ def load_texts(path: str) -> list[str]:
     return texts
 
 
-def _fingerprint(spec: str, seed: int, shape: tuple[int, ...], name: str, head: bytes, tail: bytes) -> dict:
-    digest = hashlib.sha1(head + b"|" + tail).hexdigest()
-    return {"encoder": spec, "seed": seed, "shape": list(shape), "data": name, "rows_sha1": digest}
+def _fingerprint(spec: str, seed: int, shape: tuple[int, ...], name: str, rows_digest: str) -> dict:
+    # rows_digest covers every row (embed.fingerprint), so a changed middle row is not resumed over.
+    return {"encoder": spec, "seed": seed, "shape": list(shape), "data": name, "rows_blake2b": rows_digest}
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -111,7 +111,7 @@ def embed(
         enc = MiniLMEncoder()
         refuse_input_paths(out, [data.partition(":")[2]])
         dim = enc.encode(texts[:1]).shape[1]
-        fp = _fingerprint(enc.spec, seed, (len(texts),), data, texts[0].encode(), texts[-1].encode())
+        fp = _fingerprint(enc.spec, seed, (len(texts),), data, texts_fingerprint(texts))
         path, computed = write_chunked(out, n=len(texts), dim=dim, encode=lambda a, b: enc.encode(texts[a:b]),
                                        fingerprint=fp, dtype=dtype, chunk_size=chunk_size, progress=progress)
         return EmbedResult(path, len(texts), dim, enc.spec, computed, None)
@@ -128,8 +128,7 @@ def embed(
     enc.fit(dataset, seed=seed, progress=progress, task=task)
     dim = enc.encode(dataset.x[:1]).shape[1]
     x = dataset.x
-    fp = _fingerprint(enc.spec, seed, tuple(x.shape), dataset.name, np.asarray(x[:1]).tobytes(),
-                      np.asarray(x[-1:]).tobytes())
+    fp = _fingerprint(enc.spec, seed, tuple(x.shape), dataset.name, array_fingerprint(x))
     fp["model"] = model if isinstance(enc, ModelEncoder) else None
     path, computed = write_chunked(out, n=dataset.n, dim=dim, encode=lambda a, b: enc.encode(x[a:b]),
                                    fingerprint=fp, dtype=dtype, chunk_size=chunk_size, progress=progress)

@@ -107,27 +107,13 @@ class BenchmarkResult:
         return paths
 
     def _plot(self, path: Path) -> None:
-        import matplotlib
+        # A Figure without pyplot: the library never switches matplotlib's backend (see evaluate/plots.py).
+        from adaprune.evaluate.plots import accuracy_figure, save_png
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-        xs = [100 * p for p in self.prunes]
-        for m in self.methods:
-            stats = [self.cell(m, p) for p in self.prunes]
-            ax.errorbar(xs, [100 * s[0] for s in stats], yerr=[100 * s[1] for s in stats],
-                        marker="o", capsize=3, label=m)
-        fm, _ = mean_std(self.full_values)
-        ax.axhline(100 * fm, linestyle="--", color="gray", label="full data")
-        ax.set_xlabel("fraction of training set pruned (%)")
-        ax.set_ylabel(f"test {METRIC_LABELS.get(self.metric, self.metric)} (%)")
-        ax.set_title(f"{self.dataset}: {self.metric} after pruning ({len(self.seeds)} seeds)")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(path, format="png")
-        plt.close(fig)
+        fig = accuracy_figure(dataset=self.dataset, methods=self.methods, prunes=self.prunes, cell=self.cell,
+                              full_values=self.full_values, n_seeds=len(self.seeds),
+                              metric_label=METRIC_LABELS.get(self.metric, self.metric))
+        save_png(fig, path)
 
 
 def machine_info() -> dict[str, Any]:

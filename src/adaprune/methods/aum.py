@@ -13,6 +13,8 @@ selection module applies the budget.)
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from adaprune.errors import ConfigError
@@ -35,9 +37,16 @@ class AUM(Scorer):
     """AUM (Pleiss et al., NeurIPS 2020): mean logit margin over training; prune the lowest (likely mislabeled).
 
     Score = mean over `epochs` (default 10) end-of-epoch evaluations of z_y - max_{k != y} z_k; higher =
-    keep. Mean over `runs` (default 1; seeds seed*1000+r)."""
+    keep. Mean over `runs` (default 1; seeds seed*1000+r).
+
+    Parameters:
+        epochs: training epochs; the margin is averaged over their end-of-epoch evaluations
+        runs: independently seeded models averaged"""
 
     higher_is_keep = True
+    # The hard end (CCS drops its hardest beta there): a low (negative) margin is the hard end: the label is argued
+    # against.
+    higher_is_hard: ClassVar[bool | None] = False
     trains_model = True
 
     def __init__(self, *, epochs: int = 10, runs: int = 1) -> None:

@@ -11,8 +11,7 @@ import numpy as np
 
 from adaprune.errors import ConfigError
 from adaprune.registry import method_parameters
-from adaprune.scores import Direction, ScoreSet
-from adaprune.selection import select_top_k
+from adaprune.scores import Direction, ScoreSet, keep_from_scores
 from adaprune.tasks import Task
 
 
@@ -104,9 +103,7 @@ class Scorer(Method):
 
     def run(self, task: Task, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
         score_set = self.score_set(task, seed=seed, progress=progress)
-        strata = task.labels if self.balance_classes else None
-        higher = score_set.direction.at(n_keep / task.n)
-        kept = select_top_k(score_set.scores, n_keep, higher_is_keep=higher, strata=strata)
+        kept, _ = keep_from_scores(score_set, n_keep)  # the same rule as select_scores
         return MethodResult(kept=kept, scores=score_set.scores)
 
 

@@ -28,6 +28,7 @@ Inputs are flattened and scaled to unit L2 norm (an all-zero sample stays zero).
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -126,9 +127,20 @@ class CGScore(Scorer):
 
     Score = complexity gap y^T H^-1 y - y_-i^T H_-i^-1 y_-i (arc-cosine kernel on unit-norm flattened
     inputs) in class-vs-rest problems, mean over `repetitions` (default 3) other-class draws; blocks of
-    at most `max_block` (default 2000) samples; ridge lambda = `ridge` (default 1e-6) * mean diag(H)."""
+    at most `max_block` (default 2000) samples; ridge lambda = `ridge` (default 1e-6) * mean diag(H).
+
+    Parameters:
+        repetitions: other-class draws averaged per sample
+        max_block: most samples in one kernel block (memory grows with its square)
+        ridge: ridge added to the kernel, times its mean diagonal"""
 
     higher_is_keep = True
+    # The hard end (CCS drops its hardest beta there): a large complexity gap is a hard (or mislabelled) sample.
+    higher_is_hard: ClassVar[bool | None] = True
+
+    def uses_labels(self, data: object) -> bool:
+        # Trains no model, but the score is a kernel regression on the labels.
+        return True
 
     def __init__(self, *, repetitions: int = 3, max_block: int = 2000, ridge: float = 1e-6) -> None:
         if not isinstance(repetitions, int) or repetitions < 1:

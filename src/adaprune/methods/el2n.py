@@ -11,6 +11,8 @@ the task's training config and reads the error norm after the last epoch from th
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import torch
 
@@ -37,9 +39,15 @@ class EL2N(Scorer):
     """EL2N (Paul et al. 2021, "Deep Learning on a Data Diet"): error L2-norm early in training; higher = keep.
 
     Score = mean over `runs` (default 3) models, each trained `epochs` (default 10) epochs from seed
-    seed*1000+r, of ||softmax(f(x)) - onehot(y)||_2 after the last epoch (0 = learned, up to sqrt(2))."""
+    seed*1000+r, of ||softmax(f(x)) - onehot(y)||_2 after the last epoch (0 = learned, up to sqrt(2)).
+
+    Parameters:
+        epochs: training epochs before the error norm is read
+        runs: independently seeded models averaged"""
 
     higher_is_keep = True
+    # The hard end (CCS drops its hardest beta there): a large error norm is a hard sample.
+    higher_is_hard: ClassVar[bool | None] = True
     trains_model = True
 
     def __init__(self, *, epochs: int = 10, runs: int = 3) -> None:

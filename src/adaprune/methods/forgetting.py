@@ -12,6 +12,8 @@ the same event definition at epoch resolution, and every sample observed at the 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from adaprune.errors import ConfigError
@@ -50,9 +52,16 @@ class Forgetting(Scorer):
     over `epochs` (default 10) epochs; never-learned samples score `epochs`. Averaged over `runs`
     (default 1; seeds seed*1000+r). With `tie_break=True` (default) mean loss / (1 + mean loss) / runs,
     below one count step, is added so ties within a count (many zeros) go to the higher-loss sample,
-    not to the lower index."""
+    not to the lower index.
+
+    Parameters:
+        epochs: training epochs whose end-of-epoch predictions are compared
+        runs: independently seeded models averaged
+        tie_break: break ties within a count by mean loss (below one count step)"""
 
     higher_is_keep = True
+    # The hard end (CCS drops its hardest beta there): often-forgotten samples are hard.
+    higher_is_hard: ClassVar[bool | None] = True
     trains_model = True
 
     def __init__(self, *, epochs: int = 10, runs: int = 1, tie_break: bool = True) -> None:

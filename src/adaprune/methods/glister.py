@@ -152,7 +152,14 @@ class Glister(Selector):
     epochs=5 of training on the rest, eta=0.01 (the SGD step of the identity-Hessian Taylor update
     g_val <- g_val - eta * g_i), greedy_batch=16 picks per update, balance=True (class quotas, one
     greedy per class against its class's validation gradient). Scores = initial gains
-    <g_i, g_val> (higher = better aligned with the validation gradient)."""
+    <g_i, g_val> (higher = better aligned with the validation gradient).
+
+    Parameters:
+        epochs: training epochs on the non-validation part before the greedy search
+        val_fraction: fraction of each class held out as the validation split
+        eta: SGD step of the Taylor update of the validation gradient
+        greedy_batch: samples picked per gradient update
+        balance: one greedy search per class with class quotas"""
 
     trains_model = True
 

@@ -17,6 +17,8 @@ dL/dW = (p - e_y) h^T and dL/db = p - e_y, so the norm is ||p - e_y|| * sqrt(||h
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -119,9 +121,17 @@ class GraNd(Scorer):
     Score = mean over `runs` (default 3) models (seeds seed*1000+r), each trained `epochs` (default 0:
     at initialisation, as in the paper) epochs, of ||grad_theta CE(x, y)||_2 over all parameters
     (torch.func, `chunk_size` samples per vmap chunk, default None = auto, ~256 MiB of gradients) or,
-    with `last_layer=True` (default False), over the final linear layer in closed form."""
+    with `last_layer=True` (default False), over the final linear layer in closed form.
+
+    Parameters:
+        epochs: training epochs before the gradient norm is read (0: at initialisation)
+        runs: independently seeded models averaged
+        last_layer: gradient of the final linear layer only (closed form, fast)
+        chunk_size: samples per vmap chunk (None: about 256 MiB of gradients)"""
 
     higher_is_keep = True
+    # The hard end (CCS drops its hardest beta there): a large gradient norm is a hard sample.
+    higher_is_hard: ClassVar[bool | None] = True
     trains_model = True
 
     def __init__(

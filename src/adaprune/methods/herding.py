@@ -9,6 +9,8 @@ The embedding comes from `methods/_embedding.py`, shared with k-center, Moderate
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from threadpoolctl import threadpool_limits
 
@@ -64,6 +66,9 @@ class Herding(EmbeddingScorer):
     `adaprune.embed` encoder spec (e.g. "pixels:64", "clip:PATH")."""
 
     supported_tasks = ("classification", "detection")
+    # The hard end (CCS drops its hardest beta there): late picks (low score) are the atypical, hard samples; early
+    # ones match the mean.
+    higher_is_hard: ClassVar[bool | None] = False
 
     def score(self, task: Task, *, seed: int, progress: bool) -> np.ndarray:
         emb = self.embedding_of(task, seed=seed, progress=progress)

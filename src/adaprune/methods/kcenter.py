@@ -12,6 +12,8 @@ and an elementwise minimum. O(N D) per pick, in float64.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from threadpoolctl import threadpool_limits
 
@@ -87,7 +89,14 @@ class KCenterGreedy(EmbeddingScorer):
     balance=True (one greedy run per class, class quotas), start="random" (the first centre is a
     point drawn from the seed; "mean" starts at the point nearest the mean, needing no randomness).
     embedding="standardized" uses flattened standardised inputs and trains nothing; any other value is an
-    `adaprune.embed` encoder spec (e.g. "pixels:64", "clip:PATH")."""
+    `adaprune.embed` encoder spec (e.g. "pixels:64", "clip:PATH").
+
+    Parameters:
+        start: first centre: random (drawn from the seed) or mean (the point nearest the mean)"""
+
+    # The hard end (CCS drops its hardest beta there): early picks (high score) are the outlying samples farthest
+    # from the rest.
+    higher_is_hard: ClassVar[bool | None] = True
 
     supported_tasks = ("classification", "detection")
 

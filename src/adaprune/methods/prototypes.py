@@ -5,17 +5,20 @@ score is its cosine distance to the nearest centroid: far from every prototype =
 easy. The paper's rule: keep hard examples when much data is kept, easy ones when little is, so
 the direction flips at `switch_keep` (kept fraction): keep >= switch_keep keeps the highest
 distances, keep < switch_keep the lowest. No labels are used (the paper's point: the metric needs
-no labels); the default embedding is therefore `pixels` (PCA), and any `adaprune.embed` encoder
-spec works (a CLIP folder gives the paper's self-supervised flavour).
+no labels); the default embedding is therefore `auto`: PCA pixels for images and sequences, the
+vectors themselves for (N, D) data and `embeddings:` sources; any `adaprune.embed` encoder spec
+works (a CLIP folder gives the paper's self-supervised flavour).
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import numpy as np
 
 from adaprune.cluster import spherical_kmeans
 from adaprune.errors import ConfigError
-from adaprune.methods._embedding import check_embedding, sample_embedding
+from adaprune.methods._embedding import check_embedding, embedding_trains_classifier, sample_embedding
 from adaprune.methods.base import Scorer
 from adaprune.registry import register_method
 from adaprune.tasks import Task
@@ -26,19 +29,31 @@ class SelfSupervisedPrototypes(Scorer):
     """Self-supervised prototypes (Sorscher et al. 2022): distance to the nearest k-means centroid.
 
     Score = cosine distance to the nearest centroid; higher (hard) = keep when the kept fraction is at
-    least `switch_keep` (default 0.5), lower (easy) = keep below it. Defaults: embedding="pixels"
-    (PCA, no labels), n_clusters=None (the number of classes, or sqrt(N) without labels),
-    epochs=10 (only for embedding="model"), k-means with `n_iter`=20 from the seed."""
+    least `switch_keep` (default 0.5), lower (easy) = keep below it. Defaults: embedding="auto"
+    (PCA pixels for images, the vectors as given for vectors and embeddings; no labels),
+    n_clusters=None (the number of classes, or sqrt(N) without labels), epochs=10 (only for
+    embedding="model"), k-means with `n_iter`=20 from the seed.
+
+    Parameters:
+        embedding: 'auto' (vectors as given, PCA pixels for images), 'model' (task model features) or an
+            encoder spec such as 'pixels:64' or 'clip:PATH'
+        n_clusters: k-means clusters (None: the number of classes, or sqrt(N) without labels)
+        switch_keep: kept fraction below which easy (near) samples are kept instead of hard ones
+        n_iter: k-means iterations
+        epochs: training epochs of the task model (embedding='model' only)"""
 
     supported_tasks = ("classification", "detection")
 
     higher_is_keep = True
+    # The hard end (CCS drops its hardest beta there): far from every prototype = hard (the direction switch is
+    # about what to keep).
+    higher_is_hard: ClassVar[bool | None] = True
     switch_keep = 0.5
 
     def __init__(
         self,
         *,
-        embedding: str = "pixels",
+        embedding: str = "auto",
         n_clusters: int | None = None,
         switch_keep: float = 0.5,
         n_iter: int = 20,
@@ -54,6 +69,9 @@ class SelfSupervisedPrototypes(Scorer):
         self.switch_keep = switch_keep
         self.n_iter = n_iter
         self.epochs = epochs
+
+    def uses_labels(self, data: object) -> bool:
+        return embedding_trains_classifier(self.embedding, data)
 
     def score(self, task: Task, *, seed: int, progress: bool) -> np.ndarray:
         emb = sample_embedding(task, self.embedding, seed=seed, epochs=self.epochs, progress=progress)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from adaprune.methods.base import Scorer
@@ -14,11 +16,16 @@ class RandomPruning(Scorer):
     """Uniform random subset; `stratified=True` keeps each class's share. Score = random priority.
 
     The score is a uniform draw from the seed, so a kept set at a smaller budget is nested in the
-    kept set at a larger one (same seed)."""
+    kept set at a larger one (same seed).
+
+    Parameters:
+        stratified: keep each class's share of the kept set"""
 
     supported_tasks = ("classification", "detection")
 
     higher_is_keep = True
+    # The hard end (CCS drops its hardest beta there): a random score has no hard end.
+    higher_is_hard: ClassVar[bool | None] = None
 
     def __init__(self, *, stratified: bool = False) -> None:
         self.stratified = stratified

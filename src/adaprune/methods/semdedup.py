@@ -419,7 +419,19 @@ class SemDeDup(Selector):
     """SemDeDup (Abbas et al. 2023): remove near-duplicates inside k-means clusters of embeddings.
 
     Score = M_j, the largest cosine similarity to an earlier sample of its cluster or of its
-    next-nearest clusters (lower = keep). `nearest_clusters=1` is the paper's own-cluster rule."""
+    next-nearest clusters (lower = keep). `nearest_clusters=1` is the paper's own-cluster rule.
+
+    Parameters:
+        encoder: embedding to cluster: auto, identity, pixels[:DIM], model[:EPOCHS], clip:PATH
+        embeddings: a .npy of one row per sample to use instead of the encoder
+        n_clusters: k-means clusters (None: round(sqrt(N)))
+        n_iter: k-means iterations
+        kmeans_sample: rows the centroids are trained on (None: min(N, 64 x n_clusters))
+        order: order inside a cluster: farthest (from the centroid) first, or closest
+        backend: k-means backend: auto, faiss or sklearn
+        block_mb: memory limit of one block of similarities, in MB
+        nearest_clusters: 2 also compares a sample with its second-nearest cluster near the border; 1: own only
+        border_cosine: pairs at this cosine or above that the clustering splits are still compared"""
 
     supported_tasks = ("classification", "detection")
 

@@ -15,6 +15,8 @@ declared direction.)
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from adaprune.errors import ConfigError
@@ -47,9 +49,16 @@ class Uncertainty(Scorer):
 
     `measure` (default "entropy"): "least_confidence" = 1 - p_max, "margin" = 1 - (p_max - p_second),
     "entropy" = -sum p log p, of the softmax after training `epochs` (default 10) epochs; mean over
-    `runs` (default 1; seeds seed*1000+r)."""
+    `runs` (default 1; seeds seed*1000+r).
+
+    Parameters:
+        measure: entropy, least_confidence or margin of the softmax
+        epochs: training epochs before the softmax is read
+        runs: independently seeded models averaged"""
 
     higher_is_keep = True
+    # The hard end (CCS drops its hardest beta there): an uncertain prediction is a hard sample.
+    higher_is_hard: ClassVar[bool | None] = True
     trains_model = True
 
     def __init__(self, *, measure: str = "entropy", epochs: int = 10, runs: int = 1) -> None:
