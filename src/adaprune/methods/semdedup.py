@@ -427,7 +427,7 @@ class SemDeDup(Selector):
         n_clusters: k-means clusters (None: round(sqrt(N)))
         n_iter: k-means iterations
         kmeans_sample: rows the centroids are trained on (None: min(N, 64 x n_clusters))
-        order: order inside a cluster: farthest (from the centroid) first, or closest
+        order: priority by distance to the own centroid: farthest first, or closest
         backend: k-means backend: auto, faiss or sklearn
         block_mb: memory limit of one block of similarities, in MB
         nearest_clusters: 2 also compares a sample with its second-nearest cluster near the border; 1: own only
