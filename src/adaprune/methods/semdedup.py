@@ -564,7 +564,7 @@ class SemDeDup(Selector):
     Parameters:
         encoder: embedding to cluster: auto, identity, pixels[:DIM], model[:EPOCHS], clip:PATH
         embeddings: a .npy of one row per sample to use instead of the encoder
-        n_clusters: k-means clusters (None: round(sqrt(N)))
+        n_clusters: k-means clusters (None: round(sqrt(N)) up to 1e6 rows, then N / 1000)
         n_iter: k-means iterations
         kmeans_sample: rows the centroids are trained on (None: min(N, 64 x n_clusters))
         order: priority by distance to the own centroid: farthest first, or closest
