@@ -69,7 +69,7 @@ def timed_stages(emb: np.ndarray, engine, *, seed: int) -> tuple[dict, np.ndarra
         setattr(mod, name, inner)
         return fn
 
-    originals = [(km, "assign", wrap(km, "assign", "assign_s")),
+    originals = [(km, "assign_nearest", wrap(km, "assign_nearest", "assign_s")),
                  (sd, "spherical_kmeans", wrap(sd, "spherical_kmeans", "kmeans_total_s")),
                  (sd, "semdedup_redundancy", wrap(sd, "semdedup_redundancy", "redundancy_s"))]
     try:

@@ -74,6 +74,47 @@ def test_two_level_kmeans_recovers_planted_clusters(monkeypatch):
         assert len(pairs) == 12 and len({b for _, b in pairs}) == 12
 
 
+def test_two_level_assignment_tracks_the_second_nearest_across_probed_cells(monkeypatch):
+    """With 3 coarse cells all probed, the coarse path's nearest and next-nearest clusters are the
+    flat search's over the same centroids."""
+    x, _ = planted()
+    monkeypatch.setattr(km, "TWO_LEVEL_MIN_K", 4)
+    two = km.spherical_kmeans(x, 12, seed=0, backend="sklearn", nearest=3)
+    assert two.coarse is not None and two.next_nearest is not None and two.next_distance is not None
+    assignment, distance, next_nearest, next_distance = km.assign_nearest(x, two.centroids, nearest=3)
+    assert np.array_equal(two.assignment, assignment)
+    assert np.array_equal(two.next_nearest, next_nearest)
+    assert (two.next_nearest != two.assignment[:, None]).all()
+    assert np.allclose(two.next_distance, next_distance, atol=1e-6)
+    assert (two.next_distance >= two.distance[:, None] - 1e-6).all()
+
+
+def test_work_dir_stages_are_keyed_on_the_border_parameters(tmp_path, monkeypatch):
+    """A rerun with another nearest_clusters or border_cosine recomputes; the same settings reuse."""
+    import adaprune.methods.semdedup as sd
+    from adaprune.api import prune
+
+    x, _ = planted(seed=4)
+    emb = tmp_path / "emb.npy"
+    np.save(emb, x)
+    real_kmeans = sd.spherical_kmeans
+    runs: list[int] = []
+    monkeypatch.setattr(sd, "spherical_kmeans", lambda *a, **k: runs.append(1) or real_kmeans(*a, **k))
+
+    def run(**params):
+        return prune(f"embeddings:{emb}", "semdedup", prune=0.1, seed=0, progress=False,
+                     params={"work_dir": str(tmp_path / "work"), **params})
+
+    first = run()
+    assert run().kept.tolist() == first.kept.tolist() and len(runs) == 1
+    run(nearest_clusters=1)
+    run(nearest_clusters=1, border_cosine=0.5)
+    assert len(runs) == 3
+    clean = prune(f"embeddings:{emb}", "semdedup", prune=0.1, seed=0, progress=False,
+                  params={"nearest_clusters": 1, "border_cosine": 0.5})
+    assert run(nearest_clusters=1, border_cosine=0.5).kept.tolist() == clean.kept.tolist() and len(runs) == 4
+
+
 @pytest.mark.slow
 def test_ray_and_local_engines_write_identical_selections(tmp_path):
     """A local Ray cluster (2 CPUs) started here: the same embeddings and seed give the same file."""
@@ -106,14 +147,24 @@ def test_killed_prune_resumes_without_redoing_finished_stages(tmp_path, monkeypa
     x, _ = planted(n_centres=40, per=20, d=8, seed=2)
     emb = tmp_path / "emb.npy"
     np.save(emb, x)
-    monkeypatch.setattr(sd, "BLOCK_ROWS", 100)  # 8 blocks of 5 clusters, recorded `group` at a time
+    # Blocks of about 100 rows (members and border neighbours), recorded `group` at a time.
+    monkeypatch.setattr(sd, "BLOCK_ROWS", 100)
     monkeypatch.setattr("adaprune.engine.base.default_workers", lambda: 2)  # a 2-thread local engine
     group = 2 * get_engine("local").workers
     base = ["prune", f"embeddings:{emb}", "--method", "semdedup", "--prune", "0.2", "--quiet"]
-    assert main([*base, "--out", str(tmp_path / "clean.csv")]) == 0
     real_block = sd.block_redundancy
     calls = {"n": 0}
     lock = __import__("threading").Lock()
+
+    def counted(block):
+        with lock:
+            calls["n"] += 1
+        return real_block(block)
+
+    monkeypatch.setattr(sd, "block_redundancy", counted)
+    assert main([*base, "--out", str(tmp_path / "clean.csv")]) == 0
+    n_blocks, calls["n"] = calls["n"], 0
+    assert n_blocks > 2 * group  # so the kill lands in the second group and a third one exists
 
     def killed_in_second_group(block):
         with lock:
@@ -135,7 +186,7 @@ def test_killed_prune_resumes_without_redoing_finished_stages(tmp_path, monkeypa
     calls["n"] = -100  # no more kills
     monkeypatch.setattr(sd, "spherical_kmeans", no_kmeans)
     assert main([*base, "--out", str(tmp_path / "sel.csv"), "--work-dir", str(work)]) == 0
-    assert calls["n"] == -100 + 8 - group  # only the blocks after the recorded group
+    assert calls["n"] == -100 + n_blocks - group  # only the blocks after the recorded group
     assert (tmp_path / "sel.csv").read_text() == (tmp_path / "clean.csv").read_text()
 
 

@@ -17,7 +17,7 @@ from adaprune.evaluate.benchmark import BenchmarkResult, run_benchmark
 from adaprune.evaluate.harness import EvaluationResult, evaluate_selection
 from adaprune.groups import whole_groups
 from adaprune.methods._labels import refuse_missing_labels
-from adaprune.methods.base import Method, Scorer
+from adaprune.methods.base import Method, MethodResult, Scorer
 from adaprune.registry import build_method, get_method, method_parameters
 from adaprune.scores import BALANCE_CHOICES, ScoreSet, select_scores
 from adaprune.selection import (
@@ -25,6 +25,7 @@ from adaprune.selection import (
     Budget,
     Selection,
     check_seed,
+    check_threshold,
     count_classes,
     describe_class_counts,
     starved_classes,
@@ -113,8 +114,12 @@ def prune(
     embeddings: str | None = None,
     threads: int | None = None,
     standardize: bool = True,
+    threshold: float | None = None,
 ) -> Selection:
-    """Choose which samples of `data` to keep. Give exactly one of `keep` or `prune` (fractions).
+    """Choose which samples of `data` to keep. Give exactly one of `keep` or `prune` (fractions),
+    or, for a method that has one (semdedup), a similarity `threshold` instead: every sample whose
+    redundancy M (largest cosine to an earlier sample it is compared with) is above it is removed,
+    and the realised fraction is whatever that gives (`Selection.realised_keep`).
 
     `epochs` sets the training length of methods that train a model (their `epochs` parameter);
     `params` are the method's own keyword parameters; `balance="class"` keeps class shares,
@@ -128,7 +133,16 @@ def prune(
     `standardize`: built-in models standardise vector (N, D) inputs with the training split's mean
     and std (False: as given).
     The selection records per-class kept counts and warns when a class loses most of its share."""
-    budget = Budget.from_args(keep=keep, prune=prune)
+    if threshold is not None:
+        if keep is not None or prune is not None:
+            raise ConfigError("give either threshold or keep/prune, not both")
+        check_threshold(threshold)
+        cls = get_method(method) if isinstance(method, str) else type(method)
+        if not cls.has_threshold:
+            raise ConfigError(f"method {cls.name!r} has no similarity threshold; give keep or prune instead")
+        budget = None
+    else:
+        budget = Budget.from_args(keep=keep, prune=prune)
     seed = check_seed(seed)
     if balance is not None and balance not in BALANCE_CHOICES:
         raise ConfigError(f"balance must be one of {', '.join(BALANCE_CHOICES)}, got {balance!r}")
@@ -155,9 +169,19 @@ def prune(
     method_obj, task = _method_and_task(data, method, model=model, epochs=epochs, device=device, params=params,
                                         standardize=standardize)
     n_threads = resolve_threads(threads, model=model, device=device)
-    n_keep = budget.count(task.n)
+    n_keep = None if budget is None else budget.count(task.n)
     start = time.perf_counter()
-    if isinstance(method_obj, Scorer):
+    if budget is None:
+        assert threshold is not None
+        if balance is not None:
+            raise ConfigError("balance applies to scoring methods, not to a threshold")
+        with torch_threads(n_threads):
+            result = method_obj.run_threshold(task, threshold, seed=seed, progress=progress)
+        selection = _selection_of(result, method_obj, task.n, seed=seed,
+                                  requested_keep=len(result.kept) / task.n)
+        log.info("%s: threshold %g removed %d of %d samples (realised prune fraction %.4f)", method_obj.name,
+                 threshold, task.n - selection.n_kept, task.n, 1 - selection.realised_keep)
+    elif isinstance(method_obj, Scorer):
         with torch_threads(n_threads):
             score_set = method_obj.score_set(task, seed=seed, progress=progress)
         selection = select_scores(score_set, keep=budget.keep, balance=balance)
@@ -169,18 +193,8 @@ def prune(
             )
         with torch_threads(n_threads):
             result = method_obj.run(task, n_keep, seed=seed, progress=progress)
-        selection = Selection(
-            kept=result.kept,
-            n_total=task.n,
-            method=method_obj.name,
-            params=method_obj.params(),
-            seed=seed,
-            requested_keep=budget.keep,
-            scores=result.scores,
-            higher_is_keep=method_obj.higher_is_keep,
-            details=result.details,
-        )
-    selection = _bind_to_source(selection, task.data, n_keep)
+        selection = _selection_of(result, method_obj, task.n, seed=seed, requested_keep=budget.keep)
+    selection = _bind_to_source(selection, task.data, selection.n_kept if n_keep is None else n_keep)
     log.info("%s kept %d of %d samples in %.1f s (%d torch thread%s)", method_obj.name, selection.n_kept,
              task.n, time.perf_counter() - start, n_threads, "" if n_threads == 1 else "s")
     selection = dataclasses.replace(selection, details={
@@ -213,6 +227,8 @@ def _bind_to_source(selection: Selection, data: Any, n_keep: int) -> Selection:
             changes["kept"] = kept
             changes["details"] = {**selection.details, "whole_groups": {"n_before": selection.n_kept,
                                                                         "n_after": len(kept)}}
+            if selection.twin is not None and selection.similarity is not None:
+                changes["twin"], changes["similarity"] = _twins_within(kept, selection.twin, selection.similarity)
     ids = getattr(data, "ids", None)
     if ids is not None:
         changes["ids"] = ids
@@ -220,6 +236,33 @@ def _bind_to_source(selection: Selection, data: Any, n_keep: int) -> Selection:
         default = "path" if np.asarray(ids).dtype.kind in "US" else "id"
         changes["id_column"] = getattr(data, "id_column", default)
     return dataclasses.replace(selection, **changes) if changes else selection
+
+
+def _twins_within(kept: np.ndarray, twin: np.ndarray, similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The audit trail after whole groups moved samples: a twin that is no longer kept, and the
+    twin of a sample that is now kept, become none (-1, NaN)."""
+    mask = np.zeros(len(twin), dtype=bool)
+    mask[kept] = True
+    valid = (twin >= 0) & ~mask
+    valid[valid] = mask[twin[valid]]
+    return np.where(valid, twin, -1), np.where(valid, similarity, np.nan)
+
+
+def _selection_of(result: MethodResult, method: Method, n_total: int, *, seed: int,
+                  requested_keep: float) -> Selection:
+    return Selection(
+        kept=result.kept,
+        n_total=n_total,
+        method=method.name,
+        params=method.params(),
+        seed=seed,
+        requested_keep=requested_keep,
+        scores=result.scores,
+        higher_is_keep=method.higher_is_keep,
+        details=result.details,
+        twin=result.twin,
+        similarity=result.similarity,
+    )
 
 
 def score(

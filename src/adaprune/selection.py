@@ -71,6 +71,13 @@ def check_seed(seed: object) -> int:
     return int(seed)
 
 
+def check_threshold(threshold: float) -> float:
+    """A similarity threshold (a cosine): samples more similar than it to one kept are removed."""
+    if not (_is_fraction(threshold) and -1.0 <= threshold < 1.0):
+        raise ConfigError(f"threshold must be a cosine in [-1, 1), got {threshold}")
+    return float(threshold)
+
+
 # ---------------------------------------------------------------- scores -> kept set
 def rank_for_keep(scores: np.ndarray, *, higher_is_keep: bool) -> np.ndarray:
     """Sample indices ordered from most to least worth keeping.
@@ -211,7 +218,10 @@ class Selection:
     `ids` (optional) names every sample: file paths for file sources (written as a `path` column),
     other ids (COCO image ids, ...) as an `id` column; `id_column` says which. `id_root` is the
     folder the paths are laid out under (a folder source's root, a manifest's folder), so `export`
-    can keep the relative layout. `skipped` lists input files left out as unreadable."""
+    can keep the relative layout. `skipped` lists input files left out as unreadable.
+
+    Dedup methods add the audit trail: `twin[i]`, the kept sample a removed sample i is nearest to
+    (-1 where none: every kept sample), and `similarity[i]`, their cosine (NaN where none)."""
 
     kept: np.ndarray
     n_total: int
@@ -228,6 +238,8 @@ class Selection:
     id_root: str | None = None
     skipped: tuple[str, ...] = ()
     class_counts: tuple[ClassCount, ...] | None = None
+    twin: np.ndarray | None = None
+    similarity: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         kept = np.asarray(self.kept, dtype=np.int64)
@@ -251,10 +263,34 @@ class Selection:
                 ids = ids.astype(str)
             object.__setattr__(self, "ids", ids)
         object.__setattr__(self, "skipped", tuple(str(p) for p in self.skipped))
+        self._check_twins()
         if not self.library_version:
             from adaprune import __version__
 
             object.__setattr__(self, "library_version", __version__)
+
+    def _check_twins(self) -> None:
+        if (self.twin is None) != (self.similarity is None):
+            raise DataError("twin and similarity come together: give both or neither")
+        if self.twin is None or self.similarity is None:
+            return
+        twin = np.asarray(self.twin)
+        similarity = np.asarray(self.similarity, dtype=np.float64)
+        if twin.shape != (self.n_total,) or similarity.shape != (self.n_total,):
+            raise DataError(f"twin and similarity must have one value per sample ({self.n_total}), "
+                            f"got {twin.shape} and {similarity.shape}")
+        if len(twin) and not np.array_equal(twin, np.round(twin)):
+            raise DataError("twin must hold whole sample indices (-1 for none)")
+        twin = twin.astype(np.int64)
+        if len(twin) and (twin.min() < -1 or twin.max() >= self.n_total):
+            raise DataError(f"twin must hold sample indices in [0, {self.n_total}) or -1 for none")
+        mask = self.mask
+        if (twin[mask] >= 0).any() or not mask[twin[twin >= 0]].all():
+            raise DataError("twin must name a kept sample for removed samples only (-1 for kept samples)")
+        if (np.isnan(similarity) != (twin < 0)).any():
+            raise DataError("similarity must be given exactly where twin names a sample")
+        object.__setattr__(self, "twin", twin)
+        object.__setattr__(self, "similarity", similarity)
 
     @property
     def n_kept(self) -> int:
@@ -311,16 +347,22 @@ class Selection:
         check_output_path(path, inputs=inputs, what="selection")
 
     def save(self, path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = ()) -> None:
-        """One row per sample (index, kept, score, and `path` or `id` when the source names its
-        samples) by extension: .csv (+ .csv.meta.json sidecar), .parquet or .json; metadata
-        alongside; written atomically."""
-        columns = {
+        """One row per sample (index, kept, score; `path` or `id` when the source names its samples;
+        twin, similarity for dedup methods, empty where none) by extension: .csv (+ .csv.meta.json
+        sidecar), .parquet or .json; metadata alongside; written atomically."""
+        columns: dict[str, np.ndarray | None] = {
             "index": np.arange(self.n_total, dtype=np.int64),
             "kept": self.mask.astype(np.int64),
             "score": self.scores,
         }
         if self.ids is not None:
             columns[self.id_column] = self.ids
+        if self.twin is not None:
+            # An object column of ints and None: written as empty cells, JSON null, Parquet null.
+            twin = self.twin.astype(object)
+            twin[self.twin < 0] = None
+            columns["twin"] = twin
+            columns["similarity"] = self.similarity
         write_table(path, columns, self.metadata(), inputs=inputs, what="selection")
 
     @staticmethod
@@ -337,6 +379,16 @@ class Selection:
         id_meta = meta.get("ids") or {}
         id_column = next((c for c in ID_COLUMNS if c in columns), id_meta.get("column", "id"))
         ids = columns.get(id_column)
+        twin = similarity = None
+        if "twin" in columns:
+            # Empty cells come back as NaN (or an all-empty column as None): twin -1, similarity NaN.
+            raw_twin, raw_sim = columns["twin"], columns.get("similarity")
+            twin = np.full(len(index), -1, dtype=np.int64)
+            if raw_twin is not None:
+                raw_twin = raw_twin.astype(np.float64)
+                present = ~np.isnan(raw_twin)
+                twin[present] = raw_twin[present].astype(np.int64)
+            similarity = np.full(len(index), np.nan) if raw_sim is None else raw_sim.astype(np.float64)
         return Selection(
             kept=np.flatnonzero(kept),
             n_total=len(index),
@@ -356,4 +408,6 @@ class Selection:
                 ClassCount(label=c["label"], total=int(c["total"]), kept=int(c["kept"]))
                 for c in meta["class_counts"]
             ),
+            twin=twin,
+            similarity=similarity,
         )

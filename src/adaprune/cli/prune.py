@@ -1,4 +1,4 @@
-"""adaprune prune DATA --method NAME (--prune F | --keep F) --out FILE"""
+"""adaprune prune DATA --method NAME (--prune F | --keep F | --threshold COS) --out FILE"""
 
 from __future__ import annotations
 
@@ -42,6 +42,9 @@ def engine_params(method: str, engine: str, ray_address: str | None, work_dir: s
 @click.argument("data")
 @click.option("--method", required=True, help="A registered method (see `adaprune methods`).")
 @budget_options
+@click.option("--threshold", type=float, default=None, metavar="COS",
+              help="Instead of --prune/--keep (semdedup): remove every sample whose cosine to an earlier sample "
+                   "it is compared with is above COS; the realised fraction is reported.")
 @click.option("--out", required=True,
               help="Selection file: .csv, .parquet or .json; for a coco: source a .json is the pruned COCO file, "
                    "for a yolo: source a folder (DIR/) gets train.txt and a DATA.yaml.")
@@ -60,17 +63,25 @@ def engine_params(method: str, engine: str, ray_address: str | None, work_dir: s
 @click.option("--work-dir", default=None, metavar="DIR",
               help="semdedup: keep each finished stage (clustering, per-cluster M) here, so a killed run resumes.")
 @quiet_option
-def command(data, method, prune_fraction, keep_fraction, out, seed, model, epochs, device, threads,
+def command(data, method, prune_fraction, keep_fraction, threshold, out, seed, model, epochs, device, threads,
             no_standardize, params, balance, encoder, embeddings, group_by, on_bad_file, engine, ray_address,
             work_dir, quiet) -> None:
     """Choose which samples of DATA to keep and write the selection to --out."""
     from adaprune.data import load_data
-    from adaprune.selection import Budget, Selection
+    from adaprune.registry import get_method
+    from adaprune.selection import Budget, Selection, check_threshold
 
     setup_logging(quiet)
-    if prune_fraction is None and keep_fraction is None:
-        raise ConfigError("give --prune F or --keep F")
-    Budget.from_args(keep=keep_fraction, prune=prune_fraction)  # validate before any work
+    if threshold is not None:
+        if prune_fraction is not None or keep_fraction is not None:
+            raise ConfigError("give either --threshold or --prune/--keep, not both")
+        check_threshold(threshold)
+        if not get_method(method).has_threshold:
+            raise ConfigError(f"method {method!r} has no similarity threshold; give --prune F or --keep F")
+    elif prune_fraction is None and keep_fraction is None:
+        raise ConfigError("give --prune F or --keep F (or, for semdedup, --threshold COS)")
+    else:
+        Budget.from_args(keep=keep_fraction, prune=prune_fraction)  # validate before any work
     method_params = parse_params(method, params)
     method_params.update(engine_params(method, engine, ray_address, work_dir))
     dataset = load_data(data, group_by=group_by, on_bad_file=on_bad_file)
@@ -85,7 +96,7 @@ def command(data, method, prune_fraction, keep_fraction, out, seed, model, epoch
     selection = prune(
         dataset, method, keep=keep_fraction, prune=prune_fraction, seed=seed, model=model,
         epochs=epochs, device=device, params=method_params, balance=balance, progress=not quiet,
-        encoder=encoder, embeddings=embeddings, threads=threads, standardize=not no_standardize,
+        encoder=encoder, embeddings=embeddings, threads=threads, standardize=not no_standardize, threshold=threshold,
     )
     if own_format:
         dataset.write(selection.kept, out)

@@ -55,7 +55,9 @@ class Clustering:
     """A partition of N rows into K clusters in cosine geometry.
 
     `centroids` are unit vectors (K, D); `assignment[i]` is row i's cluster; `distance[i]` is its
-    cosine distance 1 - cos(x_i, centroid) to that cluster's centroid."""
+    cosine distance 1 - cos(x_i, centroid) to that cluster's centroid. `next_nearest[i]` (when asked
+    for with `nearest` > 1) holds row i's next-nearest clusters, nearest first: (N, nearest - 1), -1
+    where there are fewer clusters; `next_distance[i]` the cosine distances to them."""
 
     centroids: np.ndarray
     assignment: np.ndarray
@@ -65,6 +67,8 @@ class Clustering:
     n_iter: int
     sample_size: int
     coarse: CoarseLevel | None = None
+    next_nearest: np.ndarray | None = None
+    next_distance: np.ndarray | None = None
 
     @property
     def n_clusters(self) -> int:
@@ -78,6 +82,45 @@ class Clustering:
         order = np.argsort(self.assignment, kind="stable")
         bounds = np.cumsum(self.sizes())[:-1]
         return np.split(order, bounds)
+
+    def border_distance(self) -> np.ndarray:
+        """(N, nearest - 1): each row's Euclidean distance (unit rows) to the hyperplane that bisects
+        its own centroid and each next-nearest one. A pair of rows split between those two clusters
+        is at least this far apart, so a pair at cosine s straddles the border only when both of its
+        rows lie within sqrt(2 - 2 s) of it."""
+        assert self.next_nearest is not None and self.next_distance is not None
+        valid = self.next_nearest >= 0
+        gap = self.next_distance - self.distance[:, None]  # cos(own) - cos(next) >= 0
+        # Unit centroids: |c_a - c_b| = sqrt(2 - 2 c_a . c_b), the products taken per row in chunks
+        # (a K x K Gram matrix would not fit at K = N / 1000 for large N).
+        own, other = self.assignment, np.maximum(self.next_nearest, 0)
+        dots = np.empty(other.shape, dtype=np.float32)
+        chunk = max(1, _ASSIGN_BYTES // (4 * max(1, self.centroids.shape[1])))
+        for start in range(0, len(own), chunk):
+            stop = start + chunk
+            c_own = self.centroids[own[start:stop]]
+            for r in range(other.shape[1]):
+                dots[start:stop, r] = np.einsum("ij,ij->i", c_own, self.centroids[other[start:stop, r]])
+        apart = np.sqrt(np.maximum(2.0 - 2.0 * dots, 0.0))
+        out = np.where(apart > 0, gap / np.maximum(apart, 1e-12), 0.0).astype(np.float32)
+        return np.where(valid, out, np.inf).astype(np.float32)
+
+    def neighbour_members(self, max_border: float = math.inf) -> list[np.ndarray]:
+        """Row indices (sorted) of every cluster's neighbours: the rows that have it among their
+        next-nearest clusters (never its own members) and lie within `max_border` of the border
+        between it and their own cluster (`border_distance`). Empty lists without `next_nearest`."""
+        k = self.n_clusters
+        if self.next_nearest is None or self.next_nearest.size == 0:
+            return [np.empty(0, dtype=np.int64) for _ in range(k)]
+        rows = np.repeat(np.arange(len(self.next_nearest), dtype=np.int64), self.next_nearest.shape[1])
+        clusters = self.next_nearest.reshape(-1)
+        valid = clusters >= 0
+        if math.isfinite(max_border):
+            valid &= self.border_distance().reshape(-1) <= max_border
+        rows, clusters = rows[valid], clusters[valid]
+        order = np.argsort(clusters, kind="stable")  # stable: rows stay sorted inside a cluster
+        bounds = np.cumsum(np.bincount(clusters, minlength=k))[:-1]
+        return np.split(rows[order], bounds)
 
 
 def _faiss():
@@ -139,6 +182,7 @@ def spherical_kmeans(
     n_iter: int = 20,
     sample_size: int | None = None,
     backend: str = "auto",
+    nearest: int = 1,
     progress: bool = False,
     engine: Engine | None = None,
 ) -> Clustering:
@@ -146,9 +190,10 @@ def spherical_kmeans(
 
     `n_clusters` defaults to `default_n_clusters(N)`. Centroids are trained on `sample_size` rows
     drawn with `seed` (default: min(N, 64 K), all rows when N is small; 32 K with a coarse level),
-    then all N rows are assigned in chunks, mapped by `engine` (local by default). From
-    TWO_LEVEL_MIN_K clusters on, training and assignment go through a coarse level (see
-    `CoarseLevel`). `x` may be a read-only memory map; it is never modified or copied whole."""
+    then all N rows are assigned in chunks, mapped by `engine` (local by default); `nearest` > 1
+    also records each row's next-nearest clusters (same pass). From TWO_LEVEL_MIN_K clusters on,
+    training and assignment go through a coarse level (see `CoarseLevel`). `x` may be a read-only
+    memory map; it is never modified or copied whole."""
     if not hasattr(x, "shape") or len(x.shape) != 2:
         raise DataError(f"embeddings must be a 2-D array (N, D), got shape {getattr(x, 'shape', None)}")
     n, d = x.shape
@@ -159,6 +204,8 @@ def spherical_kmeans(
         raise ConfigError(f"n_clusters must be in [1, {n}] (the number of rows), got {n_clusters}")
     if n_iter < 1:
         raise ConfigError(f"n_iter must be at least 1, got {n_iter}")
+    if nearest < 1:
+        raise ConfigError(f"nearest must be at least 1, got {nearest}")
     if sample_size is not None and sample_size < k:
         raise ConfigError(f"sample_size must be at least n_clusters ({k}), got {sample_size}")
     backend = _resolve_backend(backend)
@@ -176,10 +223,12 @@ def spherical_kmeans(
     else:
         centroids = _train(xs, _init_centroids(xs, k, rng), n_iter=n_iter, seed=seed, backend=backend)
     del xs
-    assignment, distance = assign(x, centroids, backend=backend, progress=progress, engine=engine, coarse=coarse)
+    assignment, distance, next_nearest, next_distance = assign_nearest(
+        x, centroids, nearest=nearest, backend=backend, progress=progress, engine=engine, coarse=coarse)
     return Clustering(
         centroids=centroids, assignment=assignment, distance=distance, backend=backend,
-        seed=seed, n_iter=n_iter, sample_size=s, coarse=coarse,
+        seed=seed, n_iter=n_iter, sample_size=s, coarse=coarse, next_nearest=next_nearest,
+        next_distance=next_distance,
     )
 
 
@@ -270,33 +319,62 @@ class AssignChunk:
     stop: int
     centroids_t: Shared  # (D, K) unit centroids, transposed
     coarse: CoarseLevel | None
+    nearest: int = 1  # how many clusters per row: the nearest, then nearest - 1 next-nearest
 
 
-def assign_chunk(item: AssignChunk) -> tuple[np.ndarray, np.ndarray]:
-    """(nearest centroid, its cosine similarity) for the chunk's rows; ties go to the lower index."""
+def _top(sims: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's m largest columns, largest first, ties to the lower column, and their values:
+    repeated argmax with the winner knocked out (cheaper than a sort for a small m). `sims` is
+    overwritten where m > 1."""
+    rows = np.arange(len(sims))
+    cols = np.empty((len(sims), m), dtype=np.int64)
+    vals = np.empty((len(sims), m), dtype=np.float32)
+    for r in range(m):
+        if r:
+            sims[rows, cols[:, r - 1]] = -np.inf
+        cols[:, r] = np.argmax(sims, axis=1)
+        vals[:, r] = sims[rows, cols[:, r]]
+    return cols, vals
+
+
+def assign_chunk(item: AssignChunk) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(nearest centroid, its cosine similarity, the next `nearest - 1` centroids (rows, nearest - 1;
+    -1 where there are fewer), their similarities (-inf there)) for the chunk's rows; the last two
+    are None when `nearest` is 1. Ties go to the lower index."""
     block = normalize_rows(item.x.get()[item.start : item.stop])
     cent_t = item.centroids_t.get()
+    width = item.nearest
+    none = np.iinfo(np.int64).max
     if item.coarse is None:
-        sims = block @ cent_t
-        best = np.argmax(sims, axis=1)
-        return best.astype(np.int64), sims[np.arange(len(block)), best]
-    coarse = item.coarse
-    coarse_sims = block @ coarse.centroids.T
-    probes = min(coarse.probes, len(coarse.centroids))
-    top = np.argpartition(-coarse_sims, probes - 1, axis=1)[:, :probes]
-    best = np.full(len(block), np.iinfo(np.int64).max, dtype=np.int64)
-    best_sim = np.full(len(block), -np.inf, dtype=np.float32)
-    for j, fine_ids in enumerate(coarse.cells()):
-        rows = np.flatnonzero((top == j).any(axis=1))
-        if len(rows) == 0 or len(fine_ids) == 0:
-            continue
-        sims = block[rows] @ cent_t[:, fine_ids]
-        local = np.argmax(sims, axis=1)
-        cand, cand_sim = fine_ids[local], sims[np.arange(len(rows)), local]
-        better = (cand_sim > best_sim[rows]) | ((cand_sim == best_sim[rows]) & (cand < best[rows]))
-        best[rows[better]] = cand[better]
-        best_sim[rows[better]] = cand_sim[better]
-    return best, best_sim
+        cand, cand_sim = _top(block @ cent_t, min(width, cent_t.shape[1]))
+    else:
+        # Keep each row's `nearest` best candidates across its probed coarse cells, merged cell by
+        # cell (similarity descending, ties to the lower index).
+        coarse = item.coarse
+        coarse_sims = block @ coarse.centroids.T
+        probes = min(coarse.probes, len(coarse.centroids))
+        top = np.argpartition(-coarse_sims, probes - 1, axis=1)[:, :probes]
+        cand = np.full((len(block), width), none, dtype=np.int64)
+        cand_sim = np.full((len(block), width), -np.inf, dtype=np.float32)
+        for j, fine_ids in enumerate(coarse.cells()):
+            rows = np.flatnonzero((top == j).any(axis=1))
+            if len(rows) == 0 or len(fine_ids) == 0:
+                continue
+            local, local_sim = _top(block[rows] @ cent_t[:, fine_ids], min(width, len(fine_ids)))
+            ids = np.concatenate([cand[rows], fine_ids[local]], axis=1)
+            sims = np.concatenate([cand_sim[rows], local_sim], axis=1)
+            order = np.lexsort((ids, -sims), axis=1)[:, :width]
+            cand[rows] = np.take_along_axis(ids, order, axis=1)
+            cand_sim[rows] = np.take_along_axis(sims, order, axis=1)
+    best, best_sim = cand[:, 0].copy(), cand_sim[:, 0].copy()
+    if width == 1:
+        return best, best_sim, None, None
+    next_best = np.full((len(block), width - 1), -1, dtype=np.int64)
+    next_sim = np.full((len(block), width - 1), -np.inf, dtype=np.float32)
+    found = cand.shape[1] - 1
+    next_best[:, :found], next_sim[:, :found] = cand[:, 1:], cand_sim[:, 1:]
+    next_best[next_best == none] = -1
+    return best, best_sim, next_best, next_sim
 
 
 def assign(
@@ -317,18 +395,50 @@ def assign(
     With a `coarse` level the search is restricted to the fine centroids of each row's nearest
     coarse cells (an approximate nearest centroid, exact whenever it lies in those cells)."""
     _resolve_backend(backend)
+    assignment, distance, _, _ = assign_nearest(x, centroids, nearest=1, backend=backend, progress=progress,
+                                                engine=engine, coarse=coarse)
+    return assignment, distance
+
+
+def assign_nearest(
+    x: np.ndarray,
+    centroids: np.ndarray,
+    *,
+    nearest: int = 1,
+    backend: str = "auto",
+    progress: bool = False,
+    engine: Engine | None = None,
+    coarse: CoarseLevel | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """`assign`, plus (when `nearest` > 1) every row's next `nearest - 1` clusters by similarity,
+    nearest first (N, nearest - 1), -1 beyond the number of clusters, and the cosine distances to
+    them (inf there); both None when `nearest` is 1. Ties go to the lower cluster index. With a
+    `coarse` level the next-nearest clusters, like the nearest, are searched among the fine
+    centroids of the row's probed coarse cells."""
+    _resolve_backend(backend)
+    if nearest < 1:
+        raise ConfigError(f"nearest must be at least 1, got {nearest}")
     engine = engine or LocalEngine()
     n = len(x)
     k = len(centroids) if coarse is None else len(coarse.centroids) * (1 + COARSE_PROBES)
     centroids_t = np.ascontiguousarray(np.asarray(centroids, dtype=np.float32).T)
     chunk = max(1024, _ASSIGN_BYTES // (4 * max(k, 1)))
     shared_x, shared_c = engine.share(x), engine.share(centroids_t)
-    items = [AssignChunk(shared_x, start, min(n, start + chunk), shared_c, coarse) for start in range(0, n, chunk)]
+    items = [AssignChunk(shared_x, start, min(n, start + chunk), shared_c, coarse, nearest)
+             for start in range(0, n, chunk)]
     assignment = np.empty(n, dtype=np.int64)
     similarity = np.empty(n, dtype=np.float32)
-    for item, (best, sims) in zip(items, engine.map(assign_chunk, items, desc="assign", progress=progress),
-                                  strict=True):
+    extra = nearest - 1
+    next_nearest = np.full((n, extra), -1, dtype=np.int64) if extra > 0 else None
+    next_similarity = np.full((n, extra), -np.inf, dtype=np.float32) if extra > 0 else None
+    for item, (best, sims, next_best, next_sims) in zip(
+        items, engine.map(assign_chunk, items, desc="assign", progress=progress), strict=True
+    ):
         assignment[item.start : item.stop] = best
         similarity[item.start : item.stop] = sims
+        if next_nearest is not None and next_similarity is not None:
+            next_nearest[item.start : item.stop] = next_best
+            next_similarity[item.start : item.stop] = next_sims
     distance = np.clip(1.0 - similarity, 0.0, 2.0).astype(np.float32)
-    return assignment, distance
+    next_distance = None if next_similarity is None else np.clip(1.0 - next_similarity, 0.0, np.inf)
+    return assignment, distance, next_nearest, next_distance

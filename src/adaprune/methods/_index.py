@@ -4,7 +4,7 @@ What `adaprune methods` lists, so that listing imports no method module (and no 
 tests/test_startup.py fails when this drifts from the registered classes."""
 # ruff: noqa: E501
 
-FINGERPRINT = 'e295fb85fde447c0035c4729df40c5c8625a47d8b3a64886360d63e43ec35980'
+FINGERPRINT = '066e1420158af31a35d277b8e8cd038cb0c720f681f81bff1ecb2008c3719358'
 
 METHODS = [
     {
@@ -13,7 +13,7 @@ METHODS = [
         'kind': 'selector',
         'direction': 'owns its keep decision',
         'parameters': {'encoder': "'auto'", 'embeddings': 'None', 'n_clusters': 'None', 'n_iter': '20', 'kmeans_sample': 'None', 'order': "'farthest'", 'backend': "'auto'", 'block_mb': '64', 'epochs': '5', 'rounds': '1', 'alpha_plus': '1.0', 'alpha_minus': '1.0', 'beta': '0.5', 'p_max': '0.95', 'min_scale': '0.05'},
-        'parameter_help': {'encoder': 'embedding to cluster: auto, identity, pixels[:DIM], model[:EPOCHS], clip:PATH', 'embeddings': 'a .npy of one row per sample to use instead of the encoder', 'n_clusters': 'k-means clusters (None: round(sqrt(N)))', 'n_iter': 'k-means iterations', 'kmeans_sample': 'rows the centroids are trained on (None: min(N, 64 x n_clusters))', 'order': 'order inside a cluster: farthest (from the centroid) first, or closest', 'backend': 'k-means backend: auto, faiss or sklearn', 'block_mb': 'memory limit of one block of similarities, in MB', 'epochs': 'training epochs of the proxy model on the kept samples', 'rounds': 'how many times the proxy feedback adapts the cluster rates', 'alpha_plus': 'a_c for clusters where pruning hurt (s_c > 0)', 'alpha_minus': 'a_c for clusters where pruning did not hurt (s_c <= 0)', 'beta': "strength of the adaptation p'_c = p_c (1 - beta a_c s_c)", 'p_max': 'highest fraction of any cluster that may be pruned', 'min_scale': 'floor (nats) of the robust scale dividing d_c into s_c'},
+        'parameter_help': {'encoder': 'embedding to cluster: auto, identity, pixels[:DIM], model[:EPOCHS], clip:PATH', 'embeddings': 'a .npy of one row per sample to use instead of the encoder', 'n_clusters': 'k-means clusters (None: round(sqrt(N)) up to 1e6 rows, then N / 1000)', 'n_iter': 'k-means iterations', 'kmeans_sample': 'rows the centroids are trained on (None: min(N, 64 x n_clusters))', 'order': 'priority by distance to the own centroid: farthest first, or closest', 'backend': 'k-means backend: auto, faiss or sklearn', 'block_mb': 'memory limit of one block of similarities, in MB', 'epochs': 'training epochs of the proxy model on the kept samples', 'rounds': 'how many times the proxy feedback adapts the cluster rates', 'alpha_plus': 'a_c for clusters where pruning hurt (s_c > 0)', 'alpha_minus': 'a_c for clusters where pruning did not hurt (s_c <= 0)', 'beta': "strength of the adaptation p'_c = p_c (1 - beta a_c s_c)", 'p_max': 'highest fraction of any cluster that may be pruned', 'min_scale': 'floor (nats) of the robust scale dividing d_c into s_c'},
     },
     {
         'name': 'adapruner',
@@ -124,8 +124,8 @@ METHODS = [
         'summary': 'SemDeDup (Abbas et al. 2023): remove near-duplicates inside k-means clusters of embeddings.',
         'kind': 'selector',
         'direction': 'owns its keep decision',
-        'parameters': {'encoder': "'auto'", 'embeddings': 'None', 'n_clusters': 'None', 'n_iter': '20', 'kmeans_sample': 'None', 'order': "'farthest'", 'backend': "'auto'", 'block_mb': '64', 'engine': "'local'", 'ray_address': 'None', 'work_dir': 'None'},
-        'parameter_help': {'encoder': 'embedding to cluster: auto, identity, pixels[:DIM], model[:EPOCHS], clip:PATH', 'embeddings': 'a .npy of one row per sample to use instead of the encoder', 'n_clusters': 'k-means clusters (None: round(sqrt(N)))', 'n_iter': 'k-means iterations', 'kmeans_sample': 'rows the centroids are trained on (None: min(N, 64 x n_clusters))', 'order': 'order inside a cluster: farthest (from the centroid) first, or closest', 'backend': 'k-means backend: auto, faiss or sklearn', 'block_mb': 'memory limit of one block of similarities, in MB', 'engine': 'local (this process) or ray: what maps the per-chunk and per-cluster stages', 'ray_address': 'address of a running Ray cluster for engine=ray (None: start a local one)', 'work_dir': 'folder for completion records of each stage, so a killed run resumes'},
+        'parameters': {'encoder': "'auto'", 'embeddings': 'None', 'n_clusters': 'None', 'n_iter': '20', 'kmeans_sample': 'None', 'order': "'farthest'", 'backend': "'auto'", 'block_mb': '64', 'nearest_clusters': '2', 'border_cosine': '0.9', 'engine': "'local'", 'ray_address': 'None', 'work_dir': 'None'},
+        'parameter_help': {'encoder': 'embedding to cluster: auto, identity, pixels[:DIM], model[:EPOCHS], clip:PATH', 'embeddings': 'a .npy of one row per sample to use instead of the encoder', 'n_clusters': 'k-means clusters (None: round(sqrt(N)) up to 1e6 rows, then N / 1000)', 'n_iter': 'k-means iterations', 'kmeans_sample': 'rows the centroids are trained on (None: min(N, 64 x n_clusters))', 'order': 'priority by distance to the own centroid: farthest first, or closest', 'backend': 'k-means backend: auto, faiss or sklearn', 'block_mb': 'memory limit of one block of similarities, in MB', 'nearest_clusters': '2 also compares a sample with its second-nearest cluster near the border; 1: own only', 'border_cosine': 'pairs at this cosine or above that the clustering splits are still compared', 'engine': 'where the growing stages run: local (threads) or ray', 'ray_address': 'the Ray cluster to join (engine ray; None: start or find a local one)', 'work_dir': 'keep each finished stage here so a killed run resumes'},
     },
     {
         'name': 'uncertainty',

@@ -178,6 +178,7 @@ class AdaDeDup(SemDeDup):
 
     higher_is_keep = False
     trains_model = True
+    has_threshold = False  # the feedback moves a budget between clusters: it needs one
 
     def __init__(
         self,
@@ -267,6 +268,7 @@ class AdaDeDup(SemDeDup):
                      int(defined.sum()), int((np.abs(p_new - p) > 1e-12).sum()))
             p = p_new
         kept = units.samples(~removed)
+        twin, similarity = red.twins(~removed, block_bytes=self.block_mb * 2**20, progress=progress)
         details = {
             "reading": "our reading of AdaDeDup (formula not public); see adaprune.methods.adadedup",
             "clusters": {
@@ -277,7 +279,8 @@ class AdaDeDup(SemDeDup):
             "backend": red.clustering.backend,
             "units": "groups" if units.grouped else "samples",
         }
-        return MethodResult(kept=kept, scores=units.expand(red.m).astype(np.float64), details=details)
+        return MethodResult(kept=kept, scores=units.expand(red.m).astype(np.float64), details=details,
+                            twin=twin, similarity=similarity)
 
     @staticmethod
     def _rates(removed: np.ndarray, units: Units, cluster: np.ndarray, size_c: np.ndarray) -> np.ndarray:

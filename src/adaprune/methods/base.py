@@ -17,11 +17,15 @@ from adaprune.tasks import Task
 
 @dataclass(frozen=True)
 class MethodResult:
-    """What a method hands back: kept indices, optional per-sample scores, diagnostics."""
+    """What a method hands back: kept indices, optional per-sample scores, diagnostics, and for
+    dedup methods the audit trail: `twin` (the kept sample a removed one is nearest to, -1 for none)
+    and `similarity` (their cosine, NaN for none)."""
 
     kept: np.ndarray
     scores: np.ndarray | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    twin: np.ndarray | None = None
+    similarity: np.ndarray | None = None
 
 
 def check_epochs_runs(epochs: int, runs: int, *, min_epochs: int = 1) -> None:
@@ -43,6 +47,8 @@ class Method(ABC):
     # The task kinds the method makes sense for (see adaprune.tasks); others are refused in one line.
     # Methods that need only a per-sample loss or an embedding take both.
     supported_tasks: ClassVar[tuple[str, ...]] = ("classification",)
+    # Whether the method can remove by a similarity threshold instead of a budget (`run_threshold`).
+    has_threshold: ClassVar[bool] = False
 
     @classmethod
     def check_task(cls, task: Task) -> None:
@@ -65,6 +71,11 @@ class Method(ABC):
 
     @abstractmethod
     def run(self, task: Task, n_keep: int, *, seed: int, progress: bool) -> MethodResult: ...
+
+    def run_threshold(self, task: Task, threshold: float, *, seed: int,
+                      progress: bool) -> MethodResult:
+        """Remove every sample more similar than `threshold` to one it keeps (methods with `has_threshold`)."""
+        raise ConfigError(f"method {self.name!r} has no similarity threshold; give keep or prune instead")
 
 
 class Scorer(Method):

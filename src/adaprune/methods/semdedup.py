@@ -1,31 +1,50 @@
 """SemDeDup (Abbas et al. 2023, "SemDeDup: Data-efficient learning at web-scale through semantic
 deduplication", arXiv 2303.09540).
 
-Embed, cluster with spherical k-means, then inside each cluster order the samples by cosine
-distance to the centroid (farthest first by default: SemDeDup's "keep hard") and give sample j
+Embed, cluster with spherical k-means, order all samples by cosine distance to their own centroid
+(farthest first by default: SemDeDup's "keep hard"; one global order, ties by index, so inside a
+cluster it is the paper's order) and give sample j
 
-    M_j = max_{i earlier than j in its cluster} cos(x_i, x_j)      (-1 for a cluster's first sample)
+    M_j = max_{i earlier than j, i compared with j} cos(x_i, x_j)      (-1 when there is none)
+
+"Compared with": i and j share a cluster (the paper's rule, `nearest_clusters=1`) or, by default,
+one of them is a member of the other's second-nearest cluster and the other lies within
+sqrt(2 - 2 `border_cosine`) of the hyperplane bisecting those two centroids. Two unit rows at
+cosine s are sqrt(2 - 2 s) apart, and a pair split by k-means has each row within that distance
+of the border, so every pair at cosine >= `border_cosine` (0.9) that the clustering splits between
+a row's two nearest clusters is still compared; the paper's rule never compares it.
 
 A sample is removed when M_j > 1 - eps. The threshold that meets the budget lies between two
 consecutive values of the sorted M_j, so it is read off the sorted order: that is the exact limit
 of a bisection on eps, and ties (which no eps can split) are broken by sample index, so the kept
-count is exactly the budget. The M_j are the method's scores (lower = keep) and are cached per
+count is exactly the budget. Threshold mode (`run_threshold`) removes every sample with M_j above a
+given cosine instead. The M_j are the method's scores (lower = keep) and are cached per
 (data, seed), so another budget on the same data needs no recomputation; `redundancy()` returns
 them for reuse from Python.
 
 Similarities are computed in row blocks of at most `block_mb` megabytes against the earlier
 samples of the cluster, so memory stays bounded however large a cluster grows (no full square
 matrix is formed). Embeddings may be a read-only memory map: rows are read cluster by cluster.
+The work of one cluster, `cluster_kernel`, is a pure function of its rows, its neighbours' rows
+and their global ranks, so an engine (`adaprune.engine`: a local loop or thread pool, or Ray tasks)
+maps it over blocks of whole clusters (`block_redundancy`); the driver merges the blocks' M with a
+maximum. With `work_dir`, the clustering and every group of blocks are recorded as they finish
+(`adaprune.engine.stages`), so a killed run resumes.
+
+Audit trail: once the kept set is final, `attach_twins` gives every removed sample the most similar
+kept sample among those it was compared with and their cosine (AdaDeDup calls it too).
 
 Groups (`Dataset.groups`): samples that must stay together are decided as one unit, embedded as the
 normalised mean of their members' unit embeddings. Whole groups are removed, highest M first,
 skipping any group that would overshoot the budget, so the kept count is the smallest one at or
-above the budget that whole groups allow (exact when groups are single samples).
+above the budget that whole groups allow (exact when groups are single samples); with a threshold,
+every group whose M is above it is removed.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,12 +57,13 @@ from adaprune.engine.stages import StageStore, array_fingerprint
 from adaprune.errors import ConfigError, DataError
 from adaprune.methods.base import MethodResult, Selector
 from adaprune.registry import register_method
+from adaprune.selection import check_threshold
 from adaprune.tasks import Task
 
 log = logging.getLogger(__name__)
 
 NO_EARLIER = -1.0  # M of a cluster's first sample: nothing earlier to be a duplicate of
-BLOCK_ROWS = 262_144  # rows per unit of work mapped by the engine (whole clusters)
+BLOCK_ROWS = 262_144  # rows per unit of work mapped by the engine (whole clusters and their neighbours)
 ORDERS = ("farthest", "closest")
 
 
@@ -126,38 +146,122 @@ def priority_order(distance: np.ndarray, *, order: str) -> np.ndarray:
     return np.lexsort((pos, key))
 
 
+def global_rank(distance: np.ndarray, *, order: str) -> np.ndarray:
+    """Every row's place in one priority order over all rows (by distance to its own centroid,
+    ties by index). Restricted to one cluster it is that cluster's `priority_order`, so "earlier"
+    means the same inside a cluster and across a border."""
+    ranked = priority_order(distance, order=order)
+    rank = np.empty(len(distance), dtype=np.int64)
+    rank[ranked] = np.arange(len(distance), dtype=np.int64)
+    return rank
+
+
+def border_redundancy(
+    core: np.ndarray, core_rank: np.ndarray, halo: np.ndarray, halo_rank: np.ndarray, *,
+    block_bytes: int = 64 * 2**20,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Across the pairs (halo row, core row): every core row's largest cosine to an earlier halo
+    row and every halo row's largest cosine to an earlier core row (NO_EARLIER where none).
+
+    Unit rows; ranks are places in one global priority order (distinct across the two sets).
+    Both sets are put in rank order and the halo is taken in blocks against all core rows: for a
+    block, core rows ranked before all of it are earlier for every row of the block and core rows
+    ranked after all of it are later, so only the few core rows ranked inside the block's range
+    need a mask. Memory stays near `block_bytes`."""
+    m_core = np.full(len(core), NO_EARLIER, dtype=np.float32)
+    m_halo = np.full(len(halo), NO_EARLIER, dtype=np.float32)
+    if len(core) == 0 or len(halo) == 0:
+        return m_core, m_halo
+    c_order = np.argsort(core_rank, kind="stable")
+    h_order = np.argsort(halo_rank, kind="stable")
+    core_s, c_rank = core[c_order], core_rank[c_order]
+    halo_s, h_rank = halo[h_order], halo_rank[h_order]
+    mc = np.full(len(core), NO_EARLIER, dtype=np.float32)
+    mh = np.full(len(halo), NO_EARLIER, dtype=np.float32)
+    b = int(max(1, min(len(halo), 256, block_bytes // (4 * len(core)))))
+    for start in range(0, len(halo), b):
+        stop = min(len(halo), start + b)
+        ranks = h_rank[start:stop]
+        lo, hi = np.searchsorted(c_rank, [ranks[0], ranks[-1]])  # core [:lo] earlier than all, [hi:] later
+        sims = halo_s[start:stop] @ core_s.T  # (block, n_core)
+        if lo > 0:
+            np.maximum(mh[start:stop], sims[:, :lo].max(axis=1), out=mh[start:stop])
+        if hi < len(core):
+            np.maximum(mc[hi:], sims[:, hi:].max(axis=0), out=mc[hi:])
+        if hi > lo:
+            mid = sims[:, lo:hi]
+            core_first = c_rank[None, lo:hi] < ranks[:, None]
+            np.maximum(mh[start:stop], np.where(core_first, mid, -np.inf).max(axis=1), out=mh[start:stop])
+            np.maximum(mc[lo:hi], np.where(core_first, -np.inf, mid).max(axis=0), out=mc[lo:hi])
+    m_core[c_order] = mc
+    m_halo[h_order] = mh
+    return np.minimum(m_core, 1.0), np.minimum(m_halo, 1.0)
+
+
+def cluster_kernel(
+    core: np.ndarray, core_rank: np.ndarray, halo: np.ndarray, halo_rank: np.ndarray, *,
+    block_bytes: int = 64 * 2**20,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One cluster's share of M: its members (`core`) against earlier members and earlier
+    neighbours (`halo`: rows whose next-nearest cluster this is), and the neighbours against
+    earlier members. Returns (M of core rows, M of halo rows), each a max over this cluster's pairs
+    only; a row's M is the max over every cluster it takes part in.
+
+    A pure function of its arguments (unit rows in any order, their global ranks), so an engine
+    can map it over clusters."""
+    order = np.argsort(core_rank, kind="stable")
+    m_core = np.empty(len(core), dtype=np.float32)
+    m_core[order] = cluster_redundancy(core[order], block_bytes=block_bytes)
+    border_core, m_halo = border_redundancy(core, core_rank, halo, halo_rank, block_bytes=block_bytes)
+    return np.maximum(m_core, border_core), m_halo
+
+
+def _cluster_rows(emb: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Unit rows of `idx` (sorted), read from `emb` (possibly a memory map) in file order."""
+    if len(idx) == 0:
+        return np.empty((0, emb.shape[1]), dtype=np.float32)
+    return normalize_rows(emb[idx])
+
+
 @dataclass(frozen=True)
 class ClusterBlock:
-    """A block of whole clusters: the unit of work an engine maps (clusters are independent)."""
+    """A block of whole clusters: the unit of work an engine maps (clusters are independent).
+    Per cluster: its members, its neighbours (`Clustering.neighbour_members`), and their global ranks."""
 
     emb: Shared  # the rows, read inside the stage
     members: tuple[np.ndarray, ...]  # sorted row indices of each cluster
-    distances: tuple[np.ndarray, ...]  # their cosine distances to the centroid
-    order: str
+    member_ranks: tuple[np.ndarray, ...]  # their places in the global priority order
+    halo: tuple[np.ndarray, ...]  # sorted row indices of each cluster's neighbours
+    halo_ranks: tuple[np.ndarray, ...]
     block_bytes: int
-    kernel: Callable[..., np.ndarray]  # cluster_redundancy or a variant with the same signature
+    kernel: Callable[..., tuple[np.ndarray, np.ndarray]] = cluster_kernel  # or a variant, same signature
 
 
-def block_redundancy(block: ClusterBlock) -> tuple[np.ndarray, np.ndarray]:
-    """(row indices, M) for every cluster of the block with at least two rows."""
+def block_redundancy(block: ClusterBlock) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(member rows, their M, neighbour rows, their M) over the block's clusters, each M a max over
+    the pairs of the block's clusters only (a neighbour row may appear once per cluster it borders)."""
     emb = block.emb.get()
-    rows_out, m_out = [], []
-    for idx, dist in zip(block.members, block.distances, strict=True):
-        if len(idx) < 2:
+    idx_out, m_out, hidx_out, mh_out = [], [], [], []
+    for idx, rank, hidx, hrank in zip(block.members, block.member_ranks, block.halo, block.halo_ranks, strict=True):
+        if len(idx) == 0 or len(idx) + len(hidx) < 2:
             continue
-        ranked = priority_order(dist, order=block.order)
-        # Read rows in file order (idx is sorted), then put them in priority order.
-        rows = normalize_rows(emb[idx])
-        rows_out.append(idx[ranked])
-        m_out.append(block.kernel(rows[ranked], block_bytes=block.block_bytes))
-    if not rows_out:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    return np.concatenate(rows_out), np.concatenate(m_out).astype(np.float32)
+        m_core, m_halo = block.kernel(_cluster_rows(emb, idx), rank, _cluster_rows(emb, hidx), hrank,
+                                      block_bytes=block.block_bytes)
+        idx_out.append(idx)
+        m_out.append(m_core)
+        hidx_out.append(hidx)
+        mh_out.append(m_halo)
+    return (_concat(idx_out, np.int64), _concat(m_out, np.float32),
+            _concat(hidx_out, np.int64), _concat(mh_out, np.float32))
+
+
+def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype=dtype)
 
 
 def cluster_blocks(sizes: np.ndarray, *, target_rows: int) -> list[np.ndarray]:
     """Consecutive cluster ids grouped into blocks of about `target_rows` rows (a large cluster is a
-    block alone)."""
+    block alone). `sizes` counts each cluster's members and neighbours."""
     blocks, current, rows = [], [], 0
     for c, size in enumerate(sizes.tolist()):
         current.append(c)
@@ -170,43 +274,63 @@ def cluster_blocks(sizes: np.ndarray, *, target_rows: int) -> list[np.ndarray]:
     return blocks
 
 
+def _merge_block(m: np.ndarray, result: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """Fold one block's M into the per-row M: a row's M is the max over every cluster it takes part in."""
+    idx, m_core, hidx, m_halo = result
+    m[idx] = np.maximum(m[idx], m_core)  # every row is a member of one cluster only
+    np.maximum.at(m, hidx, m_halo)  # but may neighbour several
+
+
 def semdedup_redundancy(
     emb: np.ndarray,
     clustering: Clustering,
     *,
     order: str = "farthest",
     block_bytes: int = 64 * 2**20,
+    max_border: float = math.inf,
     progress: bool = False,
     engine: Engine | None = None,
-    kernel: Callable[..., np.ndarray] = cluster_redundancy,
+    kernel: Callable[..., tuple[np.ndarray, np.ndarray]] = cluster_kernel,
     store: StageStore | None = None,
 ) -> np.ndarray:
-    """M_j for every row of `emb` given its clustering. Clusters are independent: blocks of them
-    are mapped by `engine` (local loop by default, or Ray tasks), each running `kernel` per cluster.
-    With a `store`, every group of blocks leaves a completion record, and finished groups are
-    loaded instead of recomputed."""
+    """M_j for every row of `emb` given its clustering.
+
+    M_j = the largest cosine of row j to an earlier row (global priority order, `global_rank`)
+    that it is compared with: the members of its own cluster and, where `clustering.next_nearest`
+    is set, across a border: row i is also compared with the members of a next-nearest cluster
+    of i when i lies within `max_border` of the border between its own cluster and that one
+    (`Clustering.border_distance`), and the other way round. Without `next_nearest` this is
+    SemDeDup's own-cluster rule.
+
+    Clusters are independent: blocks of them (members and neighbours) are mapped by `engine`
+    (local loop by default, or Ray tasks), each running `kernel` per cluster, and the driver merges
+    the blocks' M with a maximum. With a `store`, every group of blocks leaves a completion record,
+    and finished groups are loaded instead of recomputed."""
     if order not in ORDERS:
         raise ConfigError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
     engine = engine or LocalEngine()
     m = np.full(len(emb), NO_EARLIER, dtype=np.float32)
+    rank = global_rank(clustering.distance, order=order)
     members = clustering.members()
-    sizes = clustering.sizes()
-    target = int(max(1, min(BLOCK_ROWS, len(emb) // (4 * max(1, engine.workers)) + 1)))
+    neighbours = clustering.neighbour_members(max_border)
+    sizes = np.array([len(a) + len(b) for a, b in zip(members, neighbours, strict=True)], dtype=np.int64)
+    target = int(max(1, min(BLOCK_ROWS, int(sizes.sum()) // (4 * max(1, engine.workers)) + 1)))
     shared = engine.share(emb)
     blocks = [
         ClusterBlock(
             emb=shared,
             members=tuple(members[c] for c in ids),
-            distances=tuple(clustering.distance[members[c]] for c in ids),
-            order=order,
+            member_ranks=tuple(rank[members[c]] for c in ids),
+            halo=tuple(neighbours[c] for c in ids),
+            halo_ranks=tuple(rank[neighbours[c]] for c in ids),
             block_bytes=block_bytes,
             kernel=kernel,
         )
         for ids in cluster_blocks(sizes, target_rows=target)
     ]
     if store is None:
-        for rows, values in engine.map(block_redundancy, blocks, desc="semdedup", progress=progress):
-            m[rows] = values
+        for result in engine.map(block_redundancy, blocks, desc="semdedup", progress=progress):
+            _merge_block(m, result)
         return m
     group = max(1, 2 * engine.workers)
     for g, start in enumerate(range(0, len(blocks), group)):
@@ -214,12 +338,129 @@ def semdedup_redundancy(
         done = store.load(name)
         if done is None:
             results = engine.map(block_redundancy, blocks[start : start + group], desc="semdedup", progress=progress)
-            rows = np.concatenate([r for r, _ in results]) if results else np.zeros(0, dtype=np.int64)
-            values = np.concatenate([v for _, v in results]) if results else np.zeros(0, dtype=np.float32)
-            store.save(name, {"rows": rows, "m": values})
-            done = {"rows": rows, "m": values}
-        m[done["rows"]] = done["m"]
+            done = {key: _concat([r[i] for r in results], dtype)
+                    for i, (key, dtype) in enumerate((("rows", np.int64), ("m", np.float32),
+                                                      ("halo_rows", np.int64), ("halo_m", np.float32)))}
+            store.save(name, done)
+        _merge_block(m, (done["rows"], done["m"], done["halo_rows"], done["halo_m"]))
     return m
+
+
+# ---------------------------------------------------------------- the audit trail
+def nearest_among(
+    queries: np.ndarray, candidates: np.ndarray, *, block_bytes: int = 64 * 2**20
+) -> tuple[np.ndarray, np.ndarray]:
+    """For every query row, the position of its most similar candidate row (ties: the lower
+    position) and that cosine; (-1, NaN) when there is no candidate. Unit rows, blocked."""
+    pos = np.full(len(queries), -1, dtype=np.int64)
+    sim = np.full(len(queries), np.nan, dtype=np.float64)
+    if len(queries) == 0 or len(candidates) == 0:
+        return pos, sim
+    b = int(max(1, min(len(queries), block_bytes // (4 * len(candidates)))))
+    for start in range(0, len(queries), b):
+        sims = queries[start : start + b] @ candidates.T
+        best = np.argmax(sims, axis=1)
+        pos[start : start + b] = best
+        sim[start : start + b] = sims[np.arange(len(best)), best]
+    return pos, np.minimum(sim, 1.0)
+
+
+@dataclass(frozen=True)
+class TwinBlock:
+    """A block of whole clusters for the audit trail: members and neighbours with their kept flags."""
+
+    emb: Shared
+    members: tuple[np.ndarray, ...]
+    halo: tuple[np.ndarray, ...]
+    member_kept: tuple[np.ndarray, ...]
+    halo_kept: tuple[np.ndarray, ...]
+    block_bytes: int
+
+
+def block_twins(block: TwinBlock) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(removed rows, a kept row each was compared with, their cosine): per cluster, removed members
+    against kept members and kept neighbours, removed neighbours against kept members; every
+    removed row's best candidate in each cluster (ties: the lower index), one entry per cluster."""
+    emb = block.emb.get()
+    q_out, t_out, s_out = [], [], []
+    for idx, hidx, kept, hkept in zip(block.members, block.halo, block.member_kept, block.halo_kept, strict=True):
+        gone, hgone = ~kept, ~hkept
+        core, halo = _cluster_rows(emb, idx), _cluster_rows(emb, hidx)
+        cand_ids = np.concatenate([idx[kept], hidx[hkept]])
+        cand_order = np.argsort(cand_ids, kind="stable")  # lower index first, so argmax ties go to it
+        cand_ids = cand_ids[cand_order]
+        cands = np.concatenate([core[kept], halo[hkept]])[cand_order]
+        for queries, q_ids, c_rows, c_ids in (
+            (core[gone], idx[gone], cands, cand_ids),
+            (halo[hgone], hidx[hgone], core[kept], idx[kept]),
+        ):
+            pos, sim = nearest_among(queries, c_rows, block_bytes=block.block_bytes)
+            found = pos >= 0
+            q_out.append(q_ids[found])
+            t_out.append(c_ids[pos[found]])
+            s_out.append(sim[found])
+    return _concat(q_out, np.int64), _concat(t_out, np.int64), _concat(s_out, np.float64)
+
+
+def attach_twins(
+    emb_rows: np.ndarray,
+    clustering: Clustering,
+    kept_mask: np.ndarray,
+    *,
+    block_bytes: int = 64 * 2**20,
+    max_border: float = math.inf,
+    progress: bool = False,
+    engine: Engine | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every removed row's twin: the most similar KEPT row among the rows it was compared with
+    (its own cluster's members and neighbours, and the members of the next-nearest clusters it is
+    near the border of: the same pairs as `semdedup_redundancy` with the same `max_border`), and
+    their cosine. Returns (twin int64, -1 for kept rows and for a removed row with no kept row
+    to compare; similarity float64, NaN there); ties go to the lower index.
+
+    `emb_rows` are the rows that were clustered (a memory map is fine: read cluster by cluster);
+    call it once the final kept set is known (SemDeDup and AdaDeDup both do). Blocks of clusters
+    are mapped by `engine` (a local loop by default); the driver keeps each row's best candidate."""
+    kept_mask = np.asarray(kept_mask, dtype=bool)
+    if kept_mask.shape != (len(emb_rows),):
+        raise DataError(f"kept_mask must hold one flag per row ({len(emb_rows)}), got shape {kept_mask.shape}")
+    twin = np.full(len(emb_rows), -1, dtype=np.int64)
+    similarity = np.full(len(emb_rows), np.nan, dtype=np.float64)
+    if kept_mask.all() or not kept_mask.any():
+        return twin, similarity
+    engine = engine or LocalEngine()
+    members = clustering.members()
+    neighbours = clustering.neighbour_members(max_border)
+    # Only clusters with a removed member or neighbour have work.
+    busy = [c for c, (idx, hidx) in enumerate(zip(members, neighbours, strict=True))
+            if not (kept_mask[idx].all() and kept_mask[hidx].all())]
+    sizes = np.array([len(members[c]) + len(neighbours[c]) for c in busy], dtype=np.int64)
+    target = int(max(1, min(BLOCK_ROWS, int(sizes.sum()) // (4 * max(1, engine.workers)) + 1)))
+    shared = engine.share(emb_rows)
+    blocks = [
+        TwinBlock(
+            emb=shared,
+            members=tuple(members[busy[i]] for i in ids),
+            halo=tuple(neighbours[busy[i]] for i in ids),
+            member_kept=tuple(kept_mask[members[busy[i]]] for i in ids),
+            halo_kept=tuple(kept_mask[neighbours[busy[i]]] for i in ids),
+            block_bytes=block_bytes,
+        )
+        for ids in cluster_blocks(sizes, target_rows=target)
+    ]
+    results = engine.map(block_twins, blocks, desc="twins", progress=progress)
+    q = _concat([r[0] for r in results], np.int64)
+    if len(q) == 0:
+        return twin, similarity
+    t, sim = _concat([r[1] for r in results], np.int64), _concat([r[2] for r in results], np.float64)
+    # Per removed row: the highest cosine, ties to the lower twin.
+    best = np.lexsort((t, -sim, q))
+    first = np.ones(len(best), dtype=bool)
+    first[1:] = q[best][1:] != q[best][:-1]
+    chosen = best[first]
+    twin[q[chosen]] = t[chosen]
+    similarity[q[chosen]] = sim[chosen]
+    return twin, similarity
 
 
 def removal_order(m: np.ndarray) -> np.ndarray:
@@ -262,11 +503,14 @@ def epsilon_between(m: np.ndarray, removed: np.ndarray) -> float | None:
 
 @dataclass(frozen=True)
 class Redundancy:
-    """Everything SemDeDup needs to select at any budget: per-unit M and the clustering of units."""
+    """Everything SemDeDup needs to select at any budget: per-unit M, the clustering of units and the
+    rows that were clustered (kept for the audit trail; `emb` itself, or the groups' mean rows)."""
 
     m: np.ndarray  # per unit
     units: Units
     clustering: Clustering
+    rows: np.ndarray
+    max_border: float = math.inf  # rows this near a border are compared across it (see semdedup_redundancy)
 
     def select(self, n_keep: int) -> tuple[np.ndarray, float | None]:
         """Kept sample indices (sorted) and the eps that removes the rest."""
@@ -277,6 +521,26 @@ class Redundancy:
         keep_units = np.ones(self.units.n_units, dtype=bool)
         keep_units[removed] = False
         return self.units.samples(keep_units), epsilon_between(self.m, removed)
+
+    def keep_units_below(self, threshold: float) -> np.ndarray:
+        """Units kept by the threshold rule: every unit whose M is above `threshold` is removed."""
+        return ~(self.m > np.float32(threshold))
+
+    def twins(self, keep_units: np.ndarray, *, block_bytes: int = 64 * 2**20,
+              progress: bool = False, engine: Engine | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per sample: the kept sample a removed one is nearest to, and their cosine (`attach_twins`).
+        For groups the twin is the first sample of the nearest kept group and the cosine is between
+        the groups' mean rows."""
+        twin_units, sim_units = attach_twins(self.rows, self.clustering, keep_units, block_bytes=block_bytes,
+                                             max_border=self.max_border, progress=progress, engine=engine)
+        if not self.units.grouped:
+            return twin_units, sim_units
+        assert self.units.index is not None
+        n = len(self.units.index)
+        first = np.full(self.units.n_units, n, dtype=np.int64)
+        np.minimum.at(first, self.units.index, np.arange(n, dtype=np.int64))
+        twin = np.where(twin_units >= 0, first[np.maximum(twin_units, 0)], -1)
+        return self.units.expand(twin), self.units.expand(sim_units)
 
 
 def cluster_summary(sizes: np.ndarray) -> dict[str, Any]:
@@ -294,21 +558,28 @@ def cluster_summary(sizes: np.ndarray) -> dict[str, Any]:
 class SemDeDup(Selector):
     """SemDeDup (Abbas et al. 2023): remove near-duplicates inside k-means clusters of embeddings.
 
-    Score = M_j, the largest cosine similarity to an earlier sample of its cluster (lower = keep).
+    Score = M_j, the largest cosine similarity to an earlier sample of its cluster or of its
+    next-nearest clusters (lower = keep). `nearest_clusters=1` is the paper's own-cluster rule.
 
     Parameters:
         encoder: embedding to cluster: auto, identity, pixels[:DIM], model[:EPOCHS], clip:PATH
         embeddings: a .npy of one row per sample to use instead of the encoder
-        n_clusters: k-means clusters (None: round(sqrt(N)))
+        n_clusters: k-means clusters (None: round(sqrt(N)) up to 1e6 rows, then N / 1000)
         n_iter: k-means iterations
         kmeans_sample: rows the centroids are trained on (None: min(N, 64 x n_clusters))
-        order: order inside a cluster: farthest (from the centroid) first, or closest
+        order: priority by distance to the own centroid: farthest first, or closest
         backend: k-means backend: auto, faiss or sklearn
-        block_mb: memory limit of one block of similarities, in MB"""
+        block_mb: memory limit of one block of similarities, in MB
+        nearest_clusters: 2 also compares a sample with its second-nearest cluster near the border; 1: own only
+        border_cosine: pairs at this cosine or above that the clustering splits are still compared
+        engine: where the growing stages run: local (threads) or ray
+        ray_address: the Ray cluster to join (engine ray; None: start or find a local one)
+        work_dir: keep each finished stage here so a killed run resumes"""
 
     supported_tasks = ("classification", "detection")
 
     higher_is_keep = False
+    has_threshold = True
 
     def __init__(
         self,
@@ -321,6 +592,8 @@ class SemDeDup(Selector):
         order: str = "farthest",
         backend: str = "auto",
         block_mb: int = 64,
+        nearest_clusters: int = 2,
+        border_cosine: float = 0.9,
         engine: str = "local",
         ray_address: str | None = None,
         work_dir: str | None = None,
@@ -335,6 +608,10 @@ class SemDeDup(Selector):
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if block_mb < 1:
             raise ConfigError(f"block_mb must be at least 1, got {block_mb}")
+        if not isinstance(nearest_clusters, int) or nearest_clusters < 1:
+            raise ConfigError(f"nearest_clusters must be an integer >= 1, got {nearest_clusters!r}")
+        if not (isinstance(border_cosine, (int, float)) and -1.0 <= border_cosine <= 1.0):
+            raise ConfigError(f"border_cosine must be a cosine in [-1, 1], got {border_cosine!r}")
         self.encoder = encoder
         self.embeddings = embeddings
         self.n_clusters = n_clusters
@@ -343,13 +620,16 @@ class SemDeDup(Selector):
         self.order = order
         self.backend = backend
         self.block_mb = block_mb
+        self.nearest_clusters = nearest_clusters
+        self.border_cosine = border_cosine
         self.engine = engine
         self.ray_address = ray_address
         self.work_dir = work_dir
         self._cache: tuple[object, int, Redundancy] | None = None
 
-    def redundancy(self, task: Task, *, seed: int, progress: bool) -> Redundancy:
-        """Embed, cluster and compute M (cached for the last data object and seed)."""
+    def redundancy(self, task: Task, *, seed: int, progress: bool, engine: Engine | None = None) -> Redundancy:
+        """Embed, cluster and compute M (cached for the last data object and seed), on `engine`
+        (when None, one made from the `engine` parameter for this call)."""
         if self._cache is not None and self._cache[0] is task.data and self._cache[1] == seed:
             return self._cache[2]
         from adaprune.embed import task_embeddings
@@ -358,35 +638,74 @@ class SemDeDup(Selector):
         units = Units.from_groups(task.data.groups, task.n)
         store = None
         if self.work_dir is not None:
-            key = {"embeddings": array_fingerprint(emb), "seed": seed, "params": self.params(),
+            # Every parameter that changes a stage's result is in the key (nearest_clusters and
+            # border_cosine included); where and how the stages run is not.
+            params = {k: v for k, v in self.params().items() if k not in ("engine", "ray_address", "work_dir")}
+            key = {"embeddings": array_fingerprint(emb), "seed": seed, "params": params,
                    "groups": None if units.index is None else array_fingerprint(units.index)}
-            key["params"] = {k: v for k, v in key["params"].items() if k not in ("engine", "ray_address", "work_dir")}
             store = StageStore(self.work_dir, key)
-        engine = get_engine(self.engine, address=self.ray_address)
+        own = engine is None
+        engine = self._engine() if engine is None else engine
         try:
             red = compute_redundancy(
                 emb, units, n_clusters=self.n_clusters, seed=seed,
                 n_iter=self.n_iter, kmeans_sample=self.kmeans_sample, order=self.order, backend=self.backend,
-                block_bytes=self.block_mb * 2**20, progress=progress, engine=engine, store=store,
+                block_bytes=self.block_mb * 2**20, nearest_clusters=self.nearest_clusters,
+                border_cosine=self.border_cosine, progress=progress, engine=engine, store=store,
             )
         finally:
-            engine.close()
+            if own:
+                engine.close()
         self._cache = (task.data, seed, red)
         return red
 
+    def _engine(self) -> Engine:
+        return get_engine(self.engine, address=self.ray_address)
+
     def run(self, task: Task, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
-        red = self.redundancy(task, seed=seed, progress=progress)
-        kept, eps = red.select(n_keep)
+        engine = self._engine()  # one engine (one Ray start) for M and the audit trail
+        try:
+            red = self.redundancy(task, seed=seed, progress=progress, engine=engine)
+            kept, eps = red.select(n_keep)
+            if len(kept) != n_keep:
+                log.info("semdedup: whole groups keep %d samples for a budget of %d", len(kept), n_keep)
+            return self._result(red, kept, {"epsilon": eps}, progress=progress, engine=engine)
+        finally:
+            engine.close()
+
+    def run_threshold(self, task: Task, threshold: float, *, seed: int,
+                      progress: bool) -> MethodResult:
+        """Remove every sample (or group) whose M is above `threshold` (a cosine); no budget."""
+        check_threshold(threshold)
+        engine = self._engine()
+        try:
+            red = self.redundancy(task, seed=seed, progress=progress, engine=engine)
+            keep_units = red.keep_units_below(threshold)  # never empty: the first row in priority has M = -1
+            kept = red.units.samples(keep_units)
+            log.info("semdedup: threshold %g removes %d of %d samples (%.2f%%)", threshold, task.n - len(kept),
+                     task.n, 100 * (1 - len(kept) / task.n))
+            return self._result(red, kept, {"threshold": float(threshold), "epsilon": 1.0 - float(threshold)},
+                                progress=progress, engine=engine)
+        finally:
+            engine.close()
+
+    def _result(self, red: Redundancy, kept: np.ndarray, extra: dict[str, Any], *, progress: bool,
+                engine: Engine | None = None) -> MethodResult:
+        keep_units = np.zeros(red.units.n_units, dtype=bool)
+        keep_units[red.units.expand(np.arange(red.units.n_units))[kept]] = True
+        twin, similarity = red.twins(keep_units, block_bytes=self.block_mb * 2**20, progress=progress,
+                                     engine=engine)
         details = {
-            "epsilon": eps,
+            **extra,
             "clusters": cluster_summary(red.clustering.sizes()),
             "backend": red.clustering.backend,
             "units": "groups" if red.units.grouped else "samples",
             "n_units": red.units.n_units,
+            "nearest_clusters": red.clustering.next_nearest.shape[1] + 1 if red.clustering.next_nearest is not None
+            else 1,
         }
-        if len(kept) != n_keep:
-            log.info("semdedup: whole groups keep %d samples for a budget of %d", len(kept), n_keep)
-        return MethodResult(kept=kept, scores=red.units.expand(red.m).astype(np.float64), details=details)
+        return MethodResult(kept=kept, scores=red.units.expand(red.m).astype(np.float64), details=details,
+                            twin=twin, similarity=similarity)
 
 
 def clustering_arrays(c: Clustering) -> dict[str, np.ndarray]:
@@ -394,6 +713,8 @@ def clustering_arrays(c: Clustering) -> dict[str, np.ndarray]:
            "backend": np.array(c.backend), "sample_size": np.array(c.sample_size)}
     if c.coarse is not None:
         out |= {"coarse_centroids": c.coarse.centroids, "coarse_owner": c.coarse.owner}
+    if c.next_nearest is not None and c.next_distance is not None:
+        out |= {"next_nearest": c.next_nearest, "next_distance": c.next_distance}
     return out
 
 
@@ -403,7 +724,7 @@ def clustering_from_arrays(a: dict[str, np.ndarray], *, seed: int, n_iter: int) 
     coarse = CoarseLevel(a["coarse_centroids"], a["coarse_owner"]) if "coarse_centroids" in a else None
     return Clustering(centroids=a["centroids"], assignment=a["assignment"], distance=a["distance"],
                       backend=str(a["backend"]), seed=seed, n_iter=n_iter, sample_size=int(a["sample_size"]),
-                      coarse=coarse)
+                      coarse=coarse, next_nearest=a.get("next_nearest"), next_distance=a.get("next_distance"))
 
 
 def compute_redundancy(
@@ -417,12 +738,17 @@ def compute_redundancy(
     order: str = "farthest",
     backend: str = "auto",
     block_bytes: int = 64 * 2**20,
+    nearest_clusters: int = 2,
+    border_cosine: float = 0.9,
     progress: bool = False,
     engine: Engine | None = None,
     store: StageStore | None = None,
 ) -> Redundancy:
-    """Cluster the units' embeddings and compute every unit's M (the growing stages on `engine`;
-    each stage recorded in `store` when given, and reused from it on a rerun)."""
+    """Cluster the units' embeddings and compute every unit's M: compared with the members of its
+    cluster and, when it lies near enough to the border of one of its `nearest_clusters` - 1
+    next-nearest clusters for a pair at cosine `border_cosine` to straddle it, with that one's.
+    The growing stages (assignment, per-cluster M) run on `engine`; each stage is recorded in
+    `store` when given, and reused from it on a rerun."""
     rows = units.embeddings(emb)
     k = n_clusters if n_clusters is None else min(int(n_clusters), len(rows))
     saved = store.load("clustering") if store is not None else None
@@ -430,9 +756,16 @@ def compute_redundancy(
         clustering = clustering_from_arrays(saved, seed=seed, n_iter=n_iter)
     else:
         clustering = spherical_kmeans(rows, k, seed=seed, n_iter=n_iter, sample_size=kmeans_sample,
-                                      backend=backend, progress=progress, engine=engine)
+                                      backend=backend, nearest=nearest_clusters, progress=progress, engine=engine)
         if store is not None:
             store.save("clustering", clustering_arrays(clustering))
-    m = semdedup_redundancy(rows, clustering, order=order, block_bytes=block_bytes, progress=progress,
-                            engine=engine, store=store)
-    return Redundancy(m=m, units=units, clustering=clustering)
+    max_border = border_reach(border_cosine)
+    m = semdedup_redundancy(rows, clustering, order=order, block_bytes=block_bytes, max_border=max_border,
+                            progress=progress, engine=engine, store=store)
+    return Redundancy(m=m, units=units, clustering=clustering, rows=rows, max_border=max_border)
+
+
+def border_reach(border_cosine: float) -> float:
+    """How near a border a row must lie to be compared across it: two unit rows at cosine s are
+    sqrt(2 - 2 s) apart, and a pair split by a border has each row at most that far from it."""
+    return float(np.sqrt(max(0.0, 2.0 - 2.0 * border_cosine)))
