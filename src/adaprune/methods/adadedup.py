@@ -67,7 +67,7 @@ from adaprune.methods.semdedup import (
     remove_units,
 )
 from adaprune.registry import register_method
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -253,22 +253,20 @@ def remove_by_quotas(red: Redundancy, quotas: np.ndarray, n_remove: int) -> np.n
 
 
 # ---------------------------------------------------------------- the proxy
-def task_proxy(task: ClassificationTask, *, epochs: int, seed: int, progress: bool) -> ProxyLosses:
+def task_proxy(task: Task, *, epochs: int, seed: int, progress: bool) -> ProxyLosses:
     """The default proxy: the task's model, freshly seeded for every call (seed, seed + 1, ...),
     trained `epochs` epochs on the given indices; per-sample loss of every training sample."""
-    from adaprune.training.loop import fit, predict_logits
+    from adaprune.training.loop import fit, per_sample_losses
 
-    x, y = task.train_tensors()
     calls = [0]
 
     def proxy(indices: np.ndarray) -> np.ndarray:
         model_seed = seed + calls[0]
         calls[0] += 1
         model = task.new_model(model_seed)
-        fit(model, x, y, task.train, seed=model_seed, indices=torch.from_numpy(np.asarray(indices, dtype=np.int64)),
+        fit(model, task, seed=model_seed, indices=torch.from_numpy(np.asarray(indices, dtype=np.int64)),
             epochs=epochs, progress=progress, desc="adadedup proxy")
-        logits = predict_logits(model, x, device=task.device)
-        return task.per_sample_loss(logits, y).double().numpy()
+        return np.asarray(per_sample_losses(model, task), dtype=np.float64)
 
     return proxy
 
@@ -342,8 +340,9 @@ class AdaDeDup(SemDeDup):
             params["proxy_losses"] = f"{getattr(fn, '__module__', '?')}.{name}"
         return params
 
-    def run(self, task: ClassificationTask, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
-        if self.feedback and self.proxy_losses is None and task.data.num_classes < 2:
+    def run(self, task: Task, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
+        single_class = task.labels is not None and len(np.unique(task.labels)) < 2
+        if self.feedback and self.proxy_losses is None and single_class:
             raise ConfigError(
                 "adadedup trains a proxy classifier and needs labels of at least two classes; "
                 f"{task.data.name} has one class (an embeddings source without labels?); use semdedup, "
@@ -352,7 +351,7 @@ class AdaDeDup(SemDeDup):
         red = self.redundancy(task, seed=seed, progress=progress)
         units, cluster = red.units, red.clustering.assignment
         k = red.clustering.n_clusters
-        n_remove = task.data.n - n_keep
+        n_remove = task.n - n_keep
         size_c = np.bincount(cluster, weights=units.sizes, minlength=k).astype(np.int64)
         # The density step: one global threshold on M (SemDeDup at this budget).
         removed = np.zeros(units.n_units, dtype=bool)

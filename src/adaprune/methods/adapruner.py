@@ -39,7 +39,7 @@ from adaprune.errors import ConfigError
 from adaprune.methods.base import MethodResult, Selector
 from adaprune.registry import register_method
 from adaprune.selection import select_top_k
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks import Task
 from adaprune.training.loop import fit
 
 log = logging.getLogger(__name__)
@@ -128,6 +128,8 @@ class AdaPruner(Selector):
 
     Score = the final mask value m_i (higher = keep)."""
 
+    supported_tasks = ("classification", "detection")
+
     higher_is_keep = True
     trains_model = True
 
@@ -174,24 +176,23 @@ class AdaPruner(Selector):
         self.binarize = binarize
 
     def train_mask(
-        self, task: ClassificationTask, keep: float, *, seed: int, progress: bool
+        self, task: Task, keep: float, *, seed: int, progress: bool
     ) -> tuple[Tensor, dict]:
         """Warm up, then train network and mask jointly. Returns the final mask and the history."""
-        x, y = task.train_tensors()
-        n = len(y)
+        n = task.n
         device = task.device
         model = task.new_model(seed)
         if self.warmup_epochs:
-            fit(model, x, y, task.train, seed=seed, epochs=self.warmup_epochs, progress=progress, desc="warm-up")
+            fit(model, task, seed=seed, epochs=self.warmup_epochs, progress=progress, desc="warm-up")
         mask = torch.full((n,), float(self.mask_init), device=device, requires_grad=True)
         mask_opt = MaskSGD(mask, lr=self.mask_lr, momentum=self.mask_momentum, weight_decay=self.mask_weight_decay)
         history: dict[str, list[float]] = {"alpha": [], "r": [], "lambda": [], "mean_w": []}
         state = {"alpha": self.alpha_start, "terms": None}
 
-        def loss_fn(logits: Tensor, yb: Tensor, idx: Tensor) -> Tensor:
-            ce = task.per_sample_loss(logits, yb)
+        def loss_fn(per_sample: Tensor, idx: Tensor) -> Tensor:
+            # Any task's per-sample loss (cross-entropy, a detector's per-image loss) plays CE_i.
             terms = adapruner_loss(
-                ce, mask[idx], mask, alpha=state["alpha"], keep=keep,
+                per_sample, mask[idx], mask, alpha=state["alpha"], keep=keep,
                 lambda_scale=self.lambda_scale, sel_eps=self.sel_eps,
             )
             state["terms"] = terms
@@ -212,14 +213,14 @@ class AdaPruner(Selector):
 
         state["alpha"] = alpha_at(0, epochs=self.epochs, alpha_start=self.alpha_start, alpha_max=self.alpha_max)
         fit(
-            model, x, y, task.train, seed=seed + 1, epochs=self.epochs + self.max_extra_epochs,
+            model, task, seed=seed + 1, epochs=self.epochs + self.max_extra_epochs,
             loss_fn=loss_fn, extra_optimizers=(mask_opt,), on_epoch_end=on_epoch_end,
             progress=progress, desc="adapruner",
         )
         return mask.detach().cpu(), history
 
-    def run(self, task: ClassificationTask, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
-        n = task.data.n
+    def run(self, task: Task, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
+        n = task.n
         keep = n_keep / n
         mask, history = self.train_mask(task, keep, seed=seed, progress=progress)
         scores = mask.double().numpy()

@@ -20,7 +20,7 @@ import numpy as np
 from adaprune.errors import ConfigError
 from adaprune.methods.base import Scorer, check_epochs_runs
 from adaprune.registry import register_method
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks.classification import ClassificationTask
 from adaprune.training.trace import LogitSummary, run_traces
 
 MEASURES = ("least_confidence", "margin", "entropy")

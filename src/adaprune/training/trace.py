@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from adaprune.errors import ConfigError
-from adaprune.tasks import ClassificationTask
-from adaprune.training.loop import fit, predict_logits
+from adaprune.tasks.classification import ClassificationTask
+from adaprune.training.loop import fit
 
 
 @dataclass(frozen=True)
@@ -84,16 +84,16 @@ def train_with_trace(
     """Train a fresh model (seeded) for `epochs` on all samples, recording the trace."""
     if epochs < 1:
         raise ConfigError(f"a training trace needs at least one epoch, got {epochs}")
-    x, y = task.train_tensors()
+    y = torch.from_numpy(task.labels)
     model = task.new_model(seed)
     summaries: list[LogitSummary] = []
 
     def record(epoch: int) -> bool:
-        summaries.append(summarize_logits(predict_logits(model, x, device=task.device), y))
+        summaries.append(summarize_logits(task.logits(model), y))
         model.train()
         return False
 
-    fit(model, x, y, task.train, seed=seed, epochs=epochs, on_epoch_end=record, progress=progress, desc=desc)
+    fit(model, task, seed=seed, epochs=epochs, on_epoch_end=record, progress=progress, desc=desc)
     return model, TrainingTrace.stack(summaries)
 
 
