@@ -16,6 +16,7 @@ from adaprune.data import Dataset, load_data
 from adaprune.embed.encoders import (
     ENCODER_HELP,
     ClipEncoder,
+    ContrastiveEncoder,
     Encoder,
     IdentityEncoder,
     MiniLMEncoder,
@@ -34,6 +35,7 @@ __all__ = [
     "DTYPES",
     "ENCODER_HELP",
     "ClipEncoder",
+    "ContrastiveEncoder",
     "EmbedResult",
     "Encoder",
     "IdentityEncoder",

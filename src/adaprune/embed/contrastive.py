@@ -14,9 +14,12 @@ views of one sample together and away from the other samples of the batch (NT-Xe
 
 Samples are images (C, H, W) or signals (C, L) / (L,) (shifted along L, not rotated). Images smaller
 than 16 px a side are upsampled to 16 first (bilinear), so that a 1-pixel move of an 8 x 8 digit is
-a 2-pixel move the convolutions can follow. The network: three 3 x 3 convolutions (32, 64, 128
-channels, the last two with stride 2), global average pooling -> the embedding (128); a two-layer
-projection head is used for the loss only and dropped afterwards, as in SimCLR. Seeded end to end
+a 2-pixel move the convolutions can follow. The network: three 3 x 3 convolutions (32, 64, 64
+channels, the last two with stride 2), a linear map of the flattened feature map (128) and a
+projection head (64). Unlike SimCLR, which keeps the layer before the head for classification,
+the embedding is the head's output: deduplication asks exactly what the loss trains, whether two
+samples are moved views of one another (the head's cosine found twice as many copies' sources as
+the layer before it on moved digits). Seeded end to end
 (the weights, the batches and every augmentation draw from one torch.Generator), so a rerun gives
 the same encoder, and `embed`'s resume stays valid.
 """
@@ -82,11 +85,13 @@ def augment(x: Tensor, aug: Augment, scale: float, generator: torch.Generator) -
 
 class ContrastiveNet(nn.Module):
     """Three convolutions (the last two with stride 2), then a linear map of the flattened feature
-    map to the embedding (spatial layout kept: instances of one class differ in where their strokes
-    are); a projection head for the loss."""
+    map (spatial layout kept: instances of one class differ in where their strokes are), a
+    projection head; the head's output is the embedding, the space whose cosine the loss trains."""
 
-    def __init__(self, sample_shape: tuple[int, int, int], *, dim: int = 128, proj: int = 64) -> None:
+    def __init__(self, sample_shape: tuple[int, int, int], *, dim: int = 128, proj: int = 64,
+                 min_side: int = MIN_SIDE) -> None:
         super().__init__()
+        self.min_side = min_side
         channels, h, w = sample_shape
         self.is_signal = h == 1
         kernel, pad = ((1, 3), (0, 1)) if self.is_signal else (3, 1)
@@ -104,9 +109,9 @@ class ContrastiveNet(nn.Module):
 
     def resize(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
-        if self.is_signal or min(h, w) >= MIN_SIDE:
+        if self.is_signal or min(h, w) >= self.min_side:
             return x
-        factor = math.ceil(MIN_SIDE / min(h, w))
+        factor = math.ceil(self.min_side / min(h, w))
         return F.interpolate(x, size=(h * factor, w * factor), mode="bilinear", align_corners=False)
 
     def embed(self, x: Tensor) -> Tensor:
@@ -140,8 +145,12 @@ class TrainedContrastive:
         for start in range(0, len(x), batch_size):
             batch = torch.from_numpy(np.asarray(x[start : start + batch_size], dtype=np.float32))
             batch = as_images((batch - self.mean) / self.scale).to(self.device)
-            outs.append(self.net.embed(batch).cpu().numpy())
-        return np.concatenate(outs).astype(np.float32) if outs else np.zeros((0, 128), dtype=np.float32)
+            outs.append(self.net(batch).cpu().numpy())
+        return np.concatenate(outs).astype(np.float32) if outs else np.zeros((0, self.dim), dtype=np.float32)
+
+    @property
+    def dim(self) -> int:
+        return int(self.net.head[-1].out_features)
 
 
 def train_contrastive(
@@ -154,6 +163,7 @@ def train_contrastive(
     temperature: float = 0.2,
     aug: Augment = Augment(),
     dim: int = 128,
+    min_side: int = MIN_SIDE,
     device: str = "cpu",
     progress: bool = True,
 ) -> TrainedContrastive:
@@ -164,7 +174,7 @@ def train_contrastive(
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = ContrastiveNet(tuple(images.shape[1:]), dim=dim).to(device)  # type: ignore[arg-type]
+        net = ContrastiveNet(tuple(images.shape[1:]), dim=dim, min_side=min_side).to(device)  # type: ignore[arg-type]
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-6)
     n = len(images)
     batch_size = min(batch_size, n)
