@@ -75,7 +75,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prune", default="0.2,0.3,0.5")
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=30, help="evaluation training epochs")
+    parser.add_argument("--epochs", type=int, default=20, help="evaluation training epochs")
+    parser.add_argument("--model", default="mlp", help="evaluation and proxy model (small, for a shared CPU)")
     parser.add_argument("--copies", type=int, default=3)
     parser.add_argument("--rare", type=float, default=0.3)
     parser.add_argument("--data-seed", type=int, default=0)
@@ -88,14 +89,14 @@ def main() -> int:
     data, source, rare = redundant_and_rare(args.copies, args.rare, args.data_seed)
     n_groups = len(np.unique(source))
     surplus = data.n - n_groups
-    method_task = ClassificationTask(data=data, train=TrainConfig())
-    eval_task = ClassificationTask(data=data, train=TrainConfig(epochs=args.epochs))
+    method_task = ClassificationTask(data=data, model=args.model, train=TrainConfig())
+    eval_task = ClassificationTask(data=data, model=args.model, train=TrainConfig(epochs=args.epochs))
     acc: dict[str, dict[float, list[float]]] = {v: {p: [] for p in prunes} for v in VARIANTS}
     sel: dict[str, dict[float, list[dict]]] = {v: {p: [] for p in prunes} for v in VARIANTS}
     full: list[float] = []
     for seed in seeds:
         t0 = time.perf_counter()
-        full.append(train_and_test(eval_task, None, seed=seed, progress=False))
+        full.append(train_and_test(eval_task, None, seed=seed, progress=False).value)
         full_time = time.perf_counter() - t0
         for p in prunes:
             n_keep = data.n - int(round(p * data.n))
@@ -106,7 +107,7 @@ def main() -> int:
                 seconds = time.perf_counter() - t0
                 key = res.kept.tobytes()
                 if key not in trained:
-                    trained[key] = train_and_test(eval_task, res.kept, seed=seed, progress=False)
+                    trained[key] = train_and_test(eval_task, res.kept, seed=seed, progress=False).value
                 acc[v][p].append(trained[key])
                 kept_per_group = np.bincount(np.unique(source, return_inverse=True)[1][res.kept], minlength=n_groups)
                 rounds = res.details.get("rounds", []) if isinstance(res.details, dict) else []
@@ -169,7 +170,8 @@ def main() -> int:
               f"semdedup ({sem_s:.2f} s) = {ada_s / fts:.2f} x one full training of the evaluation model "
               f"({fts:.1f} s, {args.epochs} epochs). The machine was shared with other jobs."]
     payload = {
-        "seeds": seeds, "prunes": prunes, "epochs": args.epochs, "copies": args.copies, "rare": args.rare,
+        "seeds": seeds, "prunes": prunes, "epochs": args.epochs, "model": args.model, "copies": args.copies,
+        "rare": args.rare,
         "data_seed": args.data_seed, "n_train": data.n, "surplus": surplus, "groups": n_groups,
         "full_accuracy": full, "methods": payload_methods,
         "cost": {"adadedup_seconds": ada_s, "semdedup_seconds": sem_s, "full_training_seconds": fts},
