@@ -13,6 +13,7 @@ from adaprune.methods.adadedup import (
     AdaDeDup,
     adapt_rates,
     allocate_quotas,
+    bonferroni_z,
     cluster_gaps,
     crossfit_folds,
     crossfit_unit_losses,
@@ -83,6 +84,11 @@ def test_signal_is_centred_and_shrunk_toward_zero():
     assert (shrunk_signal(np.full(3, -0.7), np.full(3, 0.01), np.ones(3, bool), np.ones(3), z=2.0)[0] == 0).all()
     assert (shrunk_signal(np.array([0.1, -0.1]), np.array([0.1, 0.1]), np.ones(2, bool), np.ones(2), z=1.0)[0]
             == 0).all()
+
+
+def test_default_noise_guard_is_bonferroni_over_the_clusters():
+    assert bonferroni_z(1) == pytest.approx(1.959964, abs=1e-5)  # the two-sided 5% quantile
+    assert bonferroni_z(50) == pytest.approx(3.290527, abs=1e-5)  # the two-sided 0.1% quantile
 
 
 def test_crossfit_holds_out_what_it_scores():

@@ -26,7 +26,10 @@ paper's parameter names:
   4. Centre and shrink: s_c = soft(g_c - g_bar, z * se_c), g_bar the prune-count-weighted mean of
      the g_c (only differences between clusters can move a fixed budget, and a gap common to all
      clusters is no evidence), soft(x, t) = sign(x) max(|x| - t, 0): a gap within `z` standard
-     errors of the centre moves nothing. Clusters with fewer than 2 pruned or 2 kept units get 0.
+     errors of the centre moves nothing. By default z is Bonferroni's over the K clusters with a
+     gap (the normal quantile of 1 - 0.025 / K: 1.96 for one cluster, 3.3 for 60), so that with
+     no real difference between clusters the chance that anything moves stays under 5%.
+     Clusters with fewer than 2 pruned or 2 kept units get 0.
   5. a_c = alpha_plus if s_c > 0 else alpha_minus;  p'_c = clip(p_c (1 - beta a_c s_c), 0, p_max).
      s_c > 0: pruning removed what the kept samples do not explain -> prune less; s_c < 0: the
      cluster's pruned samples are covered by its kept ones -> prune more. When every s_c is 0 the
@@ -226,6 +229,14 @@ def shrunk_signal(gap: np.ndarray, se: np.ndarray, defined: np.ndarray, n_pruned
     return np.where(defined, s, 0.0), centre
 
 
+def bonferroni_z(n_clusters: int, *, level: float = 0.05) -> float:
+    """The two-sided normal quantile that keeps the chance of any of `n_clusters` null gaps
+    passing below `level` (Bonferroni): 1.96 for one cluster, 3.3 for 60."""
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(1 - level / (2 * max(n_clusters, 1)))
+
+
 def adapt_rates(p: np.ndarray, s: np.ndarray, *, alpha_plus: float, alpha_minus: float, beta: float,
                 p_max: float) -> np.ndarray:
     """p'_c = clip(p_c (1 - beta a_c s_c), 0, p_max), a_c = alpha_plus where s_c > 0 else alpha_minus."""
@@ -296,7 +307,7 @@ class AdaDeDup(SemDeDup):
         epochs: int = 5,
         folds: int = 3,
         rounds: int = 1,
-        z: float = 2.0,
+        z: float | None = None,
         alpha_plus: float = 1.0,
         alpha_minus: float = 1.0,
         beta: float = 0.5,
@@ -313,8 +324,8 @@ class AdaDeDup(SemDeDup):
             raise ConfigError(f"epochs and rounds must be at least 1, got {epochs} and {rounds}")
         if folds < 2:
             raise ConfigError(f"folds must be at least 2 (cross-fitting holds one fold out), got {folds}")
-        if z < 0:
-            raise ConfigError(f"z must be >= 0, got {z}")
+        if z is not None and z < 0:
+            raise ConfigError(f"z must be >= 0 (or None: Bonferroni over the clusters), got {z}")
         if alpha_plus < 0 or alpha_minus < 0 or beta < 0:
             raise ConfigError("alpha_plus, alpha_minus and beta must be >= 0")
         if not 0 < p_max <= 1:
@@ -367,7 +378,8 @@ class AdaDeDup(SemDeDup):
                 fold = crossfit_folds(cluster, self.folds, rng)
                 loss = crossfit_unit_losses(proxy, units, removed, fold, self.folds)
                 gaps = cluster_gaps(loss, units.sizes, cluster, removed, k)
-                s, centre = shrunk_signal(gaps.gap, gaps.se, gaps.defined, gaps.n_pruned, z=self.z)
+                z = self.z if self.z is not None else bonferroni_z(int(gaps.defined.sum()))
+                s, centre = shrunk_signal(gaps.gap, gaps.se, gaps.defined, gaps.n_pruned, z=z)
                 gap = gaps.gap
                 adapted = adapt_rates(p, s, alpha_plus=self.alpha_plus, alpha_minus=self.alpha_minus,
                                       beta=self.beta, p_max=self.p_max)
@@ -382,7 +394,7 @@ class AdaDeDup(SemDeDup):
                 rounds.append({
                     "round": r, "mean_pruned": gaps.mean_pruned, "mean_kept": gaps.mean_kept,
                     "n_pruned": gaps.n_pruned, "n_kept": gaps.n_kept, "gap": gaps.gap, "se": gaps.se,
-                    "centre": centre, "s": s, "p_before": p, "p_adapted": adapted, "factor": factor,
+                    "centre": centre, "z": z, "s": s, "p_before": p, "p_adapted": adapted, "factor": factor,
                     "p_after": p_new, "clusters_defined": int(gaps.defined.sum()),
                     "clusters_moved": int((s != 0).sum()), "samples_moved": moved,
                 })
