@@ -42,7 +42,7 @@ MIN_SIDE = 16
 class Augment:
     """How far a view may move from its sample."""
 
-    max_shift: float = 1.0  # pixels of the input (before upsampling)
+    max_shift: float = 2.0  # pixels of the input (before upsampling)
     max_degrees: float = 12.0
     jitter: float = 0.2
     noise: float = 0.05
@@ -159,8 +159,8 @@ def train_contrastive(
     epochs: int,
     seed: int,
     batch_size: int = 256,
-    lr: float = 1e-3,
-    temperature: float = 0.2,
+    lr: float = 2e-3,
+    temperature: float = 0.1,
     aug: Augment = Augment(),
     dim: int = 128,
     min_side: int = MIN_SIDE,

