@@ -42,7 +42,8 @@ def test_moved_copy_maps_nearer_its_source_than_other_samples():
     originals = strokes(n, rng)
     copies = np.stack([moved(o, rng) for o in originals])
     x = np.concatenate([originals, copies])[:, None]
-    enc = train_contrastive(x, epochs=20, seed=0, batch_size=32, lr=3e-3, temperature=0.1, min_side=8, progress=False)
+    enc = train_contrastive(x, epochs=20, seed=0, batch_size=32, lr=3e-3, temperature=0.1, min_side=8,
+                            aug=Augment(max_shift=1.0), progress=False)  # the moves here are of one pixel
 
     def share_nearest_source(emb: np.ndarray) -> float:
         sims = cosine(emb)[n:, :n]  # copy rows against the originals
