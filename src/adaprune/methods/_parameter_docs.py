@@ -33,5 +33,10 @@ PARAMETER_NOTES: dict[str, dict[str, str]] = {
         "beta": "strength of the adaptation p'_c = p_c (1 - beta a_c s_c)",
         "p_max": "highest fraction of any cluster that may be pruned",
         "min_scale": "floor (nats) of the robust scale dividing d_c into s_c",
+        "feedback": "false: the density step alone (exactly semdedup's selection at this budget)",
+        "folds": "cross-fitting folds of the kept set: each proxy scores the fold it did not train on",
+        "z": "noise guard: a cluster's centred gap moves budget only beyond z standard errors "
+             "(default: Bonferroni over the clusters)",
+        "proxy_losses": "your proxy: callable(train_indices) -> per-sample losses of all N (default: ours)",
     },
 }
