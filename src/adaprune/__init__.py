@@ -14,7 +14,7 @@ _LAZY = {
     "AdaPrunerMask": "adaprune.adapruner_mask",
     "with_indices": "adaprune.adapruner_mask",
     "TrainingRecorder": "adaprune.recorder",
-    "Pruner": "adaprune.sklearn",
+    "Pruner": "adaprune.sklearn_api",
 }
 
 
