@@ -32,10 +32,9 @@ def main() -> int:
     rows = []
     for name in args.datasets.split(","):
         task = ClassificationTask(data=load_data(name), train=TrainConfig())
-        x, y = task.train_tensors()
         plain, ada = [], []
         # One untimed round of each first: thread pools and allocator warm up on the first calls.
-        fit(task.new_model(0), x, y, task.train, seed=0, epochs=1, progress=False)
+        fit(task.new_model(0), task, seed=0, epochs=1, progress=False)
         AdaPruner(warmup_epochs=0, epochs=1, max_extra_epochs=0).train_mask(task, 0.7, seed=0, progress=False)
         for rep in range(args.repeats):
             # Alternate which goes first, so a slow drift of the machine hits both sides alike.
@@ -43,7 +42,7 @@ def main() -> int:
             for which in order:
                 start = time.perf_counter()
                 if which == "plain":
-                    fit(task.new_model(rep), x, y, task.train, seed=rep, epochs=args.epochs, progress=False)
+                    fit(task.new_model(rep), task, seed=rep, epochs=args.epochs, progress=False)
                     plain.append((time.perf_counter() - start) / args.epochs)
                 else:
                     method = AdaPruner(warmup_epochs=0, epochs=args.epochs, max_extra_epochs=0)

@@ -158,7 +158,7 @@ def test_benchmark_writes_json_markdown_and_plot(blobs_npz, tmp_path, capsys):
                                  "--quiet"], capsys)
     assert code == 0, err
     doc = json.loads((out / "results.json").read_text())
-    assert len(doc["runs"]) == 2 * 2 * 2 and len(doc["full_accuracy"]) == 2
+    assert len(doc["runs"]) == 2 * 2 * 2 and len(doc["full_values"]) == 2
     assert {r["n_kept"] for r in doc["runs"]} == {192, 120}
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
     table = (out / "results.md").read_text()

@@ -35,4 +35,4 @@ def test_prune_evaluate_benchmark_on_mnist1d(tmp_path):
     assert run.returncode == 0, run.stderr
     doc = json.loads((out / "results.json").read_text())
     assert {r["n_kept"] for r in doc["runs"]} == {round(0.5 * 1347)}
-    assert all(0.3 < r["accuracy"] <= 1.0 for r in doc["runs"])  # chance on digits is 0.1
+    assert doc["metric"] == "accuracy" and all(0.3 < r["value"] <= 1.0 for r in doc["runs"])  # chance on digits is 0.1

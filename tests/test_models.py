@@ -54,4 +54,4 @@ def test_any_torch_module_through_the_api():
                 params={"warmup_epochs": 1}, progress=False)
     assert sel.n_kept == 40
     task = ClassificationTask(data=data, model=lambda: nn.Linear(4, 2), train=TrainConfig(epochs=20, lr=0.05))
-    assert train_and_test(task, sel.kept, seed=0, progress=False) > 0.8
+    assert train_and_test(task, sel.kept, seed=0, progress=False).value > 0.8

@@ -15,7 +15,7 @@ from adaprune.methods.base import Method, Scorer
 from adaprune.registry import build_method, get_method, method_parameters
 from adaprune.scores import BALANCE_CHOICES, ScoreSet, select_scores
 from adaprune.selection import Budget, Selection
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks import Task, make_task
 from adaprune.tasks.classification import ModelSpec
 from adaprune.training.loop import TrainConfig
 
@@ -38,7 +38,7 @@ def _method_and_task(
     epochs: int | None,
     device: str,
     params: Mapping[str, Any] | None,
-) -> tuple[Method, ClassificationTask]:
+) -> tuple[Method, Task]:
     dataset = _as_dataset(data)
     params = dict(params or {})
     if isinstance(method, str):
@@ -53,7 +53,9 @@ def _method_and_task(
         if params:
             raise ConfigError("params are for a method given by name; configure a Method object directly")
         method_obj = method
-    return method_obj, ClassificationTask(data=dataset, model=model, train=TrainConfig(device=device))
+    task = make_task(dataset, model=model, train=TrainConfig(device=device))
+    method_obj.check_task(task)
+    return method_obj, task
 
 
 def prune(
@@ -96,7 +98,7 @@ def prune(
             raise ConfigError(f"method {method!r} takes no {key}; it applies to methods that work on embeddings")
         params = {**(params or {}), target: value}
     method_obj, task = _method_and_task(data, method, model=model, epochs=epochs, device=device, params=params)
-    n_keep = budget.count(task.data.n)
+    n_keep = budget.count(task.n)
     start = time.perf_counter()
     if isinstance(method_obj, Scorer):
         score_set = method_obj.score_set(task, seed=seed, progress=progress)
@@ -107,7 +109,7 @@ def prune(
         result = method_obj.run(task, n_keep, seed=seed, progress=progress)
         selection = Selection(
             kept=result.kept,
-            n_total=task.data.n,
+            n_total=task.n,
             method=method_obj.name,
             params=method_obj.params(),
             seed=seed,
@@ -116,7 +118,7 @@ def prune(
             higher_is_keep=method_obj.higher_is_keep,
             details=result.details,
         )
-    log.info("%s kept %d of %d samples in %.1f s", method_obj.name, selection.n_kept, task.data.n,
+    log.info("%s kept %d of %d samples in %.1f s", method_obj.name, selection.n_kept, task.n,
              time.perf_counter() - start)
     return selection
 
@@ -166,13 +168,14 @@ def evaluate(
     test: str | None = None,
     progress: bool = True,
 ) -> EvaluationResult:
-    """Train fresh models on the kept subset and on the full set; test accuracy per seed."""
+    """Train fresh models on the kept subset and on the full set; the test metric per seed
+    (accuracy for classification, COCO mAP for detection)."""
     dataset = _as_dataset(data, test)
     sel = Selection.load(selection) if isinstance(selection, str) else selection
     seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
     if isinstance(seeds, int) and seeds < 1:
         raise ConfigError(f"seeds must be at least 1, got {seeds}")
-    task = ClassificationTask(data=dataset, model=model, train=TrainConfig(epochs=epochs, device=device))
+    task = make_task(dataset, model=model, train=TrainConfig(epochs=epochs, device=device))
     return evaluate_selection(task, sel, seeds=seed_list, include_full=include_full, progress=progress)
 
 
@@ -194,9 +197,9 @@ def benchmark(
     kept subset (and on the full set once per seed). `epochs` is the evaluation training length."""
     dataset = _as_dataset(data, test)
     seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
-    eval_task = ClassificationTask(data=dataset, model=model, train=TrainConfig(epochs=epochs, device=device))
-    method_task = ClassificationTask(data=dataset, model=model, train=TrainConfig(device=device))
-    eval_task.test_tensors()  # no test split: fail now, not after the first method has run
+    eval_task = make_task(dataset, model=model, train=TrainConfig(epochs=epochs, device=device))
+    method_task = make_task(dataset, model=model, train=TrainConfig(device=device))
+    eval_task.require_test()  # no test split: fail now, not after the first method has run
     return run_benchmark(
         eval_task, methods, prunes, seed_list, method_task=method_task,
         method_params=method_params, progress=progress, command=command,

@@ -33,41 +33,18 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from adaprune.errors import ConfigError, DataError
 from adaprune.registry import get_method
 from adaprune.scores import Direction, ScoreSet, check_uncertainty_measure, uncertainty_from_top2
+from adaprune.training.trace import el2n_from_moments, logit_summary_tensors
 
 log = logging.getLogger(__name__)
 
 RECORDED_METHODS = ("el2n", "forgetting", "aum", "uncertainty")
 # What one observation leaves per sample (float64).
-_OBSERVED = ("loss", "correct", "p_true", "p_max", "p_second", "entropy", "sum_sq_prob", "margin")
-
-
-@torch.no_grad()
-def logit_summaries(logits: Tensor, labels: Tensor) -> dict[str, Tensor]:
-    """Per-sample summaries of one batch of logits, in float64 on their device: the cross-entropy,
-    correctness, p_y, the two largest probabilities, entropy, sum p^2 and the logit margin."""
-    z = logits.detach().double()
-    probs = z.softmax(1)
-    log_probs = z.log_softmax(1)
-    y = labels[:, None]
-    top2 = probs.topk(min(2, probs.shape[1]), dim=1).values
-    true_logit = z.gather(1, y).squeeze(1)
-    margin = true_logit - z.scatter(1, y, float("-inf")).max(1).values if z.shape[1] > 1 else true_logit
-    return {
-        "loss": F.nll_loss(log_probs, labels, reduction="none"),
-        "correct": (z.argmax(1) == labels).double(),
-        "p_true": probs.gather(1, y).squeeze(1),
-        "p_max": top2[:, 0],
-        "p_second": top2[:, 1] if top2.shape[1] > 1 else torch.zeros_like(top2[:, 0]),
-        "entropy": -(probs * log_probs).nan_to_num().sum(1),
-        "sum_sq_prob": (probs**2).sum(1),
-        "margin": margin,
-    }
+_OBSERVED = ("loss", "correct", "p_true", "p_max", "p_second", "entropy", "sum_sq_prob", "logit_margin")
 
 
 class TrainingRecorder:
@@ -132,8 +109,8 @@ class TrainingRecorder:
                             f"and {tuple(idx_t.shape)}")
         if len(idx_t) and (idx_t.min() < 0 or idx_t.max() >= self.n_samples):
             raise DataError(f"sample ids must lie in [0, {self.n_samples}), got {int(idx_t.min())}..{int(idx_t.max())}")
-        for name, values in logit_summaries(logits, y).items():
-            state[f"now_{name}"][idx_t] = values.to(device)
+        for name, values in logit_summary_tensors(logits, y).items():
+            state[f"now_{name}"][idx_t] = values.to(device, torch.float64)
         state["seen_now"][idx_t] = True
         state["labels"][idx_t] = y.to(device)
 
@@ -151,7 +128,7 @@ class TrainingRecorder:
         s["ever_correct"] |= seen & correct
         s["observations"] += seen.double()
         s["loss_sum"] += torch.where(seen, s["now_loss"], 0.0)
-        s["margin_sum"] += torch.where(seen, s["now_margin"], 0.0)
+        s["margin_sum"] += torch.where(seen, s["now_logit_margin"], 0.0)
         for name in ("p_true", "p_max", "p_second", "entropy", "sum_sq_prob"):
             s[f"last_{name}"] = torch.where(seen, s[f"now_{name}"], s[f"last_{name}"])
         seen.zero_()
@@ -182,8 +159,7 @@ class TrainingRecorder:
         params: dict[str, Any] = {"epochs_recorded": self.epochs}
         with np.errstate(invalid="ignore", divide="ignore"):
             if method == "el2n":
-                # The same expression as adaprune's training trace: sqrt(sum p^2 - 2 p_y + 1).
-                values = np.sqrt(np.maximum(self._numpy("last_sum_sq_prob") - 2 * self._numpy("last_p_true") + 1, 0.0))
+                values = el2n_from_moments(self._numpy("last_sum_sq_prob"), self._numpy("last_p_true"))
             elif method == "aum":
                 values = self._numpy("margin_sum") / observations
             elif method == "uncertainty":

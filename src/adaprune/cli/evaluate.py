@@ -9,14 +9,27 @@ from adaprune.cli.options import device_option, model_option, quiet_option, setu
 
 
 def format_evaluation(result) -> str:
-    rows = [("set", "samples", "accuracy_mean", "accuracy_std", "per_seed")]
-    mean, std = result.subset_mean_std
-    rows.append(("subset", str(result.n_kept), f"{mean:.4f}", f"{std:.4f}",
-                 ",".join(f"{a:.4f}" for a in result.subset_accuracy)))
-    if result.full_accuracy is not None:
-        fmean, fstd = result.full_mean_std
-        rows.append(("full", str(result.n_total), f"{fmean:.4f}", f"{fstd:.4f}",
-                     ",".join(f"{a:.4f}" for a in result.full_accuracy)))
+    """One row per set: `set samples METRIC_mean METRIC_std [EXTRA_mean EXTRA_std ...] per_seed`
+    (METRIC: accuracy for classification, map for detection; per_seed lists the primary metric)."""
+    from adaprune.evaluate.harness import mean_std
+
+    extras = result.extra_names
+    head = ["set", "samples", f"{result.metric}_mean", f"{result.metric}_std"]
+    for name in extras:
+        head += [f"{name}_mean", f"{name}_std"]
+    rows = [tuple([*head, "per_seed"])]
+
+    def row(label: str, n: int, values, extra_dicts) -> tuple[str, ...]:
+        mean, std = mean_std(values)
+        cells = [label, str(n), f"{mean:.4f}", f"{std:.4f}"]
+        for name in extras:
+            m, s = mean_std([d[name] for d in extra_dicts])
+            cells += [f"{m:.4f}", f"{s:.4f}"]
+        return tuple([*cells, ",".join(f"{a:.4f}" for a in values)])
+
+    rows.append(row("subset", result.n_kept, result.subset, result.subset_extras))
+    if result.full is not None:
+        rows.append(row("full", result.n_total, result.full, result.full_extras or ()))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
@@ -31,7 +44,7 @@ def format_evaluation(result) -> str:
 @test_option
 @quiet_option
 def command(data, selection, seeds, epochs, model, device, test_spec, quiet) -> None:
-    """Train fresh models on the kept subset and on the full set; print test accuracy."""
+    """Train fresh models on the kept subset and on the full set; print the test metric."""
     from adaprune.api import evaluate
 
     setup_logging(quiet)

@@ -1,8 +1,10 @@
-"""The in-memory dataset every method and the evaluation harness work on."""
+"""The classification dataset every method and the evaluation harness work on: arrays in memory, or
+a lazy array-like (`adaprune.data.images.ImageFiles`) that decodes files when a batch asks."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -14,24 +16,31 @@ class Dataset:
     """Training samples (x, y) and an optional test split.
 
     Samples lie on axis 0 of `x`: vectors (N, D), sequences (N, C, L) or images (N, C, H, W),
-    float32. `y` holds integer class labels 0..K-1. The test split is only ever used to report
-    accuracy, never to choose anything. `groups` (optional, one id per training sample) marks
-    samples that must be kept or removed together (frames of one scene); methods that support
-    it decide per group."""
+    float32; `x` may also be a lazy array-like (shape, dtype, indexing by an index array) such as
+    `ImageFiles`, read only when a batch asks. `y` holds integer class labels 0..K-1. The test split
+    is only ever used to report accuracy, never to choose anything. `groups` (optional, one id per
+    training sample) marks samples that must be kept or removed together (frames of one scene); methods that support
+    it decide per group. `ids` (optional) names every training sample (a file path, an image id)
+    so outputs can carry it."""
+
+    task_kind: ClassVar[str] = "classification"
 
     name: str
-    x: np.ndarray
+    x: Any  # np.ndarray, or a lazy array-like (ImageFiles)
     y: np.ndarray
-    x_test: np.ndarray | None = None
+    x_test: Any = None
     y_test: np.ndarray | None = None
     class_names: tuple[str, ...] | None = None
     source_paths: tuple[str, ...] = field(default_factory=tuple)
     groups: np.ndarray | None = None
+    ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         validate_arrays(self.x, self.y, what=self.name)
         if self.groups is not None:
             validate_groups(self.groups, len(self.y), what=self.name)
+        if self.ids is not None and len(self.ids) != len(self.y):
+            raise DataError(f"{self.name}: ids has {len(self.ids)} entries but there are {len(self.y)} samples")
         if (self.x_test is None) != (self.y_test is None):
             raise DataError(f"{self.name}: give both x_test and y_test, or neither")
         if self.x_test is not None:
@@ -74,6 +83,7 @@ class Dataset:
             class_names=self.class_names,
             source_paths=self.source_paths + other.source_paths,
             groups=self.groups,
+            ids=self.ids,
         )
 
 
@@ -89,8 +99,10 @@ def validate_groups(groups: np.ndarray, n: int, *, what: str) -> None:
 
 def validate_arrays(x: np.ndarray, y: np.ndarray | None, *, what: str) -> None:
     """Checks at the edge, each failing with one line that names the value and what was expected."""
-    if not isinstance(x, np.ndarray) or not isinstance(y, np.ndarray):
-        raise DataError(f"{what}: x and y must be numpy arrays")
+    from adaprune.data.images import is_lazy
+
+    if not (isinstance(x, np.ndarray) or is_lazy(x)) or not isinstance(y, np.ndarray):
+        raise DataError(f"{what}: x and y must be numpy arrays (x may be a lazy array such as ImageFiles)")
     if x.ndim < 2:
         raise DataError(f"{what}: x must have samples on axis 0 and features after, got shape {x.shape}")
     if len(x) == 0:
@@ -99,9 +111,10 @@ def validate_arrays(x: np.ndarray, y: np.ndarray | None, *, what: str) -> None:
         raise DataError(f"{what}: y must be one label per sample (1-D), got shape {y.shape}")
     if len(x) != len(y):
         raise DataError(f"{what}: x has {len(x)} samples but y has {len(y)}")
-    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+    # A lazy source validates its own files: its values are not read here.
+    if not is_lazy(x) and (not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating)):
         raise DataError(f"{what}: x must be real numbers, got dtype {x.dtype}")
-    if np.issubdtype(x.dtype, np.floating):
+    if not is_lazy(x) and np.issubdtype(x.dtype, np.floating):
         finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
         if not finite.all():
             bad = np.flatnonzero(~finite)

@@ -121,10 +121,10 @@ def embed(
     enc = get_encoder(encoder, dataset)
     task = None
     if isinstance(enc, ModelEncoder):
-        from adaprune.tasks import ClassificationTask
+        from adaprune.tasks import make_task
         from adaprune.training.loop import TrainConfig
 
-        task = ClassificationTask(data=dataset, model=model, train=TrainConfig(device=device))
+        task = make_task(dataset, model=model, train=TrainConfig(device=device))
     enc.fit(dataset, seed=seed, progress=progress, task=task)
     dim = enc.encode(dataset.x[:1]).shape[1]
     x = dataset.x

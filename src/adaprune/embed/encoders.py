@@ -125,10 +125,10 @@ class ModelEncoder(Encoder):
         self.device = "cpu"
 
     def fit(self, data: Dataset, *, seed: int, progress: bool, task=None) -> None:
-        from adaprune.tasks import ClassificationTask
+        from adaprune.tasks import make_task
         from adaprune.training.features import train_feature_model
 
-        task = task if task is not None else ClassificationTask(data=data)
+        task = task if task is not None else make_task(data)
         self.model = train_feature_model(task, seed=seed, epochs=self.epochs, progress=progress)
         self.device = task.device
 

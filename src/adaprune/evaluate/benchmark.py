@@ -9,7 +9,7 @@ import platform
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,11 @@ from adaprune.methods.base import Scorer
 from adaprune.registry import build_method
 from adaprune.scores import select_scores
 from adaprune.selection import Budget, Selection
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks.base import Task
 
 log = logging.getLogger(__name__)
+
+METRIC_LABELS = {"accuracy": "accuracy", "map": "mAP@[.5:.95]", "map50": "mAP@.5"}
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,9 @@ class BenchmarkRun:
     prune: float
     seed: int
     n_kept: int
-    accuracy: float
+    value: float  # the task's primary test metric (accuracy, mAP)
     prune_seconds: float  # for a scorer: its scoring time (shared by all fractions) plus selection
+    extras: dict[str, float] = field(default_factory=dict)  # secondary metrics (detection: map50)
 
 
 @dataclass(frozen=True)
@@ -49,14 +52,16 @@ class BenchmarkResult:
     methods: tuple[str, ...]
     prunes: tuple[float, ...]
     seeds: tuple[int, ...]
-    full_accuracy: tuple[float, ...]
+    metric: str  # what `value` and `full_values` hold: "accuracy", "map"
+    full_values: tuple[float, ...]
     runs: tuple[BenchmarkRun, ...]
     machine: dict[str, Any]
     command: str
+    full_extras: tuple[dict[str, float], ...] = ()
 
     def cell(self, method: str, prune: float) -> tuple[float, float]:
-        accs = [r.accuracy for r in self.runs if r.method == method and r.prune == prune]
-        return mean_std(accs)
+        values = [r.value for r in self.runs if r.method == method and r.prune == prune]
+        return mean_std(values)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -65,21 +70,22 @@ class BenchmarkResult:
             for m in self.methods
             for p in self.prunes
         ]
-        full_mean, full_std = mean_std(self.full_accuracy)
+        full_mean, full_std = mean_std(self.full_values)
         d["full_data"] = {"mean": full_mean, "std": full_std}
         return d
 
     def to_markdown(self) -> str:
-        """A table like the AdaPruner paper's Table 1: test accuracy (%) by fraction pruned."""
+        """A table like the AdaPruner paper's Table 1: the test metric (%) by fraction pruned."""
         head = ["method", *[f"{p:.0%} pruned" for p in self.prunes]]
         lines = [
-            f"Test accuracy (%) on {self.dataset} ({self.n_train} train / {self.n_test} test), model "
+            f"Test {METRIC_LABELS.get(self.metric, self.metric)} (%) on {self.dataset} "
+            f"({self.n_train} train / {self.n_test} test), model "
             f"{self.model}, {self.epochs} epochs, mean ± std over seeds {list(self.seeds)}.",
             "",
             "| " + " | ".join(head) + " |",
             "|" + "---|" * len(head),
         ]
-        fm, fs = mean_std(self.full_accuracy)
+        fm, fs = mean_std(self.full_values)
         full_cell = f"{100 * fm:.2f} ± {100 * fs:.2f}"
         lines.append("| full data (0% pruned) | " + " | ".join([full_cell] * len(self.prunes)) + " |")
         for m in self.methods:
@@ -112,11 +118,11 @@ class BenchmarkResult:
             stats = [self.cell(m, p) for p in self.prunes]
             ax.errorbar(xs, [100 * s[0] for s in stats], yerr=[100 * s[1] for s in stats],
                         marker="o", capsize=3, label=m)
-        fm, _ = mean_std(self.full_accuracy)
+        fm, _ = mean_std(self.full_values)
         ax.axhline(100 * fm, linestyle="--", color="gray", label="full data")
         ax.set_xlabel("fraction of training set pruned (%)")
-        ax.set_ylabel("test accuracy (%)")
-        ax.set_title(f"{self.dataset}: accuracy after pruning ({len(self.seeds)} seeds)")
+        ax.set_ylabel(f"test {METRIC_LABELS.get(self.metric, self.metric)} (%)")
+        ax.set_title(f"{self.dataset}: {self.metric} after pruning ({len(self.seeds)} seeds)")
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
@@ -143,12 +149,12 @@ def machine_info() -> dict[str, Any]:
 
 
 def run_benchmark(
-    task: ClassificationTask,
+    task: Task,
     methods: Sequence[str],
     prunes: Sequence[float],
     seeds: Sequence[int],
     *,
-    method_task: ClassificationTask | None = None,
+    method_task: Task | None = None,
     method_params: Mapping[str, Mapping[str, Any]] | None = None,
     progress: bool = True,
     command: str | None = None,
@@ -161,11 +167,13 @@ def run_benchmark(
     budgets = [Budget.from_args(prune=p) for p in prunes]
     built = {m: build_method(m, (method_params or {}).get(m)) for m in methods}
     method_task = method_task or task
+    for method in built.values():
+        method.check_task(method_task)  # before any training
     full = []
     runs = []
     for seed in seeds:
         full.append(train_and_test(task, None, seed=seed, progress=progress))
-        log.info("seed %d: full data accuracy %.4f", seed, full[-1])
+        log.info("seed %d: full data %s %.4f", seed, full[-1].name, full[-1].value)
         for name, method in built.items():
             # A scorer is scored once per seed and selected at every fraction, as `score` + `select` do.
             score_set, score_seconds = None, 0.0
@@ -178,22 +186,26 @@ def run_benchmark(
                 if score_set is not None:
                     kept = select_scores(score_set, keep=budget.keep).kept
                 else:
-                    kept = method.run(method_task, budget.count(task.data.n), seed=seed, progress=progress).kept
+                    kept = method.run(method_task, budget.count(task.n), seed=seed, progress=progress).kept
                 seconds = time.perf_counter() - start + score_seconds
-                acc = train_and_test(task, kept, seed=seed, progress=progress)
-                log.info("seed %d %s prune %.2f: accuracy %.4f (pruning took %.1f s)", seed, name, p, acc, seconds)
-                runs.append(BenchmarkRun(name, float(p), int(seed), len(kept), acc, seconds))
+                metric = train_and_test(task, kept, seed=seed, progress=progress)
+                log.info("seed %d %s prune %.2f: %s %.4f (pruning took %.1f s)", seed, name, p, metric.name,
+                         metric.value, seconds)
+                runs.append(BenchmarkRun(name, float(p), int(seed), len(kept), metric.value, seconds,
+                                         dict(metric.extras)))
     model = task.model if isinstance(task.model, str) else type(task.model).__name__
     return BenchmarkResult(
         dataset=task.data.name,
-        n_train=task.data.n,
-        n_test=0 if task.data.y_test is None else len(task.data.y_test),
+        n_train=task.n,
+        n_test=task.n_test,
         model=model,
         epochs=task.train.epochs,
         methods=tuple(methods),
         prunes=tuple(float(p) for p in prunes),
         seeds=tuple(int(s) for s in seeds),
-        full_accuracy=tuple(full),
+        metric=full[0].name,
+        full_values=tuple(m.value for m in full),
+        full_extras=tuple(m.extras for m in full),
         runs=tuple(runs),
         machine=machine_info(),
         command=command or " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),

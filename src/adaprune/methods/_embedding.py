@@ -10,7 +10,7 @@ import numpy as np
 
 from adaprune.errors import ConfigError
 from adaprune.methods.base import Scorer
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks import Task
 
 
 def check_embedding(embedding: str, epochs: int) -> None:
@@ -28,7 +28,7 @@ def check_embedding(embedding: str, epochs: int) -> None:
         raise ConfigError(f"epochs must be an integer >= 1, got {epochs!r}")
 
 
-def sample_embedding(task: ClassificationTask, embedding: str, *, seed: int, epochs: int, progress: bool) -> np.ndarray:
+def sample_embedding(task: Task, embedding: str, *, seed: int, epochs: int, progress: bool) -> np.ndarray:
     """(N, D) float64 embedding of every training sample: "model" or an encoder spec."""
     from adaprune.embed import task_embeddings
 
@@ -61,5 +61,5 @@ class EmbeddingScorer(Scorer):
         self.balance = balance
         self.balance_classes = balance
 
-    def embedding_of(self, task: ClassificationTask, *, seed: int, progress: bool) -> np.ndarray:
+    def embedding_of(self, task: Task, *, seed: int, progress: bool) -> np.ndarray:
         return sample_embedding(task, self.embedding, seed=seed, epochs=self.epochs, progress=progress)

@@ -50,8 +50,8 @@ from adaprune.methods.semdedup import (
     remove_units,
 )
 from adaprune.registry import register_method
-from adaprune.tasks import ClassificationTask
-from adaprune.training.loop import fit, predict_logits
+from adaprune.tasks import Task
+from adaprune.training.loop import fit, per_sample_losses
 
 log = logging.getLogger(__name__)
 
@@ -218,22 +218,20 @@ class AdaDeDup(SemDeDup):
         self.p_max = p_max
         self.min_scale = min_scale
 
-    def _unit_losses(self, task: ClassificationTask, units: Units, kept: np.ndarray, *, seed: int,
+    def _unit_losses(self, task: Task, units: Units, kept: np.ndarray, *, seed: int,
                      progress: bool) -> np.ndarray:
         """Train the proxy on the kept samples only; mean per-sample loss of every unit."""
-        x, y = task.train_tensors()
         model = task.new_model(seed)
-        fit(model, x, y, task.train, seed=seed, indices=torch.from_numpy(kept), epochs=self.epochs,
+        fit(model, task, seed=seed, indices=torch.from_numpy(kept), epochs=self.epochs,
             progress=progress, desc="adadedup proxy")
-        logits = predict_logits(model, x, device=task.device)
-        loss = task.per_sample_loss(logits, y).double().numpy()
+        loss = per_sample_losses(model, task)
         if not units.grouped:
             return loss
         assert units.index is not None
         return np.bincount(units.index, weights=loss, minlength=units.n_units) / units.sizes
 
-    def run(self, task: ClassificationTask, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
-        if task.data.num_classes < 2:
+    def run(self, task: Task, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
+        if task.labels is not None and len(np.unique(task.labels)) < 2:
             raise ConfigError(
                 "adadedup trains a proxy classifier and needs labels of at least two classes; "
                 f"{task.data.name} has one class (an embeddings source without labels?); use semdedup"
@@ -241,7 +239,7 @@ class AdaDeDup(SemDeDup):
         red = self.redundancy(task, seed=seed, progress=progress)
         units, cluster = red.units, red.clustering.assignment
         k = red.clustering.n_clusters
-        n = task.data.n
+        n = task.n
         n_remove = n - n_keep
         size_c = np.bincount(cluster, weights=units.sizes, minlength=k).astype(np.int64)
         # Step 1: one global threshold on M (SemDeDup at this budget).

@@ -28,16 +28,12 @@ Mask entries are indexed by sample index carried with every batch, never by load
 
 from __future__ import annotations
 
-import logging
-
 # The loss terms, the schedule and the mask's optimizer are written once, in adapruner_mask.
 from adaprune.adapruner_mask import AdaPrunerMask, check_adapruner_params
 from adaprune.methods.base import MethodResult, Selector
 from adaprune.registry import register_method
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks import Task
 from adaprune.training.loop import fit
-
-log = logging.getLogger(__name__)
 
 
 @register_method("adapruner")
@@ -45,6 +41,8 @@ class AdaPruner(Selector):
     """AdaPruner (Yang et al. 2023, arXiv 2312.05599): a per-sample mask learned with the model.
 
     Score = the final mask value m_i (higher = keep)."""
+
+    supported_tasks = ("classification", "detection")
 
     higher_is_keep = True
     trains_model = True
@@ -89,21 +87,20 @@ class AdaPruner(Selector):
         """The mask object this method drives, with this method's parameters."""
         return AdaPrunerMask(n, keep=keep, **self.params())
 
-    def train_mask(self, task: ClassificationTask, keep: float, *, seed: int, progress: bool) -> AdaPrunerMask:
+    def train_mask(self, task: Task, keep: float, *, seed: int, progress: bool) -> AdaPrunerMask:
         """Warm up, then train network and mask jointly, in one run of the training loop (seed
         `seed`: model initialisation and batch order), exactly as a user's loop drives
-        AdaPrunerMask. Returns the trained mask object."""
-        x, y = task.train_tensors()
-        pruner = self.new_mask(len(y), keep)
+        AdaPrunerMask. Any task's per-sample loss (cross-entropy, a detector's per-image loss)
+        plays CE_i. Returns the trained mask object."""
+        pruner = self.new_mask(task.n, keep)
         model = task.new_model(seed)
         fit(
-            model, x, y, task.train, seed=seed, epochs=pruner.total_epochs,
-            loss_fn=lambda logits, yb, idx: pruner.loss(task.per_sample_loss(logits, yb), idx),
+            model, task, seed=seed, epochs=pruner.total_epochs, loss_fn=pruner.loss,
             extra_optimizers=(pruner,), on_epoch_end=lambda epoch: pruner.end_epoch(),
             progress=progress, desc="adapruner",
         )
         return pruner
 
-    def run(self, task: ClassificationTask, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
-        selection = self.train_mask(task, n_keep / task.data.n, seed=seed, progress=progress).selection(seed=seed)
+    def run(self, task: Task, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
+        selection = self.train_mask(task, n_keep / task.n, seed=seed, progress=progress).selection(seed=seed)
         return MethodResult(kept=selection.kept, scores=selection.scores, details=selection.details)

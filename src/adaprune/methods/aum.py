@@ -18,7 +18,7 @@ import numpy as np
 from adaprune.methods.base import Scorer, check_epochs_runs
 from adaprune.registry import register_method
 from adaprune.scores import aum
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks.classification import ClassificationTask
 from adaprune.training.trace import run_traces
 
 

@@ -13,7 +13,7 @@ from adaprune.errors import ConfigError
 from adaprune.registry import method_parameters
 from adaprune.scores import Direction, ScoreSet
 from adaprune.selection import select_top_k
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,18 @@ class Method(ABC):
     trains_model: ClassVar[bool] = False
     # For scorers whose direction flips below a kept fraction (see scores.Direction).
     switch_keep: float | None = None
+    # The task kinds the method makes sense for (see adaprune.tasks); others are refused in one line.
+    # Methods that need only a per-sample loss or an embedding take both.
+    supported_tasks: ClassVar[tuple[str, ...]] = ("classification",)
+
+    @classmethod
+    def check_task(cls, task: Task) -> None:
+        """Refuse, in one line, a task this method does not make sense for."""
+        if task.kind not in cls.supported_tasks:
+            raise ConfigError(
+                f"method {cls.name!r} supports {' and '.join(cls.supported_tasks)} tasks, "
+                f"but {task.data.name} is a {task.kind} source"
+            )
 
     def params(self) -> dict[str, Any]:
         """The constructor's keyword parameters and their values (each is stored under its name)."""
@@ -53,7 +65,7 @@ class Method(ABC):
         return Direction(bool(cls.higher_is_keep), cls.switch_keep).describe()
 
     @abstractmethod
-    def run(self, task: ClassificationTask, n_keep: int, *, seed: int, progress: bool) -> MethodResult: ...
+    def run(self, task: Task, n_keep: int, *, seed: int, progress: bool) -> MethodResult: ...
 
 
 class Scorer(Method):
@@ -64,23 +76,25 @@ class Scorer(Method):
     balance_classes: bool = False
 
     @abstractmethod
-    def score(self, task: ClassificationTask, *, seed: int, progress: bool) -> np.ndarray: ...
+    def score(self, task: Task, *, seed: int, progress: bool) -> np.ndarray: ...
 
     def direction(self) -> Direction:
         assert self.higher_is_keep is not None, "a scorer must declare its direction"
         return Direction(self.higher_is_keep, self.switch_keep)
 
-    def score_set(self, task: ClassificationTask, *, seed: int, progress: bool) -> ScoreSet:
+    def score_set(self, task: Task, *, seed: int, progress: bool) -> ScoreSet:
+        self.check_task(task)
         scores = np.asarray(self.score(task, seed=seed, progress=progress), dtype=np.float64)
-        if scores.shape != (task.data.n,):
-            raise AssertionError(f"{self.name} returned {scores.shape} scores for {task.data.n} samples")
+        if scores.shape != (task.n,):
+            raise AssertionError(f"{self.name} returned {scores.shape} scores for {task.n} samples")
+        balance = "class" if self.balance_classes and task.labels is not None else "none"
         return ScoreSet(scores=scores, direction=self.direction(), method=self.name, params=self.params(),
-                        seed=seed, labels=task.data.y, balance="class" if self.balance_classes else "none")
+                        seed=seed, labels=task.labels, balance=balance)
 
-    def run(self, task: ClassificationTask, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
+    def run(self, task: Task, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
         score_set = self.score_set(task, seed=seed, progress=progress)
-        strata = task.data.y if self.balance_classes else None
-        higher = score_set.direction.at(n_keep / task.data.n)
+        strata = task.labels if self.balance_classes else None
+        higher = score_set.direction.at(n_keep / task.n)
         kept = select_top_k(score_set.scores, n_keep, higher_is_keep=higher, strata=strata)
         return MethodResult(kept=kept, scores=score_set.scores)
 

@@ -26,7 +26,7 @@ from adaprune.errors import ConfigError
 from adaprune.methods.base import MethodResult, Scorer, Selector
 from adaprune.registry import build_method, get_method, method_parameters, register_method
 from adaprune.selection import rank_for_keep
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks.classification import ClassificationTask
 
 
 def ccs_allocation(sizes: Sequence[int], budget: int) -> np.ndarray:

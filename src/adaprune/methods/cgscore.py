@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from adaprune.errors import ConfigError
 from adaprune.methods.base import Scorer
 from adaprune.registry import register_method
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks.classification import ClassificationTask
 
 
 def normalize_rows(x: np.ndarray) -> np.ndarray:

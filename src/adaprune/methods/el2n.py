@@ -18,7 +18,7 @@ from adaprune.errors import ConfigError
 from adaprune.methods.base import Scorer, check_epochs_runs
 from adaprune.registry import register_method
 from adaprune.scores import el2n, softmax
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks.classification import ClassificationTask
 from adaprune.training.trace import run_traces
 
 

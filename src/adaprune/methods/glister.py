@@ -45,9 +45,8 @@ from adaprune.errors import ConfigError
 from adaprune.methods.base import MethodResult, Selector
 from adaprune.registry import register_method
 from adaprune.selection import rank_for_keep, stratified_quotas
-from adaprune.tasks import ClassificationTask
-from adaprune.training.features import model_features
-from adaprune.training.loop import fit, predict_logits
+from adaprune.tasks.classification import ClassificationTask
+from adaprune.training.loop import fit
 
 
 def split_validation(
@@ -183,12 +182,11 @@ class Glister(Selector):
     def run(self, task: ClassificationTask, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
         n, labels = task.data.n, task.data.y
         train_idx, val_idx = split_validation(labels, self.val_fraction, np.random.default_rng([seed, 0x6115]))
-        x, y = task.train_tensors()
         model = task.new_model(seed)
-        fit(model, x, y, task.train, seed=seed, indices=torch.from_numpy(train_idx), epochs=self.epochs,
+        fit(model, task, seed=seed, indices=torch.from_numpy(train_idx), epochs=self.epochs,
             progress=progress, desc="glister")
-        feats = model_features(model, x, device=task.device)
-        logits = predict_logits(model, x, device=task.device).numpy()
+        feats = task.features(model)
+        logits = task.logits(model).numpy()
         err, h = last_layer_factors(logits, feats, labels)
         is_val = np.zeros(n, dtype=bool)
         is_val[val_idx] = True

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from adaprune.errors import ConfigError
 from adaprune.methods.base import Scorer, check_epochs_runs
 from adaprune.registry import register_method
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks.classification import ClassificationTask
 from adaprune.training.loop import fit
 from adaprune.training.trace import run_seeds
 
@@ -143,7 +143,7 @@ class GraNd(Scorer):
             if self.last_layer:
                 check_last_layer(model)  # before any training
             if self.epochs > 0:
-                fit(model, x, y, task.train, seed=run_seed, epochs=self.epochs, progress=progress, desc="grand")
+                fit(model, task, seed=run_seed, epochs=self.epochs, progress=progress, desc="grand")
             if self.last_layer:
                 total += last_layer_grad_norms(model, x, y, chunk_size=self.chunk_size or 1024, device=task.device)
             else:

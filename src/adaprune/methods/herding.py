@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 from adaprune.errors import ConfigError
 from adaprune.methods._embedding import EmbeddingScorer, per_group_order
 from adaprune.registry import register_method
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks import Task
 
 
 def herding_order(emb: np.ndarray, k: int | None = None) -> np.ndarray:
@@ -63,7 +63,9 @@ class Herding(EmbeddingScorer):
     embedding="standardized" uses flattened standardised inputs and trains nothing; any other value is an
     `adaprune.embed` encoder spec (e.g. "pixels:64", "clip:PATH")."""
 
-    def score(self, task: ClassificationTask, *, seed: int, progress: bool) -> np.ndarray:
+    supported_tasks = ("classification", "detection")
+
+    def score(self, task: Task, *, seed: int, progress: bool) -> np.ndarray:
         emb = self.embedding_of(task, seed=seed, progress=progress)
-        groups = task.data.y if self.balance else None
+        groups = task.labels if self.balance else None
         return -per_group_order(emb, groups, herding_order).astype(np.float64)

@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 from adaprune.errors import ConfigError
 from adaprune.methods._embedding import EmbeddingScorer, per_group_order
 from adaprune.registry import register_method
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks import Task
 
 STARTS = ("random", "mean")
 
@@ -89,6 +89,8 @@ class KCenterGreedy(EmbeddingScorer):
     embedding="standardized" uses flattened standardised inputs and trains nothing; any other value is an
     `adaprune.embed` encoder spec (e.g. "pixels:64", "clip:PATH")."""
 
+    supported_tasks = ("classification", "detection")
+
     def __init__(
         self, *, embedding: str = "model", epochs: int = 10, balance: bool = True, start: str = "random"
     ) -> None:
@@ -97,9 +99,9 @@ class KCenterGreedy(EmbeddingScorer):
             raise ConfigError(f"start must be one of {', '.join(STARTS)}, got {start!r}")
         self.start = start
 
-    def score(self, task: ClassificationTask, *, seed: int, progress: bool) -> np.ndarray:
+    def score(self, task: Task, *, seed: int, progress: bool) -> np.ndarray:
         emb = self.embedding_of(task, seed=seed, progress=progress)
-        groups = task.data.y if self.balance else None
+        groups = task.labels if self.balance else None
         rng = np.random.default_rng(seed)
 
         def kernel(e: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import numpy as np
 from adaprune.errors import ConfigError
 from adaprune.methods._embedding import EmbeddingScorer
 from adaprune.registry import register_method
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks.classification import ClassificationTask
 
 
 def moderate_scores(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from adaprune.errors import ConfigError
 from adaprune.methods._embedding import check_embedding, sample_embedding
 from adaprune.methods.base import Scorer
 from adaprune.registry import register_method
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks import Task
 
 
 @register_method("prototypes")
@@ -29,6 +29,8 @@ class SelfSupervisedPrototypes(Scorer):
     least `switch_keep` (default 0.5), lower (easy) = keep below it. Defaults: embedding="pixels"
     (PCA, no labels), n_clusters=None (the number of classes, or sqrt(N) without labels),
     epochs=10 (only for embedding="model"), k-means with `n_iter`=20 from the seed."""
+
+    supported_tasks = ("classification", "detection")
 
     higher_is_keep = True
     switch_keep = 0.5
@@ -53,11 +55,11 @@ class SelfSupervisedPrototypes(Scorer):
         self.n_iter = n_iter
         self.epochs = epochs
 
-    def score(self, task: ClassificationTask, *, seed: int, progress: bool) -> np.ndarray:
+    def score(self, task: Task, *, seed: int, progress: bool) -> np.ndarray:
         emb = sample_embedding(task, self.embedding, seed=seed, epochs=self.epochs, progress=progress)
         k = self.n_clusters
         if k is None:
-            n_classes = len(np.unique(task.data.y))
+            n_classes = len(np.unique(task.labels)) if task.labels is not None else 1
             k = n_classes if n_classes > 1 else None
         clustering = spherical_kmeans(emb, k, seed=seed, n_iter=self.n_iter, progress=progress)
         return clustering.distance.astype(np.float64)

@@ -6,7 +6,7 @@ import numpy as np
 
 from adaprune.methods.base import Scorer
 from adaprune.registry import register_method
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks import Task
 
 
 @register_method("random")
@@ -16,11 +16,13 @@ class RandomPruning(Scorer):
     The score is a uniform draw from the seed, so a kept set at a smaller budget is nested in the
     kept set at a larger one (same seed)."""
 
+    supported_tasks = ("classification", "detection")
+
     higher_is_keep = True
 
     def __init__(self, *, stratified: bool = False) -> None:
         self.stratified = stratified
         self.balance_classes = stratified
 
-    def score(self, task: ClassificationTask, *, seed: int, progress: bool) -> np.ndarray:
-        return np.random.default_rng(seed).random(task.data.n)
+    def score(self, task: Task, *, seed: int, progress: bool) -> np.ndarray:
+        return np.random.default_rng(seed).random(task.n)

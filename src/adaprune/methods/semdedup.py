@@ -36,7 +36,7 @@ from adaprune.cluster import BACKENDS, Clustering, normalize_rows, spherical_kme
 from adaprune.errors import ConfigError, DataError
 from adaprune.methods.base import MethodResult, Selector
 from adaprune.registry import register_method
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +221,8 @@ class SemDeDup(Selector):
 
     Score = M_j, the largest cosine similarity to an earlier sample of its cluster (lower = keep)."""
 
+    supported_tasks = ("classification", "detection")
+
     higher_is_keep = False
 
     def __init__(
@@ -253,7 +255,7 @@ class SemDeDup(Selector):
         self.block_mb = block_mb
         self._cache: tuple[object, int, Redundancy] | None = None
 
-    def redundancy(self, task: ClassificationTask, *, seed: int, progress: bool) -> Redundancy:
+    def redundancy(self, task: Task, *, seed: int, progress: bool) -> Redundancy:
         """Embed, cluster and compute M (cached for the last data object and seed)."""
         if self._cache is not None and self._cache[0] is task.data and self._cache[1] == seed:
             return self._cache[2]
@@ -261,14 +263,14 @@ class SemDeDup(Selector):
 
         emb = task_embeddings(task, encoder=self.encoder, embeddings=self.embeddings, seed=seed, progress=progress)
         red = compute_redundancy(
-            emb, Units.from_groups(task.data.groups, task.data.n), n_clusters=self.n_clusters, seed=seed,
+            emb, Units.from_groups(task.data.groups, task.n), n_clusters=self.n_clusters, seed=seed,
             n_iter=self.n_iter, kmeans_sample=self.kmeans_sample, order=self.order, backend=self.backend,
             block_bytes=self.block_mb * 2**20, progress=progress,
         )
         self._cache = (task.data, seed, red)
         return red
 
-    def run(self, task: ClassificationTask, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
+    def run(self, task: Task, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
         red = self.redundancy(task, seed=seed, progress=progress)
         kept, eps = red.select(n_keep)
         details = {

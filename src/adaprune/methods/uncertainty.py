@@ -20,7 +20,7 @@ import numpy as np
 from adaprune.methods.base import Scorer, check_epochs_runs
 from adaprune.registry import register_method
 from adaprune.scores import UNCERTAINTY_MEASURES, check_uncertainty_measure, uncertainty_from_top2
-from adaprune.tasks import ClassificationTask
+from adaprune.tasks.classification import ClassificationTask
 from adaprune.training.trace import LogitSummary, run_traces
 
 MEASURES = UNCERTAINTY_MEASURES

@@ -1,3 +1,41 @@
-from adaprune.tasks.classification import ClassificationTask
+"""Tasks: what a method trains for. `make_task` picks the task class from the data's `task_kind`,
+the one place that looks at which task it is."""
 
-__all__ = ["ClassificationTask"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from adaprune.errors import ConfigError
+from adaprune.tasks.base import TASK_KINDS, Batch, Metric, Task
+
+# kind -> "module:Class", imported on first use so detection costs nothing to classification users.
+_TASK_CLASSES = {
+    "classification": "adaprune.tasks.classification:ClassificationTask",
+    "detection": "adaprune.tasks.detection:DetectionTask",
+}
+
+
+def task_class(kind: str) -> type:
+    if kind not in _TASK_CLASSES:
+        raise ConfigError(f"unknown task kind {kind!r}; expected one of: {', '.join(TASK_KINDS)}")
+    module, _, name = _TASK_CLASSES[kind].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def make_task(data: Any, *, model: Any = "auto", train: Any = None) -> Task:
+    """The task for `data` (a Dataset, a DetectionDataset, ...), with its model spec and training config."""
+    from adaprune.training.loop import TrainConfig
+
+    cls = task_class(getattr(data, "task_kind", "classification"))
+    return cls(data=data, model=model, train=train if train is not None else TrainConfig())
+
+
+def __getattr__(name: str) -> Any:
+    # ClassificationTask imports torch: load it only when asked for.
+    if name == "ClassificationTask":
+        return task_class("classification")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["TASK_KINDS", "Batch", "ClassificationTask", "Metric", "Task", "make_task", "task_class"]

@@ -1,3 +1,3 @@
-from adaprune.training.loop import TrainConfig, batch_indices, fit, predict_logits, seeded_model
+from adaprune.training.loop import TrainConfig, batch_indices, fit, per_sample_losses, predict_logits, seeded_model
 
-__all__ = ["TrainConfig", "batch_indices", "fit", "predict_logits", "seeded_model"]
+__all__ = ["TrainConfig", "batch_indices", "fit", "per_sample_losses", "predict_logits", "seeded_model"]

@@ -1,26 +1,30 @@
-"""One training loop for every method and for evaluation.
+"""One training loop for every method, every task and the evaluation.
 
-Batches are drawn from in-memory tensors by index, and every batch carries its sample indices,
-so per-sample state (a mask, a score, a trace) is indexed by sample, never by loader position."""
+The loop knows nothing of the task: it asks it for batches (each carrying its sample indices) and
+per-sample losses, so per-sample state (a mask, a score, a trace) is indexed by sample, never by
+loader position. This module imports no task (tasks depend on training, not the reverse)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from adaprune.errors import ConfigError
 
+if TYPE_CHECKING:
+    from adaprune.tasks.base import Task
+
 log = logging.getLogger(__name__)
 
-# loss_fn(logits, y, idx) -> scalar loss; idx are the batch's sample indices.
-LossFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+# loss_fn(per_sample_loss, idx) -> scalar loss; idx are the batch's sample indices.
+LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
 class Stepper(Protocol):
@@ -69,17 +73,15 @@ def seeded_model(factory: Callable[[], nn.Module], seed: int, device: str) -> nn
     return model.to(device)
 
 
-def batch_indices(indices: Tensor, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
-    """Shuffle `indices` (sample ids) with `generator` and yield them batch by batch."""
-    order = indices[torch.randperm(len(indices), generator=generator)]
+def batch_indices(indices: Tensor, batch_size: int, generator: torch.Generator | None) -> Iterator[Tensor]:
+    """Sample ids `indices` batch by batch: shuffled by `generator`, in the given order when it is None."""
+    order = indices if generator is None else indices[torch.randperm(len(indices), generator=generator)]
     yield from order.split(batch_size)
 
 
 def fit(
     model: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    config: TrainConfig,
+    task: Task,
     *,
     seed: int,
     indices: Tensor | None = None,
@@ -90,27 +92,25 @@ def fit(
     progress: bool = True,
     desc: str = "train",
 ) -> nn.Module:
-    """Train `model` on the samples `indices` (all by default) of (x, y).
+    """Train `model` on the training samples `indices` (all by default) of `task`.
 
-    `loss_fn` sees each batch's logits, labels and sample indices (default: mean cross-entropy);
-    `extra_optimizers` step after the model's own (a per-sample mask's, say).
+    Every batch carries its sample indices; `loss_fn(per_sample_loss, idx)` turns the task's
+    per-sample losses into the scalar to minimise (default: their mean), so per-sample state (a
+    mask, say) is indexed by sample. `extra_optimizers` step after the model's own.
     `on_epoch_end(epoch)` may return True to stop early."""
-    device = config.device
-    x, y = x.to(device), y.to(device)
+    config = task.train
     if indices is None:
-        indices = torch.arange(len(y))
-    indices = indices.to(torch.int64).cpu()
+        indices = torch.arange(task.n)
+    indices = torch.as_tensor(indices).to(torch.int64).cpu()
     gen = torch.Generator().manual_seed(seed)
     optimizers = (make_optimizer(model.parameters(), config), *extra_optimizers)
-    loss_fn = loss_fn or (lambda logits, yb, idx: F.cross_entropy(logits, yb))
+    loss_fn = loss_fn or (lambda per_sample, idx: per_sample.mean())
     n_epochs = config.epochs if epochs is None else epochs
     model.train()
     bar = tqdm(range(n_epochs), desc=desc, disable=not progress, leave=False, unit="epoch")
     for epoch in bar:
-        for idx in batch_indices(indices, config.batch_size, gen):
-            idx_dev = idx.to(device)
-            logits = model(x[idx_dev])
-            loss = loss_fn(logits, y[idx_dev], idx_dev)
+        for batch in task.batches(indices, config.batch_size, generator=gen):
+            loss = loss_fn(task.per_sample_loss(model, batch), batch.idx)
             for opt in optimizers:
                 opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -121,6 +121,22 @@ def fit(
     bar.close()
     model.eval()
     return model
+
+
+@torch.no_grad()
+def per_sample_losses(model: nn.Module, task: Task, indices: Tensor | None = None, *,
+                      batch_size: int = 512) -> np.ndarray:
+    """The task's per-sample loss of every training sample in `indices` (all by default), in eval
+    mode without gradients, as float64 in the order of `indices`."""
+    if indices is None:
+        indices = torch.arange(task.n)
+    indices = torch.as_tensor(indices).to(torch.int64).cpu()
+    was_training = model.training
+    model.eval()
+    parts = [task.per_sample_loss(model, batch).double().cpu()
+             for batch in task.batches(indices, batch_size, generator=None)]
+    model.train(was_training)
+    return torch.cat(parts).numpy() if parts else np.zeros(0)
 
 
 @torch.no_grad()
