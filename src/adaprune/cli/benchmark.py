@@ -10,11 +10,13 @@ import click
 from adaprune.api import DEFAULT_EVAL_EPOCHS
 from adaprune.cli.options import (
     device_option,
+    match_steps_option,
     model_option,
     parse_fraction_list,
     quiet_option,
     setup_logging,
     test_option,
+    train_options,
 )
 
 log = logging.getLogger("adaprune")
@@ -30,9 +32,12 @@ log = logging.getLogger("adaprune")
               help="Epochs for each evaluation model.")
 @model_option
 @device_option
+@train_options
+@match_steps_option
 @test_option
 @quiet_option
-def command(data, methods, prunes, seeds, out, epochs, model, device, test_spec, quiet) -> None:
+def command(data, methods, prunes, seeds, out, epochs, model, device, optimizer, lr, batch_size, weight_decay,
+            match_steps, test_spec, quiet) -> None:
     """Prune DATA with each method at each fraction and seed; train and test a fresh model on each."""
     from adaprune.api import benchmark
     from adaprune.errors import ConfigError
@@ -43,7 +48,8 @@ def command(data, methods, prunes, seeds, out, epochs, model, device, test_spec,
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
     result = benchmark(
         data, method_list, parse_fraction_list(prunes, what="--prune"), seeds=seeds, epochs=epochs,
-        model=model, device=device, test=test_spec, progress=not quiet,
+        model=model, device=device, test=test_spec, progress=not quiet, optimizer=optimizer, lr=lr,
+        batch_size=batch_size, weight_decay=weight_decay, match_steps=match_steps,
         command=" ".join(["adaprune", *sys.argv[1:]]) if sys.argv[0].endswith("adaprune") else None,
     )
     paths = result.save(out)

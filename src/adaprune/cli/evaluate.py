@@ -5,7 +5,15 @@ from __future__ import annotations
 import click
 
 from adaprune.api import DEFAULT_EVAL_EPOCHS
-from adaprune.cli.options import device_option, model_option, quiet_option, setup_logging, test_option
+from adaprune.cli.options import (
+    device_option,
+    match_steps_option,
+    model_option,
+    quiet_option,
+    setup_logging,
+    test_option,
+    train_options,
+)
 
 
 def format_evaluation(result) -> str:
@@ -31,7 +39,8 @@ def format_evaluation(result) -> str:
     if result.full is not None:
         rows.append(row("full", result.n_total, result.full, result.full_extras or ()))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+    table = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+    return f"{table}\n# {result.describe_protocol()}"
 
 
 @click.command("evaluate")
@@ -41,13 +50,17 @@ def format_evaluation(result) -> str:
 @click.option("--epochs", type=int, default=DEFAULT_EVAL_EPOCHS, show_default=True)
 @model_option
 @device_option
+@train_options
+@match_steps_option
 @test_option
 @quiet_option
-def command(data, selection, seeds, epochs, model, device, test_spec, quiet) -> None:
+def command(data, selection, seeds, epochs, model, device, optimizer, lr, batch_size, weight_decay, match_steps,
+            test_spec, quiet) -> None:
     """Train fresh models on the kept subset and on the full set; print the test metric."""
     from adaprune.api import evaluate
 
     setup_logging(quiet)
     result = evaluate(data, selection, seeds=seeds, epochs=epochs, model=model, device=device,
-                      test=test_spec, progress=not quiet)
+                      test=test_spec, progress=not quiet, optimizer=optimizer, lr=lr, batch_size=batch_size,
+                      weight_decay=weight_decay, match_steps=match_steps)
     click.echo(format_evaluation(result))

@@ -32,8 +32,8 @@ log = logging.getLogger("adaprune")
 @click.option("--embeddings", default=None, metavar="EMB.npy",
               help="Reuse embeddings (one row per sample, e.g. from `adaprune embed`) instead of --encoder.")
 @quiet_option
-def command(data, method, prune_fraction, keep_fraction, out, seed, model, epochs, device, params, balance,
-            encoder, embeddings, quiet) -> None:
+def command(data, method, prune_fraction, keep_fraction, out, seed, model, epochs, device, params, optimizer, lr,
+            batch_size, weight_decay, balance, encoder, embeddings, quiet) -> None:
     """Choose which samples of DATA to keep and write the selection to --out."""
     from adaprune.api import prune
     from adaprune.data import load_data
@@ -50,7 +50,8 @@ def command(data, method, prune_fraction, keep_fraction, out, seed, model, epoch
     selection = prune(
         dataset, method, keep=keep_fraction, prune=prune_fraction, seed=seed, model=model,
         epochs=epochs, device=device, params=method_params, balance=balance, progress=not quiet,
-        encoder=encoder, embeddings=embeddings,
+        encoder=encoder, embeddings=embeddings, optimizer=optimizer, lr=lr, batch_size=batch_size,
+        weight_decay=weight_decay,
     )
     selection.save(out, inputs=inputs)
     log.info("kept %d of %d samples (%.1f%%) -> %s", selection.n_kept, selection.n_total,
