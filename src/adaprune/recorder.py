@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 RECORDED_METHODS = ("el2n", "forgetting", "aum", "uncertainty")
 # What one observation leaves per sample (float64).
 _OBSERVED = ("loss", "correct", "p_true", "p_max", "p_second", "entropy", "sum_sq_prob", "logit_margin")
+_COLUMN = {name: i for i, name in enumerate(_OBSERVED)}
 
 
 class TrainingRecorder:
@@ -72,7 +73,8 @@ class TrainingRecorder:
         def zeros() -> Tensor:
             return torch.zeros(n, dtype=torch.float64, device=device)
 
-        state = {f"now_{name}": zeros() for name in _OBSERVED}  # this epoch's last observation
+        # This epoch's last observation of each sample, one column per summary (one indexed write a batch).
+        state = {"now": torch.zeros(n, len(_OBSERVED), dtype=torch.float64, device=device)}
         state.update(
             seen_now=torch.zeros(n, dtype=torch.bool, device=device),
             labels=torch.full((n,), -1, dtype=torch.int64, device=device),
@@ -107,10 +109,12 @@ class TrainingRecorder:
         if y.shape != (len(logits),) or idx_t.shape != (len(logits),):
             raise DataError(f"{len(logits)} logits need as many labels and ids, got {tuple(y.shape)} "
                             f"and {tuple(idx_t.shape)}")
-        if len(idx_t) and (idx_t.min() < 0 or idx_t.max() >= self.n_samples):
-            raise DataError(f"sample ids must lie in [0, {self.n_samples}), got {int(idx_t.min())}..{int(idx_t.max())}")
-        for name, values in logit_summary_tensors(logits, y).items():
-            state[f"now_{name}"][idx_t] = values.to(device, torch.float64)
+        if len(idx_t):
+            low, high = (int(v) for v in torch.aminmax(idx_t))
+            if low < 0 or high >= self.n_samples:
+                raise DataError(f"sample ids must lie in [0, {self.n_samples}), got {low}..{high}")
+        summaries = logit_summary_tensors(logits, y)
+        state["now"][idx_t] = torch.stack([summaries[name].double() for name in _OBSERVED], 1).to(device)
         state["seen_now"][idx_t] = True
         state["labels"][idx_t] = y.to(device)
 
@@ -121,16 +125,17 @@ class TrainingRecorder:
             raise ConfigError("end_epoch() before any update(): record some logits first")
         s = self._state
         seen = s["seen_now"]
-        correct = s["now_correct"] > 0.5
+        now = {name: s["now"][:, i] for name, i in _COLUMN.items()}
+        correct = now["correct"] > 0.5
         has_prev = s["observations"] > 0
         s["forgetting"] += (seen & has_prev & s["prev_correct"] & ~correct).double()
         s["prev_correct"] = torch.where(seen, correct, s["prev_correct"])
         s["ever_correct"] |= seen & correct
         s["observations"] += seen.double()
-        s["loss_sum"] += torch.where(seen, s["now_loss"], 0.0)
-        s["margin_sum"] += torch.where(seen, s["now_logit_margin"], 0.0)
+        s["loss_sum"] += torch.where(seen, now["loss"], 0.0)
+        s["margin_sum"] += torch.where(seen, now["logit_margin"], 0.0)
         for name in ("p_true", "p_max", "p_second", "entropy", "sum_sq_prob"):
-            s[f"last_{name}"] = torch.where(seen, s[f"now_{name}"], s[f"last_{name}"])
+            s[f"last_{name}"] = torch.where(seen, now[name], s[f"last_{name}"])
         seen.zero_()
         self.epochs += 1
 
