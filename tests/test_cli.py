@@ -124,10 +124,11 @@ def test_evaluate_reports_mean_and_std(blobs_npz, tmp_path, capsys):
     code, out, err = run_cli(["evaluate", f"npz:{blobs_npz}", "--selection", str(sel), "--seeds", "2",
                               "--epochs", "3", "--quiet"], capsys)
     assert code == 0, err
-    header, subset, full = out.strip().splitlines()
+    header, subset, full, protocol = out.strip().splitlines()
     assert header.split() == ["set", "samples", "accuracy_mean", "accuracy_std", "per_seed"]
     assert subset.split()[:2] == ["subset", "120"] and full.split()[:2] == ["full", "240"]
     assert len(subset.split()[4].split(",")) == 2
+    assert protocol == "# same epochs: 3 epochs for every set"
     assert 0.0 <= float(subset.split()[2]) <= 1.0
 
 

@@ -84,7 +84,7 @@ def test_adapruner_mask_entry_follows_its_image_under_a_shuffled_loader(small):
     alpha, m0, lr, eps = 3.0, 0.3, 0.7, 1e-5
     method = AdaPruner(warmup_epochs=0, epochs=1, max_extra_epochs=0, alpha_max=alpha, lambda_scale=0.0,
                        mask_init=m0, mask_lr=lr, mask_momentum=0.0, sel_eps=eps)
-    mask, _ = method.train_mask(task, 0.5, seed=11, progress=False)
+    mask = method.train_mask(task, 0.5, seed=11, progress=False).mask.detach().cpu()
     model = task.new_model(11)  # the same initial weights the method trained (frozen) from
     loss = torch.from_numpy(per_sample_losses(model, task))
     w = torch.sigmoid(torch.tensor(alpha * m0, dtype=torch.float64))

@@ -22,13 +22,21 @@ _LAZY = {
     "ScoreSet": "adaprune.scores",
     "Budget": "adaprune.selection",
     "Selection": "adaprune.selection",
+    # For users' own training loops and scikit-learn (torch, scikit-learn).
+    "AdaPrunerMask": "adaprune.adapruner_mask",
+    "with_indices": "adaprune.adapruner_mask",
+    "TrainingRecorder": "adaprune.recorder",
+    "Pruner": "adaprune.sklearn_api",
 }
 
 if TYPE_CHECKING:
+    from adaprune.adapruner_mask import AdaPrunerMask, with_indices
     from adaprune.api import benchmark, evaluate, load_data, prune, score, select
+    from adaprune.recorder import TrainingRecorder
     from adaprune.registry import list_methods
     from adaprune.scores import ScoreSet
     from adaprune.selection import Budget, Selection
+    from adaprune.sklearn_api import Pruner
 
 
 def __getattr__(name: str) -> Any:
@@ -45,7 +53,11 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AdaPrunerMask",
     "Budget",
+    "Pruner",
+    "TrainingRecorder",
+    "with_indices",
     "ScoreSet",
     "Selection",
     "__version__",

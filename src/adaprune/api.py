@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -44,6 +45,32 @@ def _as_dataset(data: str | Dataset, test: str | None = None) -> Dataset:
     return load_data(data, test=test)
 
 
+def train_config(
+    *,
+    device: str = "cpu",
+    epochs: int | None = None,
+    optimizer: str | None = None,
+    lr: float | None = None,
+    batch_size: int | None = None,
+    weight_decay: float | None = None,
+) -> TrainConfig:
+    """The training we do, from the API's keywords; None keeps TrainConfig's default."""
+    if lr is not None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ConfigError(f"lr must be a positive number, got {lr!r}")
+    if weight_decay is not None and not (isinstance(weight_decay, (int, float)) and weight_decay >= 0):
+        raise ConfigError(f"weight_decay must be >= 0, got {weight_decay!r}")
+    given = {"epochs": epochs, "optimizer": optimizer, "lr": lr, "batch_size": batch_size,
+             "weight_decay": weight_decay}
+    return TrainConfig(device=device, **{k: v for k, v in given.items() if v is not None})
+
+
+def training_record(config: TrainConfig) -> dict[str, Any]:
+    """How a method's models were trained, as recorded in score and selection metadata (a method's
+    own epochs are among its parameters)."""
+    return {"optimizer": config.optimizer, "lr": config.lr, "batch_size": config.batch_size,
+            "weight_decay": config.weight_decay}
+
+
 def _method_and_task(
     data: str | Dataset,
     method: str | Method,
@@ -53,6 +80,7 @@ def _method_and_task(
     device: str,
     params: Mapping[str, Any] | None,
     standardize: bool,
+    train: TrainConfig | None = None,
 ) -> tuple[Method, Task]:
     dataset = _as_dataset(data)
     params = dict(params or {})
@@ -69,7 +97,7 @@ def _method_and_task(
             raise ConfigError("params are for a method given by name; configure a Method object directly")
         method_obj = method
     refuse_missing_labels(method_obj, dataset)
-    task = _make_task(dataset, model=model, train=TrainConfig(device=device), standardize=standardize)
+    task = _make_task(dataset, model=model, train=train or TrainConfig(device=device), standardize=standardize)
     method_obj.check_task(task)
     return method_obj, task
 
@@ -115,6 +143,10 @@ def prune(
     threads: int | None = None,
     standardize: bool = True,
     threshold: float | None = None,
+    optimizer: str | None = None,
+    lr: float | None = None,
+    batch_size: int | None = None,
+    weight_decay: float | None = None,
 ) -> Selection:
     """Choose which samples of `data` to keep. Give exactly one of `keep` or `prune` (fractions),
     or, for a method that has one (semdedup), a similarity `threshold` instead: every sample whose
@@ -132,6 +164,9 @@ def prune(
     `threads`: torch CPU threads (default: $ADAPRUNE_THREADS, else 1 for the built-in models).
     `standardize`: built-in models standardise vector (N, D) inputs with the training split's mean
     and std (False: as given).
+    `optimizer` ("adam" or "sgd"), `lr`, `batch_size` and `weight_decay` set how methods that train
+    a model train it (None: the defaults of `TrainConfig`); they are recorded in the selection's
+    metadata (`details.training`).
     The selection records per-class kept counts and warns when a class loses most of its share."""
     if threshold is not None:
         if keep is not None or prune is not None:
@@ -144,6 +179,8 @@ def prune(
     else:
         budget = Budget.from_args(keep=keep, prune=prune)
     seed = check_seed(seed)
+    train = train_config(device=device, optimizer=optimizer, lr=lr, batch_size=batch_size,
+                         weight_decay=weight_decay)
     if balance is not None and balance not in BALANCE_CHOICES:
         raise ConfigError(f"balance must be one of {', '.join(BALANCE_CHOICES)}, got {balance!r}")
     for key, value in (("encoder", encoder), ("embeddings", embeddings)):
@@ -167,7 +204,7 @@ def prune(
         params = {**(params or {}), "balance": balance}
         balance = None
     method_obj, task = _method_and_task(data, method, model=model, epochs=epochs, device=device, params=params,
-                                        standardize=standardize)
+                                        standardize=standardize, train=train)
     n_threads = resolve_threads(threads, model=model, device=device)
     n_keep = None if budget is None else budget.count(task.n)
     start = time.perf_counter()
@@ -178,12 +215,12 @@ def prune(
         with torch_threads(n_threads):
             result = method_obj.run_threshold(task, threshold, seed=seed, progress=progress)
         selection = _selection_of(result, method_obj, task.n, seed=seed,
-                                  requested_keep=len(result.kept) / task.n)
+                                  requested_keep=len(result.kept) / task.n, train=train)
         log.info("%s: threshold %g removed %d of %d samples (realised prune fraction %.4f)", method_obj.name,
                  threshold, task.n - selection.n_kept, task.n, 1 - selection.realised_keep)
     elif isinstance(method_obj, Scorer):
         with torch_threads(n_threads):
-            score_set = method_obj.score_set(task, seed=seed, progress=progress)
+            score_set = _with_training(method_obj.score_set(task, seed=seed, progress=progress), method_obj, train)
         selection = select_scores(score_set, keep=budget.keep, balance=balance)
     else:
         if balance is not None:
@@ -193,7 +230,8 @@ def prune(
             )
         with torch_threads(n_threads):
             result = method_obj.run(task, n_keep, seed=seed, progress=progress)
-        selection = _selection_of(result, method_obj, task.n, seed=seed, requested_keep=budget.keep)
+        selection = _selection_of(result, method_obj, task.n, seed=seed, requested_keep=budget.keep,
+                                  train=train)
     selection = _bind_to_source(selection, task.data, selection.n_kept if n_keep is None else n_keep)
     log.info("%s kept %d of %d samples in %.1f s (%d torch thread%s)", method_obj.name, selection.n_kept,
              task.n, time.perf_counter() - start, n_threads, "" if n_threads == 1 else "s")
@@ -249,7 +287,7 @@ def _twins_within(kept: np.ndarray, twin: np.ndarray, similarity: np.ndarray) ->
 
 
 def _selection_of(result: MethodResult, method: Method, n_total: int, *, seed: int,
-                  requested_keep: float) -> Selection:
+                  requested_keep: float, train: TrainConfig) -> Selection:
     return Selection(
         kept=result.kept,
         n_total=n_total,
@@ -259,10 +297,19 @@ def _selection_of(result: MethodResult, method: Method, n_total: int, *, seed: i
         requested_keep=requested_keep,
         scores=result.scores,
         higher_is_keep=method.higher_is_keep,
-        details=result.details,
+        details={**result.details, **_training_details(method, train)},
         twin=result.twin,
         similarity=result.similarity,
     )
+
+
+def _training_details(method: Method, train: TrainConfig) -> dict[str, Any]:
+    return {"training": training_record(train)} if method.trains_model else {}
+
+
+def _with_training(score_set: ScoreSet, method: Method, train: TrainConfig) -> ScoreSet:
+    extra = _training_details(method, train)
+    return dataclasses.replace(score_set, details={**score_set.details, **extra}) if extra else score_set
 
 
 def score(
@@ -277,11 +324,18 @@ def score(
     progress: bool = True,
     threads: int | None = None,
     standardize: bool = True,
+    optimizer: str | None = None,
+    lr: float | None = None,
+    batch_size: int | None = None,
+    weight_decay: float | None = None,
 ) -> ScoreSet:
-    """Per-sample scores of a scoring method, to select from at any budget with `select`."""
+    """Per-sample scores of a scoring method, to select from at any budget with `select`.
+    `threads`, `standardize`, `optimizer`, `lr`, `batch_size`, `weight_decay`: as for `prune`."""
     seed = check_seed(seed)
+    train = train_config(device=device, optimizer=optimizer, lr=lr, batch_size=batch_size,
+                         weight_decay=weight_decay)
     method_obj, task = _method_and_task(data, method, model=model, epochs=epochs, device=device, params=params,
-                                        standardize=standardize)
+                                        standardize=standardize, train=train)
     if not isinstance(method_obj, Scorer):
         raise ConfigError(
             f"method {method_obj.name!r} decides its kept set for a given budget and has no reusable score; "
@@ -289,7 +343,7 @@ def score(
         )
     n_threads = resolve_threads(threads, model=model, device=device)
     with torch_threads(n_threads):
-        score_set = method_obj.score_set(task, seed=seed, progress=progress)
+        score_set = _with_training(method_obj.score_set(task, seed=seed, progress=progress), method_obj, train)
     return dataclasses.replace(score_set, details={
         **score_set.details, "threads": n_threads, "standardize": getattr(task, "standardizes", False),
     })
@@ -320,17 +374,28 @@ def evaluate(
     progress: bool = True,
     threads: int | None = None,
     standardize: bool = True,
+    optimizer: str | None = None,
+    lr: float | None = None,
+    batch_size: int | None = None,
+    weight_decay: float | None = None,
+    match_steps: bool = False,
 ) -> EvaluationResult:
     """Train fresh models on the kept subset and on the full set; the test metric per seed
-    (accuracy for classification, COCO mAP for detection)."""
+    (accuracy for classification, COCO mAP for detection). `optimizer`, `lr`, `batch_size` and
+    `weight_decay` set that training. With `match_steps`, the subset trains for as many optimisation
+    steps as the full set does in `epochs` epochs (more epochs on a smaller subset) instead of the
+    same number of epochs."""
     dataset = _as_dataset(data, test)
     sel = Selection.load(selection) if isinstance(selection, str) else selection
     seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(check_seed(s) for s in seeds)
     if isinstance(seeds, int) and seeds < 1:
         raise ConfigError(f"seeds must be at least 1, got {seeds}")
-    task = _make_task(dataset, model=model, train=TrainConfig(epochs=epochs, device=device), standardize=standardize)
+    train = train_config(device=device, epochs=epochs, optimizer=optimizer, lr=lr, batch_size=batch_size,
+                         weight_decay=weight_decay)
+    task = _make_task(dataset, model=model, train=train, standardize=standardize)
     with torch_threads(resolve_threads(threads, model=model, device=device)):
-        return evaluate_selection(task, sel, seeds=seed_list, include_full=include_full, progress=progress)
+        return evaluate_selection(task, sel, seeds=seed_list, include_full=include_full, progress=progress,
+                                  match_steps=match_steps)
 
 
 def benchmark(
@@ -348,17 +413,26 @@ def benchmark(
     command: str | None = None,
     threads: int | None = None,
     standardize: bool = True,
+    optimizer: str | None = None,
+    lr: float | None = None,
+    batch_size: int | None = None,
+    weight_decay: float | None = None,
+    match_steps: bool = False,
 ) -> BenchmarkResult:
     """Prune with every method at every fraction and seed, then train and test a fresh model on each
-    kept subset (and on the full set once per seed). `epochs` is the evaluation training length."""
+    kept subset (and on the full set once per seed). `epochs` is the evaluation training length;
+    `optimizer`, `lr`, `batch_size`, `weight_decay` set every training (methods' and evaluation's);
+    `match_steps`: each subset trains for the full set's number of optimisation steps."""
     dataset = _as_dataset(data, test)
     seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(check_seed(s) for s in seeds)
-    eval_task = _make_task(dataset, model=model, train=TrainConfig(epochs=epochs, device=device),
+    options = {"optimizer": optimizer, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay}
+    eval_task = _make_task(dataset, model=model, train=train_config(device=device, epochs=epochs, **options),
                            standardize=standardize)
-    method_task = _make_task(dataset, model=model, train=TrainConfig(device=device), standardize=standardize)
+    method_task = _make_task(dataset, model=model, train=train_config(device=device, **options),
+                             standardize=standardize)
     eval_task.require_test()  # no test split: fail now, not after the first method has run
     with torch_threads(resolve_threads(threads, model=model, device=device)):
         return run_benchmark(
             eval_task, methods, prunes, seed_list, method_task=method_task,
-            method_params=method_params, progress=progress, command=command,
+            method_params=method_params, progress=progress, command=command, match_steps=match_steps,
         )

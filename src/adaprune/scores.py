@@ -153,3 +153,106 @@ def select_scores(
         library_version=scores.library_version,
         details={**scores.details, "selection_balance": balance},
     )
+
+
+# ---------------------------------------------------------------- kernels for saved logits
+# Numpy in, numpy out (float64), one value per sample: what the training-dynamics scorers compute,
+# for users who have logits or probabilities from their own model. Validated once here.
+UNCERTAINTY_MEASURES = ("least_confidence", "margin", "entropy")
+
+
+def _matrix(values: Any, *, what: str) -> np.ndarray:
+    m = np.asarray(values, dtype=np.float64)
+    if m.ndim != 2 or m.shape[0] < 1 or m.shape[1] < 1:
+        raise ConfigError(f"{what} must be an (N, K) array, got shape {m.shape}")
+    return m
+
+
+def _labels_for(labels: Any, n: int, k: int) -> np.ndarray:
+    y = np.asarray(labels)
+    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+        raise ConfigError(f"labels must be {n} integers, got shape {y.shape} and dtype {y.dtype}")
+    if len(y) and (y.min() < 0 or y.max() >= k):
+        raise ConfigError(f"labels must lie in [0, {k}) for {k} classes, got {y.min()}..{y.max()}")
+    return y.astype(np.int64)
+
+
+def softmax(logits: Any) -> np.ndarray:
+    """Row-wise softmax of (N, K) logits, computed stably in float64."""
+    z = _matrix(logits, what="logits")
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def el2n(probs: Any, labels: Any) -> np.ndarray:
+    """EL2N (Paul et al. 2021): ||probs_i - onehot(y_i)||_2 per sample, from (N, K) probabilities
+    (e.g. `softmax(logits)` after a few epochs). 0 = learned, up to sqrt(2). Higher = keep."""
+    p = _matrix(probs, what="probs")
+    y = _labels_for(labels, *p.shape)
+    err = p.copy()
+    err[np.arange(len(y)), y] -= 1.0
+    return np.linalg.norm(err, axis=1)
+
+
+def logit_margins(logits: Any, labels: Any) -> np.ndarray:
+    """z_y - max_{k != y} z_k per sample (AUM's margin) from (N, K) logits; with one class, z_y."""
+    z = _matrix(logits, what="logits")
+    y = _labels_for(labels, *z.shape)
+    rows = np.arange(len(y))
+    true = z[rows, y]
+    if z.shape[1] == 1:
+        return true.copy()
+    other = z.copy()
+    other[rows, y] = -np.inf
+    return true - other.max(axis=1)
+
+
+def forgetting_events(correct_history: Any) -> np.ndarray:
+    """Forgetting events (Toneva et al. 2019) per sample from a (T, N) bool correctness history
+    (row t = observation t): count_i = #{t : correct[t-1, i] and not correct[t, i]}; a sample never
+    correct gets T, more than any possible count (at most floor(T / 2)). Higher = keep. int64 (N,)."""
+    c = np.asarray(correct_history)
+    if c.ndim != 2 or c.shape[0] < 1:
+        raise ConfigError(f"need a (T, N) correctness history with T >= 1, got shape {c.shape}")
+    c = c.astype(bool)
+    counts = (c[:-1] & ~c[1:]).sum(axis=0).astype(np.int64)
+    counts[~c.any(axis=0)] = c.shape[0]
+    return counts
+
+
+def aum(margins: Any) -> np.ndarray:
+    """Area under the margin (Pleiss et al. 2020) per sample from a (T, N) array of logit margins
+    (`logit_margins` at T moments of training): the mean over T. Low = likely mislabelled; higher = keep."""
+    m = np.asarray(margins, dtype=np.float64)
+    if m.ndim != 2 or m.shape[0] < 1:
+        raise ConfigError(f"need a (T, N) margin history with T >= 1, got shape {m.shape}")
+    return m.mean(axis=0)
+
+
+def check_uncertainty_measure(measure: str) -> None:
+    if measure not in UNCERTAINTY_MEASURES:
+        raise ConfigError(f"measure must be one of {', '.join(UNCERTAINTY_MEASURES)}, got {measure!r}")
+
+
+def uncertainty_from_top2(p_max: Any, p_second: Any, entropy: Any, *, measure: str) -> np.ndarray:
+    """Uncertainty from per-sample summaries of the probabilities (the largest, the second largest,
+    the entropy): least_confidence = 1 - p_max, margin = 1 - (p_max - p_second), entropy."""
+    check_uncertainty_measure(measure)
+    if measure == "least_confidence":
+        return 1.0 - np.asarray(p_max, dtype=np.float64)
+    if measure == "margin":
+        return 1.0 - (np.asarray(p_max, dtype=np.float64) - np.asarray(p_second, dtype=np.float64))
+    return np.asarray(entropy, dtype=np.float64)
+
+
+def uncertainty(probs: Any, measure: str = "entropy") -> np.ndarray:
+    """Uncertainty sampling (Coleman et al. 2020) per sample from (N, K) probabilities; labels are not
+    used. Higher = more uncertain = keep, for every measure: "least_confidence" (1 - p_max), "margin"
+    (1 - (p_max - p_second)), "entropy" (-sum p log p, with 0 log 0 = 0)."""
+    check_uncertainty_measure(measure)
+    p = _matrix(probs, what="probs")
+    top2 = -np.sort(-p, axis=1)[:, :2]
+    p_second = top2[:, 1] if p.shape[1] > 1 else np.zeros(len(p))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entropy = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=1)
+    return uncertainty_from_top2(top2[:, 0], p_second, entropy, measure=measure)

@@ -10,6 +10,7 @@ import click
 from adaprune.cli.options import (
     DATA_EPILOG,
     device_option,
+    match_steps_option,
     model_option,
     no_standardize_option,
     parse_fraction_list,
@@ -18,6 +19,7 @@ from adaprune.cli.options import (
     setup_logging,
     test_option,
     threads_option,
+    train_options,
 )
 from adaprune.defaults import DEFAULT_EVAL_EPOCHS
 
@@ -40,10 +42,12 @@ log = logging.getLogger("adaprune")
 @device_option
 @threads_option
 @no_standardize_option
+@train_options
+@match_steps_option
 @test_option
 @quiet_option
 def command(data, methods, prunes, seeds, out, epochs, params, model, device, threads, no_standardize,
-            test_spec, quiet) -> None:
+            optimizer, lr, batch_size, weight_decay, match_steps, test_spec, quiet) -> None:
     """Prune DATA with each method at each fraction and seed; train and test a fresh model on each."""
     from adaprune.api import benchmark
     from adaprune.errors import ConfigError
@@ -58,7 +62,8 @@ def command(data, methods, prunes, seeds, out, epochs, params, model, device, th
     result = benchmark(
         data, method_list, parse_fraction_list(prunes, what="--prune"), seeds=seeds, epochs=epochs,
         model=model, device=device, method_params=method_params, test=test_spec, progress=not quiet,
-        threads=threads, standardize=not no_standardize,
+        threads=threads, standardize=not no_standardize, optimizer=optimizer, lr=lr,
+        batch_size=batch_size, weight_decay=weight_decay, match_steps=match_steps,
         command=" ".join(["adaprune", *sys.argv[1:]]) if sys.argv[0].endswith("adaprune") else None,
     )
     paths = result.save(out)

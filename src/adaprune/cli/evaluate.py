@@ -7,12 +7,14 @@ import click
 from adaprune.cli.options import (
     DATA_EPILOG,
     device_option,
+    match_steps_option,
     model_option,
     no_standardize_option,
     quiet_option,
     setup_logging,
     test_option,
     threads_option,
+    train_options,
 )
 from adaprune.defaults import DEFAULT_EVAL_EPOCHS
 
@@ -40,7 +42,8 @@ def format_evaluation(result) -> str:
     if result.full is not None:
         rows.append(row("full", result.n_total, result.full, result.full_extras or ()))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+    table = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+    return f"{table}\n# {result.describe_protocol()}"
 
 
 @click.command("evaluate", epilog=DATA_EPILOG)
@@ -52,13 +55,18 @@ def format_evaluation(result) -> str:
 @device_option
 @threads_option
 @no_standardize_option
+@train_options
+@match_steps_option
 @test_option
 @quiet_option
-def command(data, selection, seeds, epochs, model, device, threads, no_standardize, test_spec, quiet) -> None:
+def command(data, selection, seeds, epochs, model, device, threads, no_standardize, optimizer, lr, batch_size,
+            weight_decay, match_steps, test_spec, quiet) -> None:
     """Train fresh models on the kept subset and on the full set; print the test metric."""
     from adaprune.api import evaluate
 
     setup_logging(quiet)
     result = evaluate(data, selection, seeds=seeds, epochs=epochs, model=model, device=device,
-                      test=test_spec, progress=not quiet, threads=threads, standardize=not no_standardize)
+                      test=test_spec, progress=not quiet, threads=threads, standardize=not no_standardize,
+                      optimizer=optimizer, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
+                      match_steps=match_steps)
     click.echo(format_evaluation(result))

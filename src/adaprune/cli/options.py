@@ -97,7 +97,22 @@ def _compose(*decorators):
     return apply
 
 
-# Options of every command that runs a method: seed, model, epochs, device, method parameters.
+# How we train (every command that trains); unset: TrainConfig's defaults (adam, 3e-3, 128, 0).
+train_options = _compose(
+    click.option("--optimizer", default=None, type=click.Choice(["adam", "sgd"]),
+                 help="Optimiser of the models we train (default adam; sgd has momentum 0.9)."),
+    click.option("--lr", type=float, default=None, help="Learning rate (default 3e-3)."),
+    click.option("--batch-size", type=int, default=None, help="Batch size (default 128)."),
+    click.option("--weight-decay", type=float, default=None, help="Weight decay (default 0)."),
+)
+match_steps_option = click.option(
+    "--match-steps", is_flag=True,
+    help="Train each subset for as many optimisation steps as the full set (more epochs on a subset) "
+    "instead of the same number of epochs.",
+)
+
+
+# Options of every command that runs a method: seed, model, epochs, device, method parameters, training.
 method_run_options = _compose(
     click.option("--seed", type=int, default=0, show_default=True),
     model_option,
@@ -106,6 +121,7 @@ method_run_options = _compose(
     threads_option,
     no_standardize_option,
     param_option,
+    train_options,
 )
 # --engine local|ray and --ray-address.
 engine_options = _compose(*engine_options_list)

@@ -65,8 +65,8 @@ def engine_params(method: str, engine: str, ray_address: str | None, work_dir: s
               help="semdedup: keep each finished stage (clustering, per-cluster M) here, so a killed run resumes.")
 @quiet_option
 def command(data, method, prune_fraction, keep_fraction, threshold, out, seed, model, epochs, device, threads,
-            no_standardize, params, balance, encoder, embeddings, group_by, on_bad_file, engine, ray_address,
-            work_dir, quiet) -> None:
+            no_standardize, params, optimizer, lr, batch_size, weight_decay, balance, encoder, embeddings, group_by,
+            on_bad_file, engine, ray_address, work_dir, quiet) -> None:
     """Choose which samples of DATA to keep and write the selection to --out."""
     from adaprune.data import load_data
     from adaprune.registry import get_method
@@ -98,6 +98,7 @@ def command(data, method, prune_fraction, keep_fraction, threshold, out, seed, m
         dataset, method, keep=keep_fraction, prune=prune_fraction, seed=seed, model=model,
         epochs=epochs, device=device, params=method_params, balance=balance, progress=not quiet,
         encoder=encoder, embeddings=embeddings, threads=threads, standardize=not no_standardize, threshold=threshold,
+        optimizer=optimizer, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
     )
     if own_format:
         dataset.write(selection.kept, out)

@@ -17,7 +17,8 @@ log = logging.getLogger("adaprune")
 @click.option("--out", required=True, help="Score file: .parquet, .csv or .json.")
 @method_run_options
 @quiet_option
-def command(data, method, out, seed, model, epochs, device, threads, no_standardize, params, quiet) -> None:
+def command(data, method, out, seed, model, epochs, device, threads, no_standardize, params, optimizer, lr,
+            batch_size, weight_decay, quiet) -> None:
     """Compute one score per sample of DATA, to select from at any budget with `adaprune select`."""
     from adaprune.api import score
     from adaprune.data import load_data
@@ -28,6 +29,7 @@ def command(data, method, out, seed, model, epochs, device, threads, no_standard
     dataset = load_data(data)
     check_output_path(out, inputs=dataset.source_paths, what="scores")
     scores = score(dataset, method, seed=seed, model=model, epochs=epochs, device=device, params=method_params,
-                   progress=not quiet, threads=threads, standardize=not no_standardize)
+                   progress=not quiet, threads=threads, standardize=not no_standardize, optimizer=optimizer, lr=lr,
+                   batch_size=batch_size, weight_decay=weight_decay)
     scores.save(out, inputs=dataset.source_paths)
     log.info("wrote %d %s scores (%s) -> %s", scores.n, method, scores.direction.describe(), out)

@@ -58,6 +58,15 @@ class BenchmarkResult:
     machine: dict[str, Any]
     command: str
     full_extras: tuple[dict[str, float], ...] = ()
+    # "epochs": every model trains `epochs` epochs; "steps": every subset trains the optimisation steps
+    # the full set takes in `epochs` epochs (more epochs on a smaller subset).
+    protocol: str = "epochs"
+    training: dict[str, Any] = field(default_factory=dict)  # optimizer, lr, batch_size, weight_decay
+
+    def describe_protocol(self) -> str:
+        if self.protocol == "steps":
+            return f"matched steps (every subset trains the full set's steps of {self.epochs} epochs)"
+        return f"{self.epochs} epochs for every set"
 
     def cell(self, method: str, prune: float) -> tuple[float, float]:
         values = [r.value for r in self.runs if r.method == method and r.prune == prune]
@@ -80,7 +89,7 @@ class BenchmarkResult:
         lines = [
             f"Test {METRIC_LABELS.get(self.metric, self.metric)} (%) on {self.dataset} "
             f"({self.n_train} train / {self.n_test} test), model "
-            f"{self.model}, {self.epochs} epochs, mean ± std over seeds {list(self.seeds)}.",
+            f"{self.model}, {self.describe_protocol()}, mean ± std over seeds {list(self.seeds)}.",
             "",
             "| " + " | ".join(head) + " |",
             "|" + "---|" * len(head),
@@ -164,6 +173,7 @@ def run_benchmark(
     method_params: Mapping[str, Mapping[str, Any]] | None = None,
     progress: bool = True,
     command: str | None = None,
+    match_steps: bool = False,
 ) -> BenchmarkResult:
     """For each seed: full-data accuracy once, then for every method and fraction, prune with that
     seed and train a fresh model with that seed. `task` sets the evaluation training;
@@ -194,7 +204,7 @@ def run_benchmark(
                 else:
                     kept = method.run(method_task, budget.count(task.n), seed=seed, progress=progress).kept
                 seconds = time.perf_counter() - start + score_seconds
-                metric = train_and_test(task, kept, seed=seed, progress=progress)
+                metric = train_and_test(task, kept, seed=seed, progress=progress, match_steps=match_steps)
                 log.info("seed %d %s prune %.2f: %s %.4f (pruning took %.1f s)", seed, name, p, metric.name,
                          metric.value, seconds)
                 runs.append(BenchmarkRun(name, float(p), int(seed), len(kept), metric.value, seconds,
@@ -215,6 +225,9 @@ def run_benchmark(
         runs=tuple(runs),
         machine=machine_info(),
         command=command or " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        protocol="steps" if match_steps else "epochs",
+        training={"optimizer": task.train.optimizer, "lr": task.train.lr, "batch_size": task.train.batch_size,
+                  "weight_decay": task.train.weight_decay},
     )
 
 

@@ -7,6 +7,7 @@ nothing is chosen by looking at the test split."""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,6 +46,16 @@ class EvaluationResult:
     full: tuple[float, ...] | None
     subset_extras: tuple[dict[str, float], ...] = ()
     full_extras: tuple[dict[str, float], ...] | None = None
+    # "epochs": every set trains `epochs` epochs; "steps": the subset trains as many optimisation
+    # steps as the full set does in `epochs` epochs (`subset_epochs` epochs, the last one cut short).
+    protocol: str = "epochs"
+    subset_epochs: int | None = None
+
+    def describe_protocol(self) -> str:
+        if self.protocol == "steps":
+            return (f"matched steps: the subset trained {self.subset_epochs} epochs, as many optimisation "
+                    f"steps as the full set's {self.epochs} epochs")
+        return f"same epochs: {self.epochs} epochs for every set"
 
     @property
     def subset_mean_std(self) -> tuple[float, float]:
@@ -59,13 +70,27 @@ class EvaluationResult:
         return tuple(self.subset_extras[0]) if self.subset_extras else ()
 
 
-def train_and_test(task: Task, indices: np.ndarray | None, *, seed: int, progress: bool) -> Metric:
+def matched_schedule(task: Task, n_subset: int) -> tuple[int, int]:
+    """(epochs, steps) that give a subset of `n_subset` samples the optimisation steps the full set
+    takes in `task.train.epochs` epochs (with the same batch size)."""
+    batch = task.train.batch_size
+    steps = task.train.epochs * math.ceil(task.n / batch)
+    return math.ceil(steps / math.ceil(n_subset / batch)), steps
+
+
+def train_and_test(
+    task: Task, indices: np.ndarray | None, *, seed: int, progress: bool, match_steps: bool = False
+) -> Metric:
     """Train a fresh model (initialised from `seed`) on `indices` of the training set; the test metric,
-    read once at the end."""
+    read once at the end. `match_steps`: as many optimisation steps as on the full set."""
     task.require_test()  # fail before training when there is no test split
     model = task.new_model(seed)
     idx = None if indices is None else torch.from_numpy(np.asarray(indices, dtype=np.int64))
-    fit(model, task, seed=seed, indices=idx, progress=progress, desc=f"evaluate seed {seed}")
+    epochs = max_steps = None
+    if match_steps and idx is not None:
+        epochs, max_steps = matched_schedule(task, len(idx))
+    fit(model, task, seed=seed, indices=idx, epochs=epochs, max_steps=max_steps, progress=progress,
+        desc=f"evaluate seed {seed}")
     return task.test_metric(model)
 
 
@@ -76,6 +101,7 @@ def evaluate_selection(
     seeds: Sequence[int] = (0, 1, 2),
     include_full: bool = True,
     progress: bool = True,
+    match_steps: bool = False,
 ) -> EvaluationResult:
     if selection.n_total != task.n:
         raise ConfigError(
@@ -84,7 +110,8 @@ def evaluate_selection(
         )
     if not seeds:
         raise ConfigError("seeds must name at least one seed")
-    subset = tuple(train_and_test(task, selection.kept, seed=s, progress=progress) for s in seeds)
+    subset = tuple(train_and_test(task, selection.kept, seed=s, progress=progress, match_steps=match_steps)
+                   for s in seeds)
     full = tuple(train_and_test(task, None, seed=s, progress=progress) for s in seeds) if include_full else None
     return EvaluationResult(
         dataset=task.data.name,
@@ -98,4 +125,6 @@ def evaluate_selection(
         full=None if full is None else tuple(m.value for m in full),
         subset_extras=tuple(m.extras for m in subset),
         full_extras=None if full is None else tuple(m.extras for m in full),
+        protocol="steps" if match_steps else "epochs",
+        subset_epochs=matched_schedule(task, selection.n_kept)[0] if match_steps else task.train.epochs,
     )

@@ -31,103 +31,15 @@ Mask entries are indexed by sample index carried with every batch, never by load
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
-
 import numpy as np
-import torch
-from torch import Tensor
 
+# The loss terms, the schedule and the mask's optimizer are written once, in adapruner_mask.
+from adaprune.adapruner_mask import AdaPrunerMask, check_adapruner_params
 from adaprune.errors import ConfigError
 from adaprune.methods.base import MethodResult, Selector
 from adaprune.registry import register_method
-from adaprune.selection import select_top_k
 from adaprune.tasks import Task
 from adaprune.training.loop import fit
-
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LossTerms:
-    total: Tensor
-    cls: Tensor
-    sel: Tensor
-    comp: Tensor
-    lam: float
-    r: float
-
-
-class MaskSGD:
-    """SGD with momentum and weight decay (torch's semantics: no dampening, no Nesterov) on the one
-    mask tensor, without the generic optimizer machinery, whose per-step cost is comparable to
-    the mask's own arithmetic."""
-
-    def __init__(self, mask: Tensor, *, lr: float, momentum: float, weight_decay: float) -> None:
-        self.mask = mask
-        self.lr = lr
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.buffer: Tensor | None = None
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        self.mask.grad = None
-
-    @torch.no_grad()
-    def step(self) -> None:
-        grad = self.mask.grad
-        if grad is None:
-            return
-        if self.weight_decay:
-            grad = grad.add(self.mask, alpha=self.weight_decay)
-        if self.momentum:
-            if self.buffer is None:
-                self.buffer = grad.clone()
-            else:
-                self.buffer.mul_(self.momentum).add_(grad)
-            grad = self.buffer
-        self.mask.add_(grad, alpha=-self.lr)
-
-
-def alpha_at(epoch: int, *, epochs: int, alpha_start: float, alpha_max: float) -> float:
-    """Alpha for pruning epoch `epoch` (0-based): a uniform ramp reaching alpha_max at the last
-    pruning epoch, then held."""
-    if epochs <= 1 or epoch >= epochs - 1:
-        return alpha_max
-    return alpha_start + (alpha_max - alpha_start) * epoch / (epochs - 1)
-
-
-LAMBDA_RULES = ("adaptive", "constant")
-
-
-def adaptive_lambda(r: float, keep: float, *, lambda_scale: float, rule: str = "adaptive") -> float:
-    """lambda = s * |r - c_r|: the compression term weighs more the further the mask is off budget
-    ("adaptive", the paper's); "constant" holds lambda = s."""
-    return lambda_scale if rule == "constant" else lambda_scale * abs(r - keep)
-
-
-def adapruner_loss(
-    ce: Tensor,
-    batch_mask: Tensor,
-    full_mask: Tensor,
-    *,
-    alpha: float,
-    keep: float,
-    lambda_scale: float,
-    sel_eps: float = 1e-5,
-    lambda_rule: str = "adaptive",
-) -> LossTerms:
-    """The paper's objective for one batch. `ce` are the batch's per-sample cross-entropies,
-    `batch_mask` the mask entries of those samples (gathered by sample index), `full_mask` all N."""
-    w = torch.sigmoid(alpha * batch_mask)
-    l_cls = (w * ce).mean()
-    l_sel = (w * -torch.log(ce.detach() + sel_eps)).mean()
-    w_all = torch.sigmoid(alpha * full_mask)
-    l_comp = (w_all.sum() / full_mask.numel() - keep) ** 2
-    # w > 0.5 exactly when m > 0 (alpha > 0); r takes no gradient.
-    r = float((full_mask.detach() > 0).float().mean())
-    lam = adaptive_lambda(r, keep, lambda_scale=lambda_scale, rule=lambda_rule)
-    return LossTerms(total=l_cls + l_sel + lam * l_comp, cls=l_cls, sel=l_sel, comp=l_comp, lam=lam, r=r)
 
 
 @register_method("adapruner")
@@ -165,23 +77,11 @@ class AdaPruner(Selector):
         balance: str = "none",
         lambda_rule: str = "adaptive",
     ) -> None:
-        if warmup_epochs < 0 or epochs < 1 or max_extra_epochs < 0:
-            raise ConfigError(
-                f"need warmup_epochs >= 0, epochs >= 1, max_extra_epochs >= 0; "
-                f"got {warmup_epochs}, {epochs}, {max_extra_epochs}"
-            )
-        if not 0 < alpha_start <= alpha_max:
-            raise ConfigError(f"need 0 < alpha_start <= alpha_max, got {alpha_start} and {alpha_max}")
-        if binarize not in ("budget", "threshold"):
-            raise ConfigError(f"binarize must be 'budget' or 'threshold', got {binarize!r}")
-        if balance not in ("none", "class"):
-            raise ConfigError(f"balance must be 'none' or 'class', got {balance!r}")
-        if balance == "class" and binarize != "budget":
-            raise ConfigError("balance='class' needs binarize='budget' (the threshold rule has no quota to split)")
-        if lambda_rule not in LAMBDA_RULES:
-            raise ConfigError(f"lambda_rule must be one of {', '.join(LAMBDA_RULES)}, got {lambda_rule!r}")
-        if mask_lr <= 0 or epsilon < 0 or lambda_scale < 0:
-            raise ConfigError("mask_lr must be > 0, epsilon and lambda_scale >= 0")
+        check_adapruner_params(
+            warmup_epochs=warmup_epochs, epochs=epochs, max_extra_epochs=max_extra_epochs,
+            alpha_start=alpha_start, alpha_max=alpha_max, lambda_scale=lambda_scale,
+            epsilon=epsilon, mask_lr=mask_lr, binarize=binarize, balance=balance, lambda_rule=lambda_rule,
+        )
         self.warmup_epochs = warmup_epochs
         self.epochs = epochs
         self.max_extra_epochs = max_extra_epochs
@@ -198,86 +98,30 @@ class AdaPruner(Selector):
         self.balance = balance
         self.lambda_rule = lambda_rule
 
-    def train_mask(
-        self, task: Task, keep: float, *, seed: int, progress: bool
-    ) -> tuple[Tensor, dict]:
-        """Warm up, then train network and mask jointly. Returns the final mask and the history."""
-        n = task.n
-        device = task.device
+    def new_mask(self, n: int, keep: float, *, labels: np.ndarray | None = None) -> AdaPrunerMask:
+        """The mask object this method drives, with this method's parameters (`labels`: the class
+        of each sample, needed by balance='class')."""
+        return AdaPrunerMask(n, keep=keep, labels=labels, **self.params())
+
+    def train_mask(self, task: Task, keep: float, *, seed: int, progress: bool) -> AdaPrunerMask:
+        """Warm up, then train network and mask jointly, in one run of the training loop (seed
+        `seed`: model initialisation and batch order), exactly as a user's loop drives
+        AdaPrunerMask. Any task's per-sample loss (cross-entropy, a detector's per-image loss)
+        plays CE_i. Returns the trained mask object."""
+        labels = None
+        if self.balance == "class":
+            labels = getattr(task, "labels", None)
+            if labels is None:
+                raise ConfigError("adapruner balance='class' needs one class label per sample; this task has none")
+        pruner = self.new_mask(task.n, keep, labels=labels)
         model = task.new_model(seed)
-        if self.warmup_epochs:
-            fit(model, task, seed=seed, epochs=self.warmup_epochs, progress=progress, desc="warm-up")
-        mask = torch.full((n,), float(self.mask_init), device=device, requires_grad=True)
-        mask_opt = MaskSGD(mask, lr=self.mask_lr, momentum=self.mask_momentum, weight_decay=self.mask_weight_decay)
-        history: dict[str, list[float]] = {"alpha": [], "r": [], "lambda": [], "mean_w": []}
-        state = {"alpha": self.alpha_start, "terms": None}
-
-        def loss_fn(per_sample: Tensor, idx: Tensor) -> Tensor:
-            # Any task's per-sample loss (cross-entropy, a detector's per-image loss) plays CE_i.
-            terms = adapruner_loss(
-                per_sample, mask[idx], mask, alpha=state["alpha"], keep=keep,
-                lambda_scale=self.lambda_scale, sel_eps=self.sel_eps, lambda_rule=self.lambda_rule,
-            )
-            state["terms"] = terms
-            return terms.total
-
-        def on_epoch_end(epoch: int) -> bool:
-            with torch.no_grad():
-                r = float((mask > 0).float().mean())
-                history["alpha"].append(state["alpha"])
-                history["r"].append(r)
-                history["lambda"].append(
-                    adaptive_lambda(r, keep, lambda_scale=self.lambda_scale, rule=self.lambda_rule)
-                )
-                history["mean_w"].append(float(torch.sigmoid(state["alpha"] * mask).mean()))
-            at_max = epoch >= self.epochs - 1
-            state["alpha"] = alpha_at(
-                epoch + 1, epochs=self.epochs, alpha_start=self.alpha_start, alpha_max=self.alpha_max
-            )
-            return at_max and abs(r - keep) <= self.epsilon
-
-        state["alpha"] = alpha_at(0, epochs=self.epochs, alpha_start=self.alpha_start, alpha_max=self.alpha_max)
         fit(
-            model, task, seed=seed + 1, epochs=self.epochs + self.max_extra_epochs,
-            loss_fn=loss_fn, extra_optimizers=(mask_opt,), on_epoch_end=on_epoch_end,
+            model, task, seed=seed, epochs=pruner.total_epochs, loss_fn=pruner.loss,
+            extra_optimizers=(pruner,), on_epoch_end=lambda epoch: pruner.end_epoch(),
             progress=progress, desc="adapruner",
         )
-        return mask.detach().cpu(), history
+        return pruner
 
     def run(self, task: Task, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
-        n = task.n
-        keep = n_keep / n
-        mask, history = self.train_mask(task, keep, seed=seed, progress=progress)
-        scores = mask.double().numpy()
-        converged = abs(history["r"][-1] - keep) <= self.epsilon
-        if not converged:
-            # Expected with the paper's lambda rule: the selection loss pushes every w down, so the mask
-            # settles a little under budget. "budget" binarisation still keeps exactly n_keep.
-            if self.binarize == "threshold":
-                log.warning(
-                    "adapruner: mask kept %.3f of samples after %d pruning epochs, target %.3f (epsilon %.3f)",
-                    history["r"][-1], len(history["r"]), keep, self.epsilon,
-                )
-            else:  # not a failure: the kept set is the top n_keep by mask value
-                log.debug(
-                    "adapruner: the mask's w > 0.5 covers %.3f of samples (target %.3f); the budget is met "
-                    "exactly by ranking the mask", history["r"][-1], keep,
-                )
-        if self.binarize == "budget":
-            strata = None
-            if self.balance == "class":
-                strata = getattr(task, "labels", None)
-                if strata is None:
-                    raise ConfigError("adapruner balance='class' needs one class label per sample; this task has none")
-            kept = select_top_k(scores, n_keep, higher_is_keep=True, strata=strata)
-        else:
-            kept = np.flatnonzero(scores > 0)
-            if len(kept) == 0:
-                raise ConfigError("adapruner's mask kept no sample (binarize='threshold'); use binarize='budget'")
-        details = {
-            "pruning_epochs_run": len(history["r"]),
-            "converged": converged,
-            "mask_keep_fraction": history["r"][-1],
-            "history": history,
-        }
-        return MethodResult(kept=kept, scores=scores, details=details)
+        selection = self.train_mask(task, n_keep / task.n, seed=seed, progress=progress).selection(seed=seed)
+        return MethodResult(kept=selection.kept, scores=selection.scores, details=selection.details)

@@ -17,19 +17,16 @@ from typing import ClassVar
 
 import numpy as np
 
-from adaprune.errors import ConfigError
 from adaprune.methods.base import Scorer, check_epochs_runs
 from adaprune.registry import register_method
+from adaprune.scores import aum
 from adaprune.tasks.classification import ClassificationTask
 from adaprune.training.trace import run_traces
 
 
 def aum_from_margins(margins: np.ndarray) -> np.ndarray:
-    """AUM per sample from a (T, N) array of per-epoch logit margins: the mean over epochs."""
-    m = np.asarray(margins, dtype=np.float64)
-    if m.ndim != 2 or m.shape[0] < 1:
-        raise ConfigError(f"need a (T, N) margin history with T >= 1, got shape {m.shape}")
-    return m.mean(axis=0)
+    """AUM per sample from a (T, N) array of per-epoch logit margins: `adaprune.scores.aum`."""
+    return aum(margins)
 
 
 @register_method("aum")

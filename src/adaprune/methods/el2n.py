@@ -19,19 +19,18 @@ import torch
 from adaprune.errors import ConfigError
 from adaprune.methods.base import Scorer, check_epochs_runs
 from adaprune.registry import register_method
+from adaprune.scores import el2n, softmax
 from adaprune.tasks.classification import ClassificationTask
 from adaprune.training.trace import run_traces
 
 
 def el2n_from_logits(logits: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray) -> np.ndarray:
-    """||softmax(logits_i) - onehot(y_i)||_2 for every row, in float64."""
-    logits_t = torch.as_tensor(logits).double()
-    y_t = torch.as_tensor(y).long()
-    if logits_t.ndim != 2 or y_t.shape != (len(logits_t),):
-        raise ConfigError(f"need (N, K) logits and N labels, got {tuple(logits_t.shape)} and {tuple(y_t.shape)}")
-    probs = logits_t.softmax(1)
-    onehot = torch.nn.functional.one_hot(y_t, probs.shape[1]).double()
-    return torch.linalg.vector_norm(probs - onehot, dim=1).numpy()
+    """||softmax(logits_i) - onehot(y_i)||_2 for every row, in float64: `adaprune.scores.el2n`."""
+    logits_np = torch.as_tensor(logits).detach().cpu().double().numpy()
+    y_np = torch.as_tensor(y).cpu().long().numpy()
+    if logits_np.ndim != 2 or y_np.shape != (len(logits_np),):
+        raise ConfigError(f"need (N, K) logits and N labels, got {logits_np.shape} and {y_np.shape}")
+    return el2n(softmax(logits_np), y_np)
 
 
 @register_method("el2n")

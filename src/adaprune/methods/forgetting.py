@@ -16,25 +16,16 @@ from typing import ClassVar
 
 import numpy as np
 
-from adaprune.errors import ConfigError
 from adaprune.methods.base import Scorer, check_epochs_runs
 from adaprune.registry import register_method
+from adaprune.scores import forgetting_events
 from adaprune.tasks.classification import ClassificationTask
 from adaprune.training.trace import run_traces
 
 
 def forgetting_counts(correct: np.ndarray) -> np.ndarray:
-    """Forgetting events per sample from a (T, N) bool correctness history (row t = observation t).
-
-    count_i = #{t : correct[t-1, i] and not correct[t, i]}; a sample never correct gets T, larger
-    than any possible count (at most floor(T / 2)). Returns int64 (N,)."""
-    c = np.asarray(correct)
-    if c.ndim != 2 or c.shape[0] < 1:
-        raise ConfigError(f"need a (T, N) correctness history with T >= 1, got shape {c.shape}")
-    c = c.astype(bool)
-    counts = (c[:-1] & ~c[1:]).sum(axis=0).astype(np.int64)
-    counts[~c.any(axis=0)] = c.shape[0]
-    return counts
+    """Forgetting events per sample from a (T, N) bool correctness history: `adaprune.scores.forgetting_events`."""
+    return forgetting_events(correct)
 
 
 def loss_tie_break(mean_loss: np.ndarray) -> np.ndarray:

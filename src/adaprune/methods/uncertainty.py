@@ -19,28 +19,19 @@ from typing import ClassVar
 
 import numpy as np
 
-from adaprune.errors import ConfigError
 from adaprune.methods.base import Scorer, check_epochs_runs
 from adaprune.registry import register_method
+from adaprune.scores import UNCERTAINTY_MEASURES, check_uncertainty_measure, uncertainty_from_top2
 from adaprune.tasks.classification import ClassificationTask
 from adaprune.training.trace import LogitSummary, run_traces
 
-MEASURES = ("least_confidence", "margin", "entropy")
-
-
-def check_measure(measure: str) -> None:
-    if measure not in MEASURES:
-        raise ConfigError(f"measure must be one of {', '.join(MEASURES)}, got {measure!r}")
+MEASURES = UNCERTAINTY_MEASURES
+check_measure = check_uncertainty_measure
 
 
 def uncertainty_scores(summary: LogitSummary, measure: str) -> np.ndarray:
     """Per-sample uncertainty (higher = more uncertain) from one set of logit summaries."""
-    check_measure(measure)
-    if measure == "least_confidence":
-        return 1.0 - np.asarray(summary.p_max, dtype=np.float64)
-    if measure == "margin":
-        return 1.0 - (np.asarray(summary.p_max, dtype=np.float64) - np.asarray(summary.p_second, dtype=np.float64))
-    return np.asarray(summary.entropy, dtype=np.float64)
+    return uncertainty_from_top2(summary.p_max, summary.p_second, summary.entropy, measure=measure)
 
 
 @register_method("uncertainty")

@@ -91,13 +91,15 @@ def fit(
     on_epoch_end: Callable[[int], bool | None] | None = None,
     progress: bool = True,
     desc: str = "train",
+    max_steps: int | None = None,
 ) -> nn.Module:
     """Train `model` on the training samples `indices` (all by default) of `task`.
 
     Every batch carries its sample indices; `loss_fn(per_sample_loss, idx)` turns the task's
     per-sample losses into the scalar to minimise (default: their mean), so per-sample state (a
     mask, say) is indexed by sample. `extra_optimizers` step after the model's own.
-    `on_epoch_end(epoch)` may return True to stop early."""
+    `on_epoch_end(epoch)` may return True to stop early. `max_steps` stops after that many
+    optimisation steps, mid-epoch if need be (matched-steps evaluation)."""
     config = task.train
     if indices is None:
         indices = torch.arange(task.n)
@@ -108,14 +110,18 @@ def fit(
     n_epochs = config.epochs if epochs is None else epochs
     model.train()
     bar = tqdm(range(n_epochs), desc=desc, disable=not progress, leave=False, unit="epoch")
+    steps = 0
     for epoch in bar:
         for batch in task.batches(indices, config.batch_size, generator=gen):
+            if max_steps is not None and steps >= max_steps:
+                break
             loss = loss_fn(task.per_sample_loss(model, batch), batch.idx)
             for opt in optimizers:
                 opt.zero_grad(set_to_none=True)
             loss.backward()
             for opt in optimizers:
                 opt.step()
+            steps += 1
         if on_epoch_end is not None and on_epoch_end(epoch):
             break
     bar.close()

@@ -35,29 +35,42 @@ class LogitSummary:
 
     @property
     def el2n(self) -> np.ndarray:
-        """||softmax - onehot(y)||_2 = sqrt(sum p^2 - 2 p_y + 1), elementwise."""
-        return np.sqrt(np.maximum(self.sum_sq_prob - 2 * self.p_true + 1, 0.0))
+        return el2n_from_moments(self.sum_sq_prob, self.p_true)
 
 
-def summarize_logits(logits: Tensor, y: Tensor) -> LogitSummary:
-    logits = logits.double()
+def el2n_from_moments(sum_sq_prob: np.ndarray, p_true: np.ndarray) -> np.ndarray:
+    """||softmax - onehot(y)||_2 = sqrt(sum p^2 - 2 p_y + 1), elementwise, from two per-sample
+    summaries (so no epoch keeps the full probabilities)."""
+    return np.sqrt(np.maximum(np.asarray(sum_sq_prob) - 2 * np.asarray(p_true) + 1, 0.0))
+
+
+@torch.no_grad()
+def logit_summary_tensors(logits: Tensor, y: Tensor) -> dict[str, Tensor]:
+    """The LogitSummary fields of (B, K) logits and (B,) labels as tensors on the logits' device,
+    float64 (`correct` is bool): the one computation the trace and TrainingRecorder share."""
+    logits = logits.detach().double()
+    y = y.to(logits.device)
     probs = logits.softmax(1)
     log_probs = logits.log_softmax(1)
     top2 = probs.topk(min(2, probs.shape[1]), dim=1).values
-    p_second = top2[:, 1] if top2.shape[1] > 1 else torch.zeros(len(y), dtype=probs.dtype)
+    p_second = top2[:, 1] if top2.shape[1] > 1 else torch.zeros_like(top2[:, 0])
     true_logit = logits.gather(1, y[:, None]).squeeze(1)
     other = logits.scatter(1, y[:, None], float("-inf"))
     margin = true_logit - other.max(1).values if logits.shape[1] > 1 else true_logit
-    return LogitSummary(
-        loss=F.nll_loss(log_probs, y, reduction="none").numpy(),
-        correct=(logits.argmax(1) == y).numpy(),
-        p_true=probs.gather(1, y[:, None]).squeeze(1).numpy(),
-        p_max=top2[:, 0].numpy(),
-        p_second=p_second.numpy(),
-        entropy=-(probs * log_probs).nan_to_num().sum(1).numpy(),
-        sum_sq_prob=(probs**2).sum(1).numpy(),
-        logit_margin=margin.numpy(),
-    )
+    return {
+        "loss": F.nll_loss(log_probs, y, reduction="none"),
+        "correct": logits.argmax(1) == y,
+        "p_true": probs.gather(1, y[:, None]).squeeze(1),
+        "p_max": top2[:, 0],
+        "p_second": p_second,
+        "entropy": -(probs * log_probs).nan_to_num().sum(1),
+        "sum_sq_prob": (probs**2).sum(1),
+        "logit_margin": margin,
+    }
+
+
+def summarize_logits(logits: Tensor, y: Tensor) -> LogitSummary:
+    return LogitSummary(**{name: t.cpu().numpy() for name, t in logit_summary_tensors(logits, y).items()})
 
 
 @dataclass(frozen=True)
