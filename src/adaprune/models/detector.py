@@ -104,7 +104,7 @@ class CenterNet(nn.Module):
         b, c, h, w = shape
         boxes = [t["boxes"].to(device=device, dtype=torch.float32).reshape(-1, 4) for t in targets]
         labels = [t["labels"].to(device=device, dtype=torch.int64).reshape(-1) for t in targets]
-        counts = torch.tensor([len(x) for x in boxes], device=device)
+        counts = torch.tensor([len(x) for x in boxes], dtype=torch.int64, device=device)
         image = torch.repeat_interleave(torch.arange(b, device=device), counts)
         box = torch.cat(boxes) / STRIDE if len(image) else torch.zeros((0, 4), device=device)
         cls = torch.cat(labels) if len(image) else torch.zeros(0, dtype=torch.int64, device=device)
