@@ -115,10 +115,20 @@ def test_work_dir_stages_are_keyed_on_the_border_parameters(tmp_path, monkeypatc
     assert run(nearest_clusters=1, border_cosine=0.5).kept.tolist() == clean.kept.tolist() and len(runs) == 4
 
 
-@pytest.mark.slow
-def test_ray_and_local_engines_write_identical_selections(tmp_path):
-    """A local Ray cluster (2 CPUs) started here: the same embeddings and seed give the same file."""
+@pytest.fixture(scope="module")
+def ray_session():
+    """One local Ray cluster (2 CPUs) for this module's Ray tests: starting one costs seconds."""
     ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_and_local_engines_write_identical_selections(tmp_path, ray_session):
+    """A local Ray cluster (2 CPUs) started here: the same embeddings and seed give the same file."""
     from adaprune.api import prune
     from adaprune.selection import Selection
 
@@ -126,12 +136,7 @@ def test_ray_and_local_engines_write_identical_selections(tmp_path):
     path = tmp_path / "emb.npy"
     np.save(path, x)
     local = prune(f"embeddings:{path}", "semdedup", prune=0.2, seed=5, progress=False)
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
-    try:
-        remote = prune(f"embeddings:{path}", "semdedup", prune=0.2, seed=5, progress=False,
-                       params={"engine": "ray"})
-    finally:
-        ray.shutdown()
+    remote = prune(f"embeddings:{path}", "semdedup", prune=0.2, seed=5, progress=False, params={"engine": "ray"})
     local.save(tmp_path / "local.csv")
     remote.save(tmp_path / "ray.csv")
     assert (tmp_path / "local.csv").read_text() == (tmp_path / "ray.csv").read_text()
@@ -203,21 +208,15 @@ def test_stages_give_the_same_bits_whatever_the_blas_threads():
 
 
 @pytest.mark.slow
-def test_ray_embed_of_a_folder_matches_the_local_embed(tmp_path):
+def test_ray_embed_of_a_folder_matches_the_local_embed(tmp_path, ray_session):
     """Chunks of files encoded as Ray tasks (2 CPUs) write the same array as the local loop."""
-    ray = pytest.importorskip("ray")
     from test_files import image_folder
 
     from adaprune.embed import embed
 
     root = image_folder(tmp_path / "imgs", per_class=8)
     local = embed(f"folder:{root}", "pixels:5", tmp_path / "local.npy", chunk_size=3, progress=False)
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
-    try:
-        remote = embed(f"folder:{root}", "pixels:5", tmp_path / "ray.npy", chunk_size=3, progress=False,
-                       engine="ray")
-    finally:
-        ray.shutdown()
+    remote = embed(f"folder:{root}", "pixels:5", tmp_path / "ray.npy", chunk_size=3, progress=False, engine="ray")
     assert local.chunks_computed == remote.chunks_computed == 6
     assert np.array_equal(np.load(tmp_path / "local.npy"), np.load(tmp_path / "ray.npy"))
     assert (tmp_path / "ray.paths.txt").read_text() == (tmp_path / "local.paths.txt").read_text()
