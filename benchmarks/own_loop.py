@@ -26,30 +26,16 @@ import torch
 import torch.nn.functional as F
 from _common import write_results
 from torch import Tensor
-from torch.utils.data import DataLoader, Sampler, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 from adaprune import AdaPrunerMask, TrainingRecorder, with_indices
+from adaprune.adapruner_mask import Reshuffle
 from adaprune.api import load_data
 from adaprune.methods.adapruner import AdaPruner
 from adaprune.models import build_model
 from adaprune.tasks import make_task
 from adaprune.training import TrainConfig
 from adaprune.training.loop import seeded_model
-
-
-class Reshuffle(Sampler):
-    """One permutation per epoch from a seeded generator (torch's RandomSampler draws a second,
-    unused permutation every epoch, so its later epochs differ from a plain randperm stream)."""
-
-    def __init__(self, n: int, *, seed: int) -> None:
-        self.n = n
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __iter__(self):
-        return iter(torch.randperm(self.n, generator=self.generator).tolist())
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from adaprune.adapruner_mask import AdaPrunerMask, with_indices
+from adaprune.adapruner_mask import AdaPrunerMask, Reshuffle, with_indices
 from adaprune.errors import ConfigError, DataError
 from adaprune.selection import Selection
 from tests.conftest import make_blobs
@@ -167,22 +167,6 @@ def test_mask_follows_the_loss_to_cuda():
     _train(pruner, x.cuda(), y.cuda(), model, epochs=3, seed=0)
     assert pruner.mask.device.type == "cuda"
     assert pruner.selection().n_kept == 30
-
-
-class Reshuffle(torch.utils.data.Sampler):
-    """One permutation per epoch from a seeded generator, as adaprune's loop draws them.
-    (torch's RandomSampler draws a second, empty-sliced permutation every epoch, so its later epochs
-    differ from a plain randperm stream with the same seed.)"""
-
-    def __init__(self, n: int, *, seed: int) -> None:
-        self.n = n
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __iter__(self):
-        return iter(torch.randperm(self.n, generator=self.generator).tolist())
 
 
 def test_our_loop_and_a_plain_user_loop_give_identical_masks():

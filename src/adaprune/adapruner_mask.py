@@ -421,3 +421,19 @@ def with_indices(dataset: torch.utils.data.Dataset) -> IndexedDataset:
     """Wrap a map-style torch Dataset so every item comes out as (*item, index); the default
     collate turns the indices into an int64 tensor, the `idx` AdaPrunerMask and the recorder take."""
     return IndexedDataset(dataset)
+
+
+class Reshuffle(torch.utils.data.Sampler):
+    """One permutation per epoch from a seeded generator, as adaprune's own loop draws them, so a
+    user loop can reproduce our mask bit for bit. (torch's RandomSampler draws a second, unused
+    permutation every epoch, so its later epochs differ from a plain randperm stream.)"""
+
+    def __init__(self, n: int, *, seed: int) -> None:
+        self.n = n
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        return iter(torch.randperm(self.n, generator=self.generator).tolist())
