@@ -361,6 +361,11 @@ def select(
     return with_class_counts(select_scores(score_set, keep=keep, prune=prune, balance=balance), score_set.labels)
 
 
+def _seed_list(seeds: int | Sequence[int]) -> tuple[int, ...]:
+    """Seeds 0..N-1 for a count, or the given seeds, each checked."""
+    return tuple(range(seeds)) if isinstance(seeds, int) else tuple(check_seed(s) for s in seeds)
+
+
 def evaluate(
     data: str | Dataset,
     selection: Selection | str,
@@ -387,7 +392,7 @@ def evaluate(
     same number of epochs."""
     dataset = _as_dataset(data, test)
     sel = Selection.load(selection) if isinstance(selection, str) else selection
-    seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(check_seed(s) for s in seeds)
+    seed_list = _seed_list(seeds)
     if isinstance(seeds, int) and seeds < 1:
         raise ConfigError(f"seeds must be at least 1, got {seeds}")
     train = train_config(device=device, epochs=epochs, optimizer=optimizer, lr=lr, batch_size=batch_size,
@@ -424,7 +429,7 @@ def benchmark(
     `optimizer`, `lr`, `batch_size`, `weight_decay` set every training (methods' and evaluation's);
     `match_steps`: each subset trains for the full set's number of optimisation steps."""
     dataset = _as_dataset(data, test)
-    seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(check_seed(s) for s in seeds)
+    seed_list = _seed_list(seeds)
     options = {"optimizer": optimizer, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay}
     eval_task = _make_task(dataset, model=model, train=train_config(device=device, epochs=epochs, **options),
                            standardize=standardize)
