@@ -32,7 +32,7 @@ MAX_MEAN_CLUSTER = 1000
 # round(sqrt(K)) centroids (an inverted index): each row is compared with the coarse centroids,
 # then only with the fine centroids of its COARSE_PROBES nearest coarse cells, so the cost per
 # row is (sqrt(K) + probes x sqrt(K)) D instead of K D.
-TWO_LEVEL_MIN_K = 2048
+TWO_LEVEL_MIN_K = 512
 COARSE_PROBES = 3
 
 
@@ -291,13 +291,22 @@ def _init_centroids(xs: np.ndarray, k: int, rng: np.random.Generator) -> np.ndar
 
 
 def _train_faiss(xs: np.ndarray, init: np.ndarray, *, n_iter: int, seed: int) -> np.ndarray:
+    """faiss's Lloyd iterations with one OpenMP thread: the two-level training makes many small fits,
+    where OpenMP's fork and join per step cost more than the second thread gains (7x slower with
+    two threads than with one on a 2-core machine with one busy core; 1.3 to 2x even on the one
+    coarse fit), and a thread count fixed here keeps the centroids the same on any machine."""
     faiss = _faiss()
     k, d = init.shape
     km = faiss.Kmeans(
         d, k, niter=n_iter, spherical=True, seed=seed, verbose=False,
         max_points_per_centroid=max(1, len(xs)), min_points_per_centroid=1,
     )
-    km.train(xs, init_centroids=np.ascontiguousarray(init))
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        km.train(xs, init_centroids=np.ascontiguousarray(init))
+    finally:
+        faiss.omp_set_num_threads(threads)
     return normalize_rows(km.centroids)
 
 
@@ -351,13 +360,18 @@ def assign_chunk(item: AssignChunk) -> tuple[np.ndarray, np.ndarray, np.ndarray 
         # Keep each row's `nearest` best candidates across its probed coarse cells, merged cell by
         # cell (similarity descending, ties to the lower index).
         coarse = item.coarse
-        coarse_sims = block @ coarse.centroids.T
         probes = min(coarse.probes, len(coarse.centroids))
-        top = np.argpartition(-coarse_sims, probes - 1, axis=1)[:, :probes]
+        # (K1, D) x (D, rows), transposed back: OpenBLAS is several times slower on the (rows, D) x (D, K1)
+        # form when K1 is a few hundred or less.
+        top, _ = _top(np.ascontiguousarray((coarse.centroids @ block.T).T), probes)
+        # (row, probed cell) pairs grouped by cell in one stable sort: rows stay ascending in a cell.
+        pair_rows = np.repeat(np.arange(len(block), dtype=np.int64), probes)
+        by_cell = np.argsort(top.reshape(-1), kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(top.reshape(-1), minlength=len(coarse.centroids)))])
         cand = np.full((len(block), width), none, dtype=np.int64)
         cand_sim = np.full((len(block), width), -np.inf, dtype=np.float32)
         for j, fine_ids in enumerate(coarse.cells()):
-            rows = np.flatnonzero((top == j).any(axis=1))
+            rows = pair_rows[by_cell[bounds[j] : bounds[j + 1]]]
             if len(rows) == 0 or len(fine_ids) == 0:
                 continue
             local, local_sim = _top(block[rows] @ cent_t[:, fine_ids], min(width, len(fine_ids)))

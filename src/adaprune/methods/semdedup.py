@@ -176,6 +176,16 @@ def border_redundancy(
     h_order = np.argsort(halo_rank, kind="stable")
     core_s, c_rank = core[c_order], core_rank[c_order]
     halo_s, h_rank = halo[h_order], halo_rank[h_order]
+    if 4 * len(core) * len(halo) <= block_bytes:
+        # One product for the whole rectangle; a pair counts for the later row of the two.
+        sims = halo_s @ core_s.T
+        core_first = c_rank[None, :] < h_rank[:, None]
+        mh = np.maximum(np.where(core_first, sims, NO_EARLIER).max(axis=1), NO_EARLIER)
+        np.copyto(sims, NO_EARLIER, where=core_first)
+        mc = np.maximum(sims.max(axis=0), NO_EARLIER)
+        m_core[c_order] = mc
+        m_halo[h_order] = mh
+        return np.minimum(m_core, 1.0), np.minimum(m_halo, 1.0)
     mc = np.full(len(core), NO_EARLIER, dtype=np.float32)
     mh = np.full(len(halo), NO_EARLIER, dtype=np.float32)
     b = int(max(1, min(len(halo), 256, block_bytes // (4 * len(core)))))
