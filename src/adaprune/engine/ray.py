@@ -121,8 +121,10 @@ class RayEngine(Engine):
         import ray.data
         from ray import cloudpickle
 
-        # Ray Data logs a few INFO lines per dataset (set up on import); keep its warnings only.
+        # Ray Data logs a few INFO lines per dataset (set up on import), and a notice that its own
+        # progress bars are off; keep its other warnings.
         logging.getLogger("ray.data").setLevel(logging.WARNING)
+        logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
 
         if not items:
             return
