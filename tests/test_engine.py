@@ -256,3 +256,21 @@ def test_ray_embed_runs_an_actor_pool_that_unpickles_the_encoder_once_per_actor(
     pids = loads.read_text().split()
     assert 1 <= len(pids) <= 2 and len(set(pids)) == len(pids) and str(os.getpid()) not in pids
     assert (tmp_path / "ray.npy").read_bytes() == (tmp_path / "local.npy").read_bytes()
+
+
+@pytest.mark.slow
+def test_actor_pool_raises_the_workers_own_error(ray_session):
+    """Ray Data would wrap a worker's exception in its own; the engine raises the original type,
+    so the CLI still turns it into one error line."""
+    from adaprune.engine.ray import RayEngine
+
+    def square_or_refuse(item: int) -> np.ndarray:  # local, so cloudpickle ships it by value
+        if item == 3:
+            raise ConfigError("item 3 is refused")
+        return np.full((1, 2), item * item)
+
+    got = {}
+    with pytest.raises(ConfigError, match="item 3 is refused"):
+        for index, result in RayEngine().stream_with_actor_pool(lambda: square_or_refuse, [0, 1, 2, 3, 4]):
+            got[index] = int(result[0, 0])
+    assert all(got[i] == i * i for i in got) and 3 not in got

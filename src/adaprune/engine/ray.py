@@ -61,12 +61,16 @@ class _PoolWorker:
         from adaprune.engine.base import single_threaded_blas
 
         results = np.empty(len(batch["item"]), dtype=object)
+        failed = np.zeros(len(batch["item"]), dtype=bool)
         with single_threaded_blas():
             for j, blob in enumerate(batch["item"]):
                 # Results travel as pickled arrays: chunks differ in length (the last one), and a
                 # binary column carries any shape and dtype unchanged.
-                results[j] = cloudpickle.dumps(np.asarray(self.worker(cloudpickle.loads(blob))), protocol=5)
-        return {"index": batch["index"], "result": results}
+                try:
+                    results[j] = cloudpickle.dumps(np.asarray(self.worker(cloudpickle.loads(blob))), protocol=5)
+                except Exception as exc:  # noqa: BLE001 (sent back whole: Ray Data would wrap it)
+                    results[j], failed[j] = cloudpickle.dumps(exc), True
+        return {"index": batch["index"], "result": results, "failed": failed}
 
 
 class RayEngine(Engine):
@@ -116,7 +120,7 @@ class RayEngine(Engine):
         """Ray Data over `items` (one row each), mapped by an actor pool of `pool_size` actors (one per
         CPU of the cluster by default), each calling `make_worker()` once and its result on every item
         it is sent. Yields (item index, result) as results arrive, in any order, so the caller can
-        record each one as soon as it is safe."""
+        record each one as soon as it is safe; an exception the worker raised is raised here."""
         _ray()  # the install hint when Ray is missing
         import ray.data
         from ray import cloudpickle
@@ -141,7 +145,9 @@ class RayEngine(Engine):
         finally:
             context.enable_progress_bars = shown
         for batch in mapped.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):
-            for index, blob in zip(batch["index"], batch["result"], strict=True):
+            for index, blob, failed in zip(batch["index"], batch["result"], batch["failed"], strict=True):
+                if failed:  # the worker's own exception (a DataError stays a DataError, as on the local engine)
+                    raise cloudpickle.loads(blob)
                 yield int(index), cloudpickle.loads(blob)
 
     def share(self, array: Any) -> Shared:
