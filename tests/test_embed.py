@@ -258,3 +258,27 @@ def test_pixels_pca_paths_agree_on_a_planted_subspace(monkeypatch):
     for comps in subspaces:
         # Each found basis spans the planted one: projecting the planted directions keeps their length.
         assert np.linalg.norm(basis @ comps.T, axis=1) == pytest.approx(np.ones(3), abs=1e-3)
+
+
+def test_streamed_chunks_are_recorded_as_they_land_in_any_order(tmp_path):
+    """What the Ray engine gives the writer: chunks back out of order, then a kill; the finished
+    chunks, and only those, are recorded, and a resume computes just the others."""
+    from adaprune.embed.writer import write_chunked
+
+    rows = np.arange(10 * 3, dtype=np.float32).reshape(10, 3)  # 4 chunks of 3 rows (the last has 1)
+    out = tmp_path / "emb.npy"
+    settings = {"n": 10, "dim": 3, "fingerprint": {"data": "rows"}, "chunk_size": 3, "progress": False}
+
+    def killed_after_two(ranges):
+        for j in (2, 0):
+            a, b = ranges[j]
+            yield j, rows[a:b]
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_chunked(out, encode=None, encode_stream=killed_after_two, **settings)
+    assert json.loads(partial_paths(out)[1].read_text())["done"] == [0, 2]
+    asked = []
+    path, computed = write_chunked(out, encode=lambda a, b: asked.append((a, b)) or rows[a:b], **settings)
+    assert computed == 2 and asked == [(3, 6), (9, 10)]
+    np.testing.assert_array_equal(np.load(path), rows)

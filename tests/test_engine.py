@@ -220,3 +220,57 @@ def test_ray_embed_of_a_folder_matches_the_local_embed(tmp_path, ray_session):
     assert local.chunks_computed == remote.chunks_computed == 6
     assert np.array_equal(np.load(tmp_path / "local.npy"), np.load(tmp_path / "ray.npy"))
     assert (tmp_path / "ray.paths.txt").read_text() == (tmp_path / "local.paths.txt").read_text()
+
+
+@pytest.mark.slow
+def test_ray_embed_runs_an_actor_pool_that_unpickles_the_encoder_once_per_actor(tmp_path, ray_session, monkeypatch):
+    """10 chunks, 2 actors: the fitted encoder is unpickled once in each actor (the pool's workers,
+    never the driver), not once per chunk as Ray tasks would; the array equals the local one byte for byte."""
+    import os
+
+    import adaprune.embed as embed_module
+    from adaprune.data import Dataset
+    from adaprune.embed import PixelsEncoder, embed
+
+    loads = tmp_path / "encoder_loads.txt"
+
+    class CountedPixels(PixelsEncoder):
+        # Defined here so cloudpickle ships the class by value to the workers.
+        def __setstate__(self, state: dict) -> None:
+            with open(state["_loads"], "a") as f:
+                f.write(f"{os.getpid()}\n")
+            self.__dict__.update(state)
+
+    def counted(spec, data=None):
+        enc = CountedPixels(6)
+        enc._loads = str(loads)
+        return enc
+
+    monkeypatch.setattr(embed_module, "get_encoder", counted)
+    rng = np.random.default_rng(3)
+    data = Dataset("blobs", rng.normal(size=(40, 3, 4, 4)).astype(np.float32), rng.integers(0, 2, 40))
+    local = embed(data, "pixels:6", tmp_path / "local.npy", chunk_size=4, progress=False)
+    assert not loads.exists()
+    remote = embed(data, "pixels:6", tmp_path / "ray.npy", chunk_size=4, progress=False, engine="ray")
+    assert local.chunks_computed == remote.chunks_computed == 10
+    pids = loads.read_text().split()
+    assert 1 <= len(pids) <= 2 and len(set(pids)) == len(pids) and str(os.getpid()) not in pids
+    assert (tmp_path / "ray.npy").read_bytes() == (tmp_path / "local.npy").read_bytes()
+
+
+@pytest.mark.slow
+def test_actor_pool_raises_the_workers_own_error(ray_session):
+    """Ray Data would wrap a worker's exception in its own; the engine raises the original type,
+    so the CLI still turns it into one error line."""
+    from adaprune.engine.ray import RayEngine
+
+    def square_or_refuse(item: int) -> np.ndarray:  # local, so cloudpickle ships it by value
+        if item == 3:
+            raise ConfigError("item 3 is refused")
+        return np.full((1, 2), item * item)
+
+    got = {}
+    with pytest.raises(ConfigError, match="item 3 is refused"):
+        for index, result in RayEngine().stream_with_actor_pool(lambda: square_or_refuse, [0, 1, 2, 3, 4]):
+            got[index] = int(result[0, 0])
+    assert all(got[i] == i * i for i in got) and 3 not in got

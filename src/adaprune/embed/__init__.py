@@ -108,9 +108,11 @@ def embed(
     `files:LIST`) stream: each chunk's images are decoded when it is encoded, so memory is bounded
     by the chunk, not the data set; resuming over changed files (a path, size or modification time
     differs) is refused. Their paths go to OUT.paths.txt and OUT.source.json beside the array, so
-    `embeddings:OUT` names every row by its file. `engine="ray"` encodes chunks as Ray tasks
-    (the fitted encoder is put in the object store once; each task gets its chunk's file paths, or
-    reads its rows of a memory-mapped array), a few chunks per worker at a time; the driver writes.
+    `embeddings:OUT` names every row by its file. `engine="ray"` encodes through Ray Data: a
+    dataset of the chunks still to do (each with its chunk's file paths, or its row range of a
+    shared array), mapped by an actor pool of one actor per cluster CPU, each holding the fitted
+    encoder (built once per actor); the driver writes each chunk into the memory map and records it
+    as it arrives.
     `data` may also be `text:PATH` (one text per line) for the `minilm` encoder. The labels (and
     groups) of a dataset are written beside it as OUT.labels.npy (and OUT.groups.npy), so
     `embeddings:OUT` carries them."""
@@ -158,19 +160,19 @@ def embed(
     fp["model"] = model if isinstance(enc, ModelEncoder) else None
     runner = get_engine(engine, address=ray_address)
     try:
-        encode_many, group = None, 1
+        encode_stream = None
         if not isinstance(runner, LocalEngine):
+            # File sources: each chunk carries its own files. Arrays: every actor gets the shared handle.
             shared = None if hasattr(x, "subset") else runner.share(x)
 
-            def encode_many(ranges: list[tuple[int, int]]) -> list[np.ndarray]:
-                items = [EncodeChunk(x.subset(a, b) if shared is None else shared, 0 if shared is None else a,
-                                     b - a if shared is None else b) for a, b in ranges]
-                return runner.map(functools.partial(encode_chunk, enc), items)
+            def encode_stream(ranges: list[tuple[int, int]]):
+                items = [EncodeChunk(x.subset(a, b), 0, b - a) if shared is None else EncodeChunk(None, a, b)
+                         for a, b in ranges]
+                return runner.stream_with_actor_pool(functools.partial(ChunkEncoder, enc, shared), items)
 
-            group = 2 * runner.workers
         path, computed = write_chunked(out, n=dataset.n, dim=dim, encode=lambda a, b: enc.encode(x[a:b]),
                                        fingerprint=fp, dtype=dtype, chunk_size=chunk_size, progress=progress,
-                                       encode_many=encode_many, group=group)
+                                       encode_stream=encode_stream)
     finally:
         runner.close()
     labels_path = sidecar(out, "labels")
@@ -185,7 +187,8 @@ def embed(
 
 @dataclass(frozen=True)
 class EncodeChunk:
-    """Rows start:stop of `x` (a lazy ImageFiles of just the chunk's files, or a shared array)."""
+    """Rows start:stop of `x` (a lazy ImageFiles of just the chunk's files, a shared array, or None
+    for the array a `ChunkEncoder` holds)."""
 
     x: Any
     start: int
@@ -196,6 +199,19 @@ def encode_chunk(encoder: Encoder, item: EncodeChunk) -> np.ndarray:
     """One chunk through a fitted encoder: the unit of work an engine maps."""
     x = item.x.get() if isinstance(item.x, Shared) else item.x
     return encoder.encode(x[item.start : item.stop])
+
+
+class ChunkEncoder:
+    """What one worker of an actor pool holds: the fitted encoder (unpickled once per worker, not
+    once per chunk) and, for array data, the shared array; called on each chunk it is sent."""
+
+    def __init__(self, encoder: Encoder, shared: Shared | None = None) -> None:
+        self.encoder = encoder
+        self.x = None if shared is None else shared.get()
+
+    def __call__(self, item: EncodeChunk) -> np.ndarray:
+        x = self.x if item.x is None else item.x
+        return encode_chunk(self.encoder, EncodeChunk(x, item.start, item.stop))
 
 
 def refuse_changed_inputs(out: Path, fingerprint: dict) -> None:

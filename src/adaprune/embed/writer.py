@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +40,12 @@ def write_chunked(
     dtype: str = "float32",
     chunk_size: int = 4096,
     progress: bool = True,
-    encode_many: Callable[[list[tuple[int, int]]], list[np.ndarray]] | None = None,
-    group: int = 1,
+    encode_stream: Callable[[list[tuple[int, int]]], Iterator[tuple[int, np.ndarray]]] | None = None,
 ) -> tuple[Path, int]:
     """Fill an (n, dim) array chunk by chunk with `encode(start, stop)`; returns (path, chunks
-    computed in this call). With `encode_many`, `group` chunks at a time are computed by it (an
-    engine mapping the chunks over workers), each group recorded when its rows are flushed."""
+    computed in this call). With `encode_stream`, the chunks still to do are given to it at once (an
+    engine spreading them over workers); it yields (position in that list, rows) as each finishes,
+    in any order, and each chunk is recorded as soon as its rows are flushed."""
     if dtype not in DTYPES:
         raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if chunk_size < 1:
@@ -79,23 +79,23 @@ def write_chunked(
     computed = 0
     todo = [c for c in range(n_chunks) if c not in done]
     bar = tqdm(total=len(todo), desc="embed", disable=not progress, unit="chunk")
-    # Chunks go `group` at a time to `encode_many` (an engine's parallel map); one at a time otherwise.
-    for g in range(0, len(todo), group):
-        chunks = todo[g : g + group]
-        ranges = [(c * chunk_size, min(n, (c + 1) * chunk_size)) for c in chunks]
-        outs = encode_many(ranges) if encode_many is not None else [encode(a, b) for a, b in ranges]
-        for (start, stop), rows in zip(ranges, outs, strict=True):
-            rows = np.asarray(rows)
-            if rows.shape != (stop - start, dim):
-                raise RuntimeError(
-                    f"encoder returned {rows.shape} for rows {start}:{stop}, expected {(stop - start, dim)}"
-                )
-            arr[start:stop] = rows.astype(dtype)
+    ranges = [(c * chunk_size, min(n, (c + 1) * chunk_size)) for c in todo]
+    finished = encode_stream(ranges) if encode_stream is not None else (
+        (j, encode(a, b)) for j, (a, b) in enumerate(ranges)
+    )
+    for j, rows in finished:
+        start, stop = ranges[j]
+        rows = np.asarray(rows)
+        if rows.shape != (stop - start, dim):
+            raise RuntimeError(f"encoder returned {rows.shape} for rows {start}:{stop}, expected {(stop - start, dim)}")
+        arr[start:stop] = rows.astype(dtype)
         arr.flush()
-        done.update(chunks)
-        computed += len(chunks)
+        computed += todo[j] not in done
+        done.add(todo[j])
         atomic_write_text(state_path, json.dumps({**state, "done": sorted(done)}))
-        bar.update(len(chunks))
+        bar.update()
+    if len(done) != n_chunks:
+        raise RuntimeError(f"{n_chunks - len(done)} of {len(todo)} chunks came back without rows")
     bar.close()
     arr.flush()
     del arr

@@ -2,7 +2,8 @@
 
 A stage is a pure function of one item (a chunk of rows, a block of clusters); an engine maps it
 over the items and returns the results in item order. The local engine is a loop (or a thread
-pool); the Ray engine (`adaprune[ray]`) runs one Ray task per item on a local or remote cluster.
+pool); the Ray engine (`adaprune[ray]`) runs one Ray task per item on a local or remote cluster
+(and, for embedding, streams chunks through a Ray Data actor pool that holds the encoder).
 Both call the same functions on the same items, so they produce the same selection.
 
 Large read-only arrays reach the stage through `engine.share(array)`, which returns a small handle

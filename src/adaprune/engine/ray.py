@@ -1,4 +1,5 @@
-"""The Ray engine: one Ray task per item on a local or remote Ray cluster (`adaprune[ray]`).
+"""The Ray engine: one Ray task per item on a local or remote Ray cluster (`adaprune[ray]`), or
+Ray Data with an actor pool for work that needs a heavy object built once per worker (an encoder).
 
 Connecting: `address=None` starts a local Ray instance in this process (or joins one already
 started by `ray.init`); "auto" joins the cluster this machine belongs to; "ray://HOST:10001" goes
@@ -10,7 +11,7 @@ output file itself: outputs land where the command was run, never on the workers
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -45,6 +46,31 @@ class ObjectStoreArray(Shared):
 
     def get(self) -> np.ndarray:
         return _ray().get(self.ref)
+
+
+class _PoolWorker:
+    """One actor of a Ray Data actor pool: builds its worker once (`make_worker()`, e.g. unpickling a
+    fitted encoder), then runs it on every item of every batch the pool sends it."""
+
+    def __init__(self, make_worker: Callable[[], Callable[[Any], np.ndarray]]) -> None:
+        self.worker = make_worker()
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from ray import cloudpickle
+
+        from adaprune.engine.base import single_threaded_blas
+
+        results = np.empty(len(batch["item"]), dtype=object)
+        failed = np.zeros(len(batch["item"]), dtype=bool)
+        with single_threaded_blas():
+            for j, blob in enumerate(batch["item"]):
+                # Results travel as pickled arrays: chunks differ in length (the last one), and a
+                # binary column carries any shape and dtype unchanged.
+                try:
+                    results[j] = cloudpickle.dumps(np.asarray(self.worker(cloudpickle.loads(blob))), protocol=5)
+                except Exception as exc:  # noqa: BLE001 (sent back whole: Ray Data would wrap it)
+                    results[j], failed[j] = cloudpickle.dumps(exc), True
+        return {"index": batch["index"], "result": results, "failed": failed}
 
 
 class RayEngine(Engine):
@@ -87,6 +113,42 @@ class RayEngine(Engine):
         finally:
             bar.close()
         return results
+
+    def stream_with_actor_pool(
+        self, make_worker: Callable[[], Callable[[T], np.ndarray]], items: Sequence[T], *, pool_size: int | None = None
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Ray Data over `items` (one row each), mapped by an actor pool of `pool_size` actors (one per
+        CPU of the cluster by default), each calling `make_worker()` once and its result on every item
+        it is sent. Yields (item index, result) as results arrive, in any order, so the caller can
+        record each one as soon as it is safe; an exception the worker raised is raised here."""
+        _ray()  # the install hint when Ray is missing
+        import ray.data
+        from ray import cloudpickle
+
+        # Ray Data logs a few INFO lines per dataset (set up on import), and a notice that its own
+        # progress bars are off; keep its other warnings.
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
+
+        if not items:
+            return
+        pool = max(1, min(pool_size or self.workers, len(items)))
+        rows = [{"index": i, "item": cloudpickle.dumps(item)} for i, item in enumerate(items)]
+        context = ray.data.DataContext.get_current()
+        shown = context.enable_progress_bars
+        context.enable_progress_bars = False  # the caller draws its own bar; a dataset keeps the context it was made in
+        try:
+            dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
+            mapped = dataset.map_batches(_PoolWorker, fn_constructor_args=(make_worker,), batch_size=1,
+                                         batch_format="numpy", num_cpus=1,
+                                         compute=ray.data.ActorPoolStrategy(size=pool))
+        finally:
+            context.enable_progress_bars = shown
+        for batch in mapped.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):
+            for index, blob, failed in zip(batch["index"], batch["result"], batch["failed"], strict=True):
+                if failed:  # the worker's own exception (a DataError stays a DataError, as on the local engine)
+                    raise cloudpickle.loads(blob)
+                yield int(index), cloudpickle.loads(blob)
 
     def share(self, array: Any) -> Shared:
         by_path = npy_file_of(array)
