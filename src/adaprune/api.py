@@ -362,8 +362,12 @@ def select(
 
 
 def _seed_list(seeds: int | Sequence[int]) -> tuple[int, ...]:
-    """Seeds 0..N-1 for a count, or the given seeds, each checked."""
-    return tuple(range(seeds)) if isinstance(seeds, int) else tuple(check_seed(s) for s in seeds)
+    """Seeds 0..N-1 for a count (at least 1), or the given seeds, each checked."""
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ConfigError(f"seeds must be at least 1, got {seeds}")
+        return tuple(range(seeds))
+    return tuple(check_seed(s) for s in seeds)
 
 
 def evaluate(
@@ -393,8 +397,6 @@ def evaluate(
     dataset = _as_dataset(data, test)
     sel = Selection.load(selection) if isinstance(selection, str) else selection
     seed_list = _seed_list(seeds)
-    if isinstance(seeds, int) and seeds < 1:
-        raise ConfigError(f"seeds must be at least 1, got {seeds}")
     train = train_config(device=device, epochs=epochs, optimizer=optimizer, lr=lr, batch_size=batch_size,
                          weight_decay=weight_decay)
     task = _make_task(dataset, model=model, train=train, standardize=standardize)
