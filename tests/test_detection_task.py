@@ -155,3 +155,13 @@ def test_benchmark_on_synthdet_writes_map_and_map50_tables(tmp_path, capsys):
     assert "mAP@[.5:.95]" in table and "mAP@.5" in table
     result = json.loads((tmp_path / "results.json").read_text())
     assert result["metric"] == "map" and "map50" in result["runs"][0]["extras"]
+
+
+def test_each_task_fills_in_its_own_batch_size_and_honours_an_explicit_one(small):
+    assert TrainConfig().batch_size is None  # "the task's default"
+    assert make_task(small).train.batch_size == 32
+    assert make_task(small, train=TrainConfig(batch_size=128)).train.batch_size == 128
+    assert make_task(load_data("digits")).train.batch_size == 128
+    assert make_task(load_data("digits"), train=TrainConfig(batch_size=32)).train.batch_size == 32
+    # Swapping the training keeps the rule: an unset size becomes the task's default again.
+    assert make_task(small).with_train(TrainConfig(epochs=2)).train.batch_size == 32

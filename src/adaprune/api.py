@@ -215,12 +215,12 @@ def prune(
         with torch_threads(n_threads):
             result = method_obj.run_threshold(task, threshold, seed=seed, progress=progress)
         selection = _selection_of(result, method_obj, task.n, seed=seed,
-                                  requested_keep=len(result.kept) / task.n, train=train)
+                                  requested_keep=len(result.kept) / task.n, train=task.train)
         log.info("%s: threshold %g removed %d of %d samples (realised prune fraction %.4f)", method_obj.name,
                  threshold, task.n - selection.n_kept, task.n, 1 - selection.realised_keep)
     elif isinstance(method_obj, Scorer):
         with torch_threads(n_threads):
-            score_set = _with_training(method_obj.score_set(task, seed=seed, progress=progress), method_obj, train)
+            score_set = _with_training(method_obj.score_set(task, seed=seed, progress=progress), method_obj, task.train)
         selection = select_scores(score_set, keep=budget.keep, balance=balance)
     else:
         if balance is not None:
@@ -231,7 +231,7 @@ def prune(
         with torch_threads(n_threads):
             result = method_obj.run(task, n_keep, seed=seed, progress=progress)
         selection = _selection_of(result, method_obj, task.n, seed=seed, requested_keep=budget.keep,
-                                  train=train)
+                                  train=task.train)
     selection = _bind_to_source(selection, task.data, selection.n_kept if n_keep is None else n_keep)
     log.info("%s kept %d of %d samples in %.1f s (%d torch thread%s)", method_obj.name, selection.n_kept,
              task.n, time.perf_counter() - start, n_threads, "" if n_threads == 1 else "s")
@@ -343,7 +343,7 @@ def score(
         )
     n_threads = resolve_threads(threads, model=model, device=device)
     with torch_threads(n_threads):
-        score_set = _with_training(method_obj.score_set(task, seed=seed, progress=progress), method_obj, train)
+        score_set = _with_training(method_obj.score_set(task, seed=seed, progress=progress), method_obj, task.train)
     return dataclasses.replace(score_set, details={
         **score_set.details, "threads": n_threads, "standardize": getattr(task, "standardizes", False),
     })

@@ -102,7 +102,7 @@ train_options = _compose(
     click.option("--optimizer", default=None, type=click.Choice(["adam", "sgd"]),
                  help="Optimiser of the models we train (default adam; sgd has momentum 0.9)."),
     click.option("--lr", type=float, default=None, help="Learning rate (default 3e-3)."),
-    click.option("--batch-size", type=int, default=None, help="Batch size (default 128)."),
+    click.option("--batch-size", type=int, default=None, help="Batch size (default: 128, or 32 images for detection)."),
     click.option("--weight-decay", type=float, default=None, help="Weight decay (default 0)."),
 )
 match_steps_option = click.option(

@@ -47,7 +47,7 @@ class Task(Protocol):
 
     kind: ClassVar[str]
     data: Any
-    train: TrainConfig
+    train: TrainConfig  # batch_size resolved to an int by the task when it is built
 
     @property
     def device(self) -> str: ...

@@ -20,6 +20,7 @@ from adaprune.tasks.base import Batch, Metric
 from adaprune.training.loop import TrainConfig, accuracy, batch_indices, predict_logits, seeded_model
 
 ModelSpec = str | Callable[[], nn.Module]
+DEFAULT_BATCH = 128
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class ClassificationTask:
     _tensors: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.train.batch_size is None:
+            object.__setattr__(self, "train", dataclasses.replace(self.train, batch_size=DEFAULT_BATCH))
         if isinstance(self.model, str):
             build_model(self.model, self.data.sample_shape, self.data.num_classes)  # fail early on a bad name
         elif not callable(self.model):

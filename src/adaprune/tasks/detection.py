@@ -39,8 +39,7 @@ class DetectionTask:
 
     `model` is "auto"/"centernet" (the built-in `CenterNet`) or a zero-argument callable returning a
     module that follows adaprune's detector protocol or torchvision's convention (see
-    `adaprune.models.detector`). Training uses batches of 32 images unless `train` sets another
-    batch size than the generic default (128)."""
+    `adaprune.models.detector`). Training uses batches of 32 images unless `train` sets a batch size."""
 
     kind: ClassVar[str] = "detection"
 
@@ -49,9 +48,9 @@ class DetectionTask:
     train: TrainConfig = TrainConfig()
 
     def __post_init__(self) -> None:
-        if self.train.batch_size == TrainConfig().batch_size:
-            # Detection steps are costlier and fewer images fit a step: the generic default of 128
-            # would leave a few hundred images a handful of steps per epoch.
+        if self.train.batch_size is None:
+            # Detection steps are costlier and fewer images fit a step: classification's 128 would
+            # leave a few hundred images a handful of steps per epoch.
             object.__setattr__(self, "train", dataclasses.replace(self.train, batch_size=DEFAULT_BATCH))
         if isinstance(self.model, str):
             if self.model not in DETECTOR_NAMES:

@@ -37,10 +37,12 @@ class Stepper(Protocol):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How a model is trained: shared by the evaluation harness and methods that train."""
+    """How a model is trained: shared by the evaluation harness and methods that train. `batch_size`
+    None means the task's own default (a task resolves it when it is built: 128 samples for
+    classification, 32 images for detection), so an explicit size is always honoured."""
 
     epochs: int = 30
-    batch_size: int = 128
+    batch_size: int | None = None
     lr: float = 3e-3
     weight_decay: float = 0.0
     optimizer: str = "adam"
@@ -49,7 +51,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.optimizer not in ("adam", "sgd"):
             raise ConfigError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
