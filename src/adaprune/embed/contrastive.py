@@ -15,10 +15,8 @@ views of one sample together and away from the other samples of the batch (NT-Xe
 Before the network sees a sample (a view in training, a sample when encoding) it is *centred*: shifted
 so that the centre of mass of its foreground lies in the middle of the frame (`center`). A copy moved
 by a pixel or two and its source then start from nearly the same place, and the network learns only
-what centring leaves. On moved copies of real digits (benchmarks/_moved.py, "frames", copies drawn
-with seed 0, 50 epochs; exploratory runs) centring raised the share of copies whose nearest neighbour
-is their source from 0.90 to 0.97 and SemDeDup's resolved surplus at the surplus budget from 0.70 to
-0.83; benchmarks/encoders_moved.py has the held-out figures. `centering=False` turns it off
+what centring leaves (benchmarks/encoders_moved.py measures the result on moved copies of real
+digits). `centering=False` turns it off
 (backgrounds with strong structure, where the centre of mass says little about the content).
 
 Training runs `epochs` epochs (30 for the `contrastive` encoder spec) over at most `max_samples`
