@@ -171,3 +171,11 @@ def test_api_takes_loaded_datasets_and_errors_never_print_one(tmp_path):
         load_data(load_data("synthdet:40"), test=data)
     assert "dataset 'digits' (1347 samples of shape (1, 8, 8))" in str(info.value)
     assert "array(" not in str(info.value) and len(str(info.value)) < 400
+
+
+@pytest.mark.parametrize("command", ["prune", "score", "evaluate", "benchmark", "embed", "report"])
+def test_every_command_that_reads_data_takes_input_size(command, capsys):
+    from adaprune.cli.main import main
+
+    assert main([command, "--help"]) == 0
+    assert "--input-size N" in capsys.readouterr().out
