@@ -81,8 +81,9 @@ def test_coco_source_reads_every_image_lazily_with_targets_in_input_pixels(tmp_p
     assert data.n == 8 and data.class_names == ("car", "sign") and data.input_size == 64
     assert list(data.ids) == [7, 3, 12, 4, 5, 9, 10, 11]
     assert data.id_column == "id"
-    # Image 7 (40x30): box [1.5, 2, 10, 8] -> xyxy scaled by 64/40 and 64/30.
-    np.testing.assert_allclose(data.boxes[0][0], [1.5 * 1.6, 2 * 64 / 30, 11.5 * 1.6, 10 * 64 / 30], rtol=1e-6)
+    # Image 7 (40x30) letterboxed to 64: scaled by 64/40 = 1.6 to 64x48, placed 8 px down.
+    # Box [1.5, 2, 10, 8] -> xyxy [1.5 * 1.6, 2 * 1.6 + 8, 11.5 * 1.6, 10 * 1.6 + 8].
+    np.testing.assert_allclose(data.boxes[0][0], [2.4, 11.2, 18.4, 24.0], rtol=1e-6)
     assert list(data.labels[0]) == [0, 1]
     assert len(data.boxes[3]) == 0  # image 4 has no annotations and is still a sample
     assert len(data.boxes[2]) == 1  # the crowd region of image 12 is not an object to detect
@@ -110,8 +111,9 @@ def test_coco_round_trip_keeps_exactly_the_kept_images_and_all_their_annotations
 
     source_text, pruned_text = path.read_text(), out.read_text()
     src, dst = coco_objects(path), coco_objects(out)
-    for key in ("info", "licenses", "categories", "extra"):
+    for key in ("licenses", "categories", "extra"):
         assert dst[key] == src[key]
+    assert {k: v for k, v in dst["info"].items() if k != "adaprune"} == src["info"]  # plus the provenance
     assert list(dst) == list(src)  # top-level order kept
     assert {im["id"] for im in dst["images"]} == kept_ids
     assert [im for im in src["images"] if im["id"] in kept_ids] == dst["images"]  # order kept too
@@ -178,7 +180,8 @@ def test_yolo_source_and_round_trip_of_the_pruned_list(tmp_path, capsys):
     data = load_data(f"yolo:{path}")
     assert data.n == 6 and data.class_names == ("car", "sign") and data.has_test and len(data.x_test) == 2
     assert data.id_column == "path" and Path(data.ids[0]).name == "scene01_f000.jpg"
-    np.testing.assert_allclose(data.boxes[0], [[25.6, 22.4, 38.4, 41.6], [12.8, 12.8, 19.2, 19.2]], rtol=1e-5)
+    # 64x48 images letterboxed to 64: not scaled, placed 8 px down (cx .5 cy .5 w .2 h .3 of 64x48).
+    np.testing.assert_allclose(data.boxes[0], [[25.6, 24.8, 38.4, 39.2], [12.8, 17.6, 19.2, 22.4]], rtol=1e-5)
     assert len(data.boxes[2]) == 0 and len(data.boxes[5]) == 0
 
     out = tmp_path / "pruned"

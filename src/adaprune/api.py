@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from adaprune.data import Dataset, load_data
+from adaprune.data.selected import selection_and_data
 from adaprune.defaults import DEFAULT_EVAL_EPOCHS
 from adaprune.errors import ConfigError
 from adaprune.evaluate.benchmark import BenchmarkResult, run_benchmark
@@ -41,8 +42,34 @@ log = logging.getLogger(__name__)
 __all__ = ["benchmark", "build_method", "evaluate", "load_data", "name_samples", "prune", "score", "select"]
 
 
-def _as_dataset(data: str | Dataset, test: str | None = None) -> Dataset:
-    return load_data(data, test=test)
+def _as_dataset(data: str | Dataset, test: str | Dataset | None = None, input_size: int | None = None) -> Dataset:
+    return load_data(data, test=test, size=input_size)
+
+
+def input_record(data: Any) -> dict[str, Any]:
+    """What every selection, score file and result records of how detection images were fed: the
+    letterboxed input side (nothing for other data)."""
+    size = getattr(data, "input_size", None)
+    return {} if size is None else {"input_size": int(size)}
+
+
+def with_category_counts(selection: Selection, data: Any) -> Selection:
+    """Detection: the selection with per-category kept counts (images holding the category and its
+    objects); logs them, and warns for a category that keeps less than STARVED_SHARE of its share of objects."""
+    counts_of = getattr(data, "category_counts", None)
+    if counts_of is None or data.n != selection.n_total:
+        return selection
+    counts = counts_of(selection.kept)
+    log.info("kept per category (images with it; objects): %s", ", ".join(
+        f"{c['category']}: {c['images_kept']}/{c['images']} images, {c['objects_kept']}/{c['objects']} objects"
+        for c in counts))
+    keep = selection.realised_keep
+    for c in counts:
+        if c["objects"] and c["objects_kept"] < STARVED_SHARE * keep * c["objects"]:
+            log.warning("category %s keeps %d of %d objects (%.0f%%, against %.0f%% of images overall)",
+                        c["category"], c["objects_kept"], c["objects"], 100 * c["objects_kept"] / c["objects"],
+                        100 * keep)
+    return dataclasses.replace(selection, details={**selection.details, "category_counts": list(counts)})
 
 
 def train_config(
@@ -81,8 +108,9 @@ def _method_and_task(
     params: Mapping[str, Any] | None,
     standardize: bool,
     train: TrainConfig | None = None,
+    input_size: int | None = None,
 ) -> tuple[Method, Task]:
-    dataset = _as_dataset(data)
+    dataset = _as_dataset(data, input_size=input_size)
     params = dict(params or {})
     if isinstance(method, str):
         cls = get_method(method)
@@ -147,6 +175,7 @@ def prune(
     lr: float | None = None,
     batch_size: int | None = None,
     weight_decay: float | None = None,
+    input_size: int | None = None,
 ) -> Selection:
     """Choose which samples of `data` to keep. Give exactly one of `keep` or `prune` (fractions),
     or, for a method that has one (semdedup), a similarity `threshold` instead: every sample whose
@@ -167,7 +196,10 @@ def prune(
     `optimizer` ("adam" or "sgd"), `lr`, `batch_size` and `weight_decay` set how methods that train
     a model train it (None: the defaults of `TrainConfig`); they are recorded in the selection's
     metadata (`details.training`).
-    The selection records per-class kept counts and warns when a class loses most of its share."""
+    `input_size` (detection sources given by spec): the side images are letterboxed to, recorded in
+    `details.input_size`.
+    The selection records per-class kept counts (detection: per category, `details.category_counts`)
+    and warns when a class loses most of its share."""
     if threshold is not None:
         if keep is not None or prune is not None:
             raise ConfigError("give either threshold or keep/prune, not both")
@@ -204,7 +236,7 @@ def prune(
         params = {**(params or {}), "balance": balance}
         balance = None
     method_obj, task = _method_and_task(data, method, model=model, epochs=epochs, device=device, params=params,
-                                        standardize=standardize, train=train)
+                                        standardize=standardize, train=train, input_size=input_size)
     n_threads = resolve_threads(threads, model=model, device=device)
     n_keep = None if budget is None else budget.count(task.n)
     start = time.perf_counter()
@@ -237,8 +269,10 @@ def prune(
              task.n, time.perf_counter() - start, n_threads, "" if n_threads == 1 else "s")
     selection = dataclasses.replace(selection, details={
         **selection.details, "threads": n_threads, "standardize": getattr(task, "standardizes", False),
+        **input_record(task.data),
     })
     selection = with_class_counts(selection, getattr(task, "labels", None))
+    selection = with_category_counts(selection, task.data)
     return name_samples(selection, task.data)
 
 
@@ -328,14 +362,15 @@ def score(
     lr: float | None = None,
     batch_size: int | None = None,
     weight_decay: float | None = None,
+    input_size: int | None = None,
 ) -> ScoreSet:
     """Per-sample scores of a scoring method, to select from at any budget with `select`.
-    `threads`, `standardize`, `optimizer`, `lr`, `batch_size`, `weight_decay`: as for `prune`."""
+    `threads`, `standardize`, `optimizer`, `lr`, `batch_size`, `weight_decay`, `input_size`: as for `prune`."""
     seed = check_seed(seed)
     train = train_config(device=device, optimizer=optimizer, lr=lr, batch_size=batch_size,
                          weight_decay=weight_decay)
     method_obj, task = _method_and_task(data, method, model=model, epochs=epochs, device=device, params=params,
-                                        standardize=standardize, train=train)
+                                        standardize=standardize, train=train, input_size=input_size)
     if not isinstance(method_obj, Scorer):
         raise ConfigError(
             f"method {method_obj.name!r} decides its kept set for a given budget and has no reusable score; "
@@ -346,6 +381,7 @@ def score(
         score_set = _with_training(method_obj.score_set(task, seed=seed, progress=progress), method_obj, task.train)
     return dataclasses.replace(score_set, details={
         **score_set.details, "threads": n_threads, "standardize": getattr(task, "standardizes", False),
+        **input_record(task.data),
     })
 
 
@@ -379,7 +415,7 @@ def evaluate(
     model: ModelSpec = "auto",
     device: str = "cpu",
     include_full: bool = True,
-    test: str | None = None,
+    test: str | Dataset | None = None,
     progress: bool = True,
     threads: int | None = None,
     standardize: bool = True,
@@ -388,15 +424,18 @@ def evaluate(
     batch_size: int | None = None,
     weight_decay: float | None = None,
     match_steps: bool = False,
+    input_size: int | None = None,
 ) -> EvaluationResult:
     """Train fresh models on the kept subset and on the full set; the test metric per seed
     (accuracy for classification, COCO mAP for detection). `optimizer`, `lr`, `batch_size` and
     `weight_decay` set that training. With `match_steps`, the subset trains for as many optimisation
     steps as the full set does in `epochs` epochs (more epochs on a smaller subset) instead of the
-    same number of epochs."""
-    dataset = _as_dataset(data, test)
-    sel = Selection.load(selection) if isinstance(selection, str) else selection
+    same number of epochs.
+    `selection` is a Selection, a selection file, or (detection) the pruned COCO file or YOLO folder
+    `prune` wrote; `test` a spec or a loaded dataset. `input_size` (detection data given by spec):
+    None trains at the size the selection recorded, else the default."""
     seed_list = _seed_list(seeds)
+    sel, dataset = selection_and_data(selection, data, test=test, input_size=input_size)
     train = train_config(device=device, epochs=epochs, optimizer=optimizer, lr=lr, batch_size=batch_size,
                          weight_decay=weight_decay)
     task = _make_task(dataset, model=model, train=train, standardize=standardize)
@@ -425,12 +464,14 @@ def benchmark(
     batch_size: int | None = None,
     weight_decay: float | None = None,
     match_steps: bool = False,
+    input_size: int | None = None,
 ) -> BenchmarkResult:
     """Prune with every method at every fraction and seed, then train and test a fresh model on each
     kept subset (and on the full set once per seed). `epochs` is the evaluation training length;
     `optimizer`, `lr`, `batch_size`, `weight_decay` set every training (methods' and evaluation's);
-    `match_steps`: each subset trains for the full set's number of optimisation steps."""
-    dataset = _as_dataset(data, test)
+    `match_steps`: each subset trains for the full set's number of optimisation steps; `input_size`: as
+    for `prune`."""
+    dataset = _as_dataset(data, test, input_size)
     seed_list = _seed_list(seeds)
     options = {"optimizer": optimizer, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay}
     eval_task = _make_task(dataset, model=model, train=train_config(device=device, epochs=epochs, **options),
@@ -443,3 +484,4 @@ def benchmark(
             eval_task, methods, prunes, seed_list, method_task=method_task,
             method_params=method_params, progress=progress, command=command, match_steps=match_steps,
         )
+

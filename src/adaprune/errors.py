@@ -29,3 +29,20 @@ def require(module: str, extra: str):
         raise MissingDependencyError(
             f"{module} is needed for this; install it with: pip install 'adaprune[{extra}]'"
         ) from exc
+
+
+REPR_LIMIT = 120
+
+
+def describe_value(value: object) -> str:
+    """A value as an error message shows it: a loaded dataset by its name and size and an array by its
+    shape (never their repr, which holds the values), anything else by a repr cut to REPR_LIMIT
+    characters."""
+    describe = getattr(value, "describe", None)
+    if callable(describe) and hasattr(value, "task_kind"):
+        return str(describe())
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if isinstance(shape, tuple) and dtype is not None:
+        return f"a {type(value).__name__} of shape {shape} ({dtype})"
+    text = repr(value)
+    return text if len(text) <= REPR_LIMIT else f"{text[:REPR_LIMIT]}... ({type(value).__name__})"

@@ -10,6 +10,7 @@ import click
 from adaprune.cli.options import (
     DATA_EPILOG,
     device_option,
+    input_size_option,
     match_steps_option,
     model_option,
     no_standardize_option,
@@ -45,9 +46,10 @@ log = logging.getLogger("adaprune")
 @train_options
 @match_steps_option
 @test_option
+@input_size_option
 @quiet_option
 def command(data, methods, prunes, seeds, out, epochs, params, model, device, threads, no_standardize,
-            optimizer, lr, batch_size, weight_decay, match_steps, test_spec, quiet) -> None:
+            optimizer, lr, batch_size, weight_decay, match_steps, test_spec, input_size, quiet) -> None:
     """Prune DATA with each method at each fraction and seed; train and test a fresh model on each."""
     from adaprune.api import benchmark
     from adaprune.errors import ConfigError
@@ -63,7 +65,7 @@ def command(data, methods, prunes, seeds, out, epochs, params, model, device, th
         data, method_list, parse_fraction_list(prunes, what="--prune"), seeds=seeds, epochs=epochs,
         model=model, device=device, method_params=method_params, test=test_spec, progress=not quiet,
         threads=threads, standardize=not no_standardize, optimizer=optimizer, lr=lr,
-        batch_size=batch_size, weight_decay=weight_decay, match_steps=match_steps,
+        batch_size=batch_size, weight_decay=weight_decay, match_steps=match_steps, input_size=input_size,
         command=" ".join(["adaprune", *sys.argv[1:]]) if sys.argv[0].endswith("adaprune") else None,
     )
     paths = result.save(out)

@@ -11,6 +11,7 @@ from adaprune.cli.options import (
     DATA_EPILOG,
     device_option,
     engine_options,
+    input_size_option,
     model_option,
     on_bad_file_option,
     quiet_option,
@@ -36,9 +37,10 @@ log = logging.getLogger("adaprune")
 @on_bad_file_option
 @engine_options
 @threads_option
+@input_size_option
 @quiet_option
 def command(data, encoder, out, dtype, chunk_size, seed, model, device, on_bad_file, engine, ray_address, threads,
-            quiet) -> None:
+            input_size, quiet) -> None:
     """Embed every training sample of DATA (or text:PATH, one text per line) into a memory-mapped .npy.
 
     File sources (folder:DIR, files:LIST) stream: images are decoded chunk by chunk."""
@@ -48,6 +50,10 @@ def command(data, encoder, out, dtype, chunk_size, seed, model, device, on_bad_f
 
     setup_logging(quiet)
     check_writable_folder(Path(out).parent)
+    if input_size is not None:
+        from adaprune.data import load_data
+
+        data = load_data(data, on_bad_file=on_bad_file, size=input_size)
     with torch_threads(resolve_threads(threads, model=model, device=device)):
         result = embed(data, encoder, out, seed=seed, dtype=dtype, chunk_size=chunk_size, model=model,
                        device=device, progress=not quiet, on_bad_file=on_bad_file, engine=engine,

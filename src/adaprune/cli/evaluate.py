@@ -7,6 +7,7 @@ import click
 from adaprune.cli.options import (
     DATA_EPILOG,
     device_option,
+    input_size_option,
     match_steps_option,
     model_option,
     no_standardize_option,
@@ -21,7 +22,8 @@ from adaprune.defaults import DEFAULT_EVAL_EPOCHS
 
 def format_evaluation(result) -> str:
     """One row per set: `set samples METRIC_mean METRIC_std [EXTRA_mean EXTRA_std ...] per_seed`
-    (METRIC: accuracy for classification, map for detection; per_seed lists the primary metric)."""
+    (METRIC: accuracy for classification, map for detection; per_seed lists the primary metric).
+    A single seed has no std: its cells show `-`."""
     from adaprune.evaluate.harness import mean_std
 
     extras = result.extra_names
@@ -30,12 +32,15 @@ def format_evaluation(result) -> str:
         head += [f"{name}_mean", f"{name}_std"]
     rows = [tuple([*head, "per_seed"])]
 
+    def std_cell(std: float, n_values: int) -> str:
+        return f"{std:.4f}" if n_values > 1 else "-"
+
     def row(label: str, n: int, values, extra_dicts) -> tuple[str, ...]:
         mean, std = mean_std(values)
-        cells = [label, str(n), f"{mean:.4f}", f"{std:.4f}"]
+        cells = [label, str(n), f"{mean:.4f}", std_cell(std, len(values))]
         for name in extras:
             m, s = mean_std([d[name] for d in extra_dicts])
-            cells += [f"{m:.4f}", f"{s:.4f}"]
+            cells += [f"{m:.4f}", std_cell(s, len(extra_dicts))]
         return tuple([*cells, ",".join(f"{a:.4f}" for a in values)])
 
     rows.append(row("subset", result.n_kept, result.subset, result.subset_extras))
@@ -48,7 +53,9 @@ def format_evaluation(result) -> str:
 
 @click.command("evaluate", epilog=DATA_EPILOG)
 @click.argument("data")
-@click.option("--selection", required=True, help="A selection file written by `adaprune prune`.")
+@click.option("--selection", required=True,
+              help="A selection file written by `adaprune prune`, or the pruned COCO file (.json) or YOLO folder "
+                   "(DIR/) it wrote for a detection source.")
 @click.option("--seeds", type=int, default=3, show_default=True, help="Training seeds 0..N-1.")
 @click.option("--epochs", type=int, default=DEFAULT_EVAL_EPOCHS, show_default=True)
 @model_option
@@ -58,9 +65,10 @@ def format_evaluation(result) -> str:
 @train_options
 @match_steps_option
 @test_option
+@input_size_option
 @quiet_option
 def command(data, selection, seeds, epochs, model, device, threads, no_standardize, optimizer, lr, batch_size,
-            weight_decay, match_steps, test_spec, quiet) -> None:
+            weight_decay, match_steps, test_spec, input_size, quiet) -> None:
     """Train fresh models on the kept subset and on the full set; print the test metric."""
     from adaprune.api import evaluate
 
@@ -68,5 +76,5 @@ def command(data, selection, seeds, epochs, model, device, threads, no_standardi
     result = evaluate(data, selection, seeds=seeds, epochs=epochs, model=model, device=device,
                       test=test_spec, progress=not quiet, threads=threads, standardize=not no_standardize,
                       optimizer=optimizer, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
-                      match_steps=match_steps)
+                      match_steps=match_steps, input_size=input_size)
     click.echo(format_evaluation(result))

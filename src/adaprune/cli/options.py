@@ -84,6 +84,11 @@ engine_options_list = (
     click.option("--ray-address", default=None, metavar="ADDRESS",
                  help="Ray cluster to join (auto, ray://HOST:10001); default: start a local one."),
 )
+input_size_option = click.option(
+    "--input-size", "input_size", type=int, default=None, metavar="N",
+    help="Detection sources (coco:, yolo:, synthdet): letterbox every image to N x N px, aspect ratio kept "
+    "(default 64; synthdet is drawn at 64). evaluate: default the size the selection was made at.",
+)
 param_option = click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
                             help="A method parameter (repeatable); `adaprune methods -v` lists them.")
 

@@ -11,6 +11,7 @@ from adaprune.cli.options import (
     balance_option,
     budget_options,
     engine_options,
+    input_size_option,
     method_run_options,
     on_bad_file_option,
     parse_params,
@@ -60,13 +61,14 @@ def engine_params(method: str, engine: str, ray_address: str | None, work_dir: s
               help="Keep or drop images together: a COCO image field (a scene id) or, for yolo:, a regular "
                    "expression over the file name (its first group is the group id).")
 @on_bad_file_option
+@input_size_option
 @engine_options
 @click.option("--work-dir", default=None, metavar="DIR",
               help="semdedup: keep each finished stage (clustering, per-cluster M) here, so a killed run resumes.")
 @quiet_option
 def command(data, method, prune_fraction, keep_fraction, threshold, out, seed, model, epochs, device, threads,
             no_standardize, params, optimizer, lr, batch_size, weight_decay, balance, encoder, embeddings, group_by,
-            on_bad_file, engine, ray_address, work_dir, quiet) -> None:
+            on_bad_file, input_size, engine, ray_address, work_dir, quiet) -> None:
     """Choose which samples of DATA to keep and write the selection to --out."""
     from adaprune.data import load_data
     from adaprune.registry import get_method
@@ -85,7 +87,7 @@ def command(data, method, prune_fraction, keep_fraction, threshold, out, seed, m
         Budget.from_args(keep=keep_fraction, prune=prune_fraction)  # validate before any work
     method_params = parse_params(method, params)
     method_params.update(engine_params(method, engine, ray_address, work_dir))
-    dataset = load_data(data, group_by=group_by, on_bad_file=on_bad_file)
+    dataset = load_data(data, group_by=group_by, on_bad_file=on_bad_file, size=input_size)
     inputs = (*dataset.source_paths, *([embeddings] if embeddings else []))
     own_format = getattr(dataset, "writes_own_format", lambda _out: False)(out)
     if own_format:
@@ -101,7 +103,9 @@ def command(data, method, prune_fraction, keep_fraction, threshold, out, seed, m
         optimizer=optimizer, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
     )
     if own_format:
-        dataset.write(selection.kept, out)
+        from adaprune.data.detection import provenance_of
+
+        dataset.write(selection.kept, out, provenance=provenance_of(selection, dataset))
     else:
         selection.save(out, inputs=inputs)
     log.info("kept %d of %d samples (%.1f%%) -> %s", selection.n_kept, selection.n_total,

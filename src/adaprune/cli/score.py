@@ -6,7 +6,14 @@ import logging
 
 import click
 
-from adaprune.cli.options import DATA_EPILOG, method_run_options, parse_params, quiet_option, setup_logging
+from adaprune.cli.options import (
+    DATA_EPILOG,
+    input_size_option,
+    method_run_options,
+    parse_params,
+    quiet_option,
+    setup_logging,
+)
 
 log = logging.getLogger("adaprune")
 
@@ -16,9 +23,10 @@ log = logging.getLogger("adaprune")
 @click.option("--method", required=True, help="A scoring method (see `adaprune methods`).")
 @click.option("--out", required=True, help="Score file: .parquet, .csv or .json.")
 @method_run_options
+@input_size_option
 @quiet_option
 def command(data, method, out, seed, model, epochs, device, threads, no_standardize, params, optimizer, lr,
-            batch_size, weight_decay, quiet) -> None:
+            batch_size, weight_decay, input_size, quiet) -> None:
     """Compute one score per sample of DATA, to select from at any budget with `adaprune select`."""
     from adaprune.api import score
     from adaprune.data import load_data
@@ -26,7 +34,7 @@ def command(data, method, out, seed, model, epochs, device, threads, no_standard
 
     setup_logging(quiet)
     method_params = parse_params(method, params)
-    dataset = load_data(data)
+    dataset = load_data(data, size=input_size)
     check_output_path(out, inputs=dataset.source_paths, what="scores")
     scores = score(dataset, method, seed=seed, model=model, epochs=epochs, device=device, params=method_params,
                    progress=not quiet, threads=threads, standardize=not no_standardize, optimizer=optimizer, lr=lr,

@@ -55,6 +55,9 @@ class Dataset:
     def n(self) -> int:
         return len(self.y)
 
+    def describe(self) -> str:
+        return f"dataset {self.name!r} ({self.n} samples of shape {self.sample_shape})"
+
     @property
     def sample_shape(self) -> tuple[int, ...]:
         return tuple(self.x.shape[1:])

@@ -2,8 +2,10 @@
 and the writers that give the user their own format back (a pruned COCO file, a YOLO list).
 
 One sample per image (images without objects included). Pixels are decoded only when a batch asks
-for them (`LazyImages`), resized to a fixed square input; boxes are rescaled with them, so every
-target is in input pixels (xyxy). Each image keeps a stable id (a COCO image id, a YOLO file path)
+for them (`LazyImages`), letterboxed to a square input of `size` pixels: scaled so the longer side
+fits, aspect ratio kept, the rest padded grey (114, as Ultralytics pads). Boxes are mapped with them
+(`Letterbox`), so every target is in input pixels (xyxy); `DetectionDataset.source_boxes` maps them
+back to the image's own pixels. Each image keeps a stable id (a COCO image id, a YOLO file path)
 that every output carries.
 
 The COCO writer copies the source's JSON objects as text: each kept image and each of its
@@ -29,25 +31,83 @@ from adaprune.io_utils import atomic_write_text, refuse_input_paths
 
 log = logging.getLogger(__name__)
 
+# The default input side. benchmarks/results/detection_input_size.md measures CenterNet on one CPU
+# thread: a training image costs 3.9x at 128 px and 22x at 256 px what it costs at 64 px (the per-image
+# loss pass 3.5x and 29x). AdaPruner and AdaDeDup train and score several detectors, so on a CPU 64 px
+# stays the default; a source whose images are over 4x larger gets a warning naming --input-size.
 DEFAULT_INPUT_SIZE = 64
+# Letterboxing to less than this share of the images' median longer side logs a warning.
+SMALL_INPUT_SHARE = 0.25
+PAD_VALUE = 114
+MIN_INPUT_SIZE = 16
+YOLO_PROVENANCE = "adaprune.json"  # beside train.txt in a pruned YOLO folder
 SYNTHDET_DEFAULT_N = 1500
 CACHE_BYTES = 2 << 30  # decoded (resized, uint8) images kept in memory, at most
 _WS = re.compile(r"\s*")
 
 
 # ---------------------------------------------------------------- lazy pixels
+@dataclass(frozen=True)
+class Letterbox:
+    """How images of their own sizes are fitted into `size` x `size`: each is resized to
+    `resized[i]` = (w, h) (its longer side becomes `size`, the aspect ratio kept), then placed at
+    `pad[i]` = (x, y) on a grey canvas. A point (x, y) of the image's own pixels lands at
+    (x * sx + pad_x, y * sy + pad_y) with sx = w / width and sy = h / height."""
+
+    size: int
+    source: np.ndarray  # (N, 2) float64: every image's own (width, height)
+    resized: np.ndarray  # (N, 2) int64
+    pad: np.ndarray  # (N, 2) int64
+
+    @staticmethod
+    def fit(source_sizes: np.ndarray, size: int) -> Letterbox:
+        src = np.asarray(source_sizes, dtype=np.float64).reshape(-1, 2)
+        scale = size / src.max(axis=1, keepdims=True)
+        resized = np.clip(np.floor(src * scale + 0.5), 1, size).astype(np.int64)
+        pad = (size - resized) // 2
+        return Letterbox(size=int(size), source=src, resized=resized, pad=pad)
+
+    def factors(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(sx, sy) and (pad_x, pad_y) of image i, float64."""
+        return self.resized[i] / self.source[i], self.pad[i].astype(np.float64)
+
+    def to_input(self, i: int, boxes: np.ndarray) -> np.ndarray:
+        """xyxy boxes of image i in its own pixels -> input pixels (float64)."""
+        scale, pad = self.factors(i)
+        return np.asarray(boxes, dtype=np.float64).reshape(-1, 4) * np.tile(scale, 2) + np.tile(pad, 2)
+
+    def to_source(self, i: int, boxes: np.ndarray) -> np.ndarray:
+        """xyxy boxes of image i in input pixels -> its own pixels (float64): the inverse of `to_input`."""
+        scale, pad = self.factors(i)
+        return (np.asarray(boxes, dtype=np.float64).reshape(-1, 4) - np.tile(pad, 2)) / np.tile(scale, 2)
+
+
+def warn_if_small(letterbox: Letterbox, *, what: str) -> None:
+    """Log a warning when `size` is far below the images' own longer side (objects may vanish)."""
+    median = float(np.median(letterbox.source.max(axis=1)))
+    if letterbox.size < SMALL_INPUT_SHARE * median:
+        log.warning(
+            "%s: images are a median %.0f px on their longer side, letterboxed to %d px (%.0f%% of it): small "
+            "objects may vanish; a larger --input-size keeps them (CenterNet's cost grows with its square, "
+            "benchmarks/results/detection_input_size.md)", what, median, letterbox.size,
+            100 * letterbox.size / median,
+        )
+
+
 class LazyImages:
     """Array-like (N, 3, S, S) float32 in [0, 1] over image files, decoded when indexed.
 
-    Each image is read with Pillow, converted to RGB and resized (stretched) to S x S. Decoded
-    images are cached as uint8 while the cache stays under `CACHE_BYTES`, so later epochs do not
-    decode again; beyond that, every access decodes."""
+    Each image is read with Pillow, converted to RGB and letterboxed to S x S by `letterbox` (its
+    resized size and offset per image). Decoded images are cached as uint8 while the cache stays
+    under `CACHE_BYTES`, so later epochs do not decode again; beyond that, every access decodes."""
 
     dtype = np.float32
     ndim = 4
 
-    def __init__(self, paths: Sequence[str | os.PathLike], *, size: int) -> None:
+    def __init__(self, paths: Sequence[str | os.PathLike], *, letterbox: Letterbox) -> None:
         self.paths = tuple(str(p) for p in paths)
+        self.letterbox = letterbox
+        size = letterbox.size
         self.size = size
         self.shape = (len(self.paths), 3, size, size)
         self._cache: dict[int, np.ndarray] = {}
@@ -61,12 +121,15 @@ class LazyImages:
         if hit is not None:
             return hit
         image_mod = require("PIL.Image", "images")
+        w, h = (int(v) for v in self.letterbox.resized[i])
+        px, py = (int(v) for v in self.letterbox.pad[i])
         try:
             with image_mod.open(self.paths[i]) as im:
-                arr = np.asarray(im.convert("RGB").resize((self.size, self.size), image_mod.BILINEAR))
+                small = np.asarray(im.convert("RGB").resize((w, h), image_mod.BILINEAR))
         except Exception as exc:  # Pillow raises several unrelated types for a bad file
             raise DataError(f"image {self.paths[i]!r} is not readable: {exc}") from None
-        arr = np.ascontiguousarray(arr.transpose(2, 0, 1))
+        arr = np.full((3, self.size, self.size), PAD_VALUE, dtype=np.uint8)
+        arr[:, py : py + h, px : px + w] = small.transpose(2, 0, 1)
         if len(self._cache) < self._cache_limit:
             self._cache[i] = arr
         return arr
@@ -118,20 +181,63 @@ class CocoDocument:
     annotations_raw: tuple[str, ...]  # every annotation, file order
     image_of_annotation: np.ndarray  # sample index of every annotation
 
-    def write(self, kept: np.ndarray, out: str | os.PathLike) -> None:
-        """Write a COCO file with exactly the images `kept` (sample indices) and all their annotations."""
+    def write(self, kept: np.ndarray, out: str | os.PathLike, *, provenance: dict[str, Any] | None = None) -> None:
+        """Write a COCO file with exactly the images `kept` (sample indices) and all their annotations;
+        `provenance` is added to `info` as `info.adaprune` (every original field of `info` kept)."""
         keep = np.zeros(len(self.images_raw), dtype=bool)
         keep[np.asarray(kept, dtype=np.int64)] = True
         images = [self.images_raw[i] for i in np.flatnonzero(keep)]
         anns = [a for a, img in zip(self.annotations_raw, self.image_of_annotation, strict=True) if keep[img]]
+        top_level = list(self.top_level)
+        if provenance is not None:
+            top_level = _with_provenance(top_level, provenance, what=self.path)
         parts = []
-        for key, raw in self.top_level:
+        for key, raw in top_level:
             if key == "images":
                 raw = _json_list(images)
             elif key == "annotations":
                 raw = _json_list(anns)
             parts.append(f"{json.dumps(key)}: {raw}")
         atomic_write_text(out, "{\n" + ",\n".join(parts) + "\n}\n")
+
+
+def _with_provenance(top_level: list[tuple[str, str]], provenance: dict[str, Any], *,
+                     what: str) -> list[tuple[str, str]]:
+    """The top-level entries with `info.adaprune` set: the original `info` text is kept and the record
+    appended to it (a file pruned twice has its earlier record replaced)."""
+    record = json.dumps(provenance, sort_keys=True)
+    keys = [key for key, _ in top_level]
+    if "info" not in keys:
+        return [("info", f'{{"adaprune": {record}}}'), *top_level]
+    at = keys.index("info")
+    raw = top_level[at][1]
+    info = json.loads(raw)
+    if not isinstance(info, dict):
+        log.warning("COCO file %r: `info` is not an object; the pruned file records no provenance", what)
+        return top_level
+    if "adaprune" in info:
+        text = json.dumps({**info, "adaprune": provenance})
+    else:
+        body = raw.rstrip()[:-1].rstrip()  # the object's text without its closing brace
+        text = body + (", " if info else "") + f'"adaprune": {record}' + "}"
+    return [*top_level[:at], ("info", text), *top_level[at + 1 :]]
+
+
+def provenance_of(selection: Any, data: DetectionDataset) -> dict[str, Any]:
+    """What a pruned COCO file or YOLO folder records of the selection that made it."""
+    from adaprune.tables import jsonable
+
+    return jsonable({
+        "method": selection.method,
+        "params": selection.params,
+        "seed": selection.seed,
+        "requested_keep": selection.requested_keep,
+        "n_total": selection.n_total,
+        "n_kept": selection.n_kept,
+        "input_size": data.input_size,
+        "source": data.source_paths[0] if data.source_paths else data.name,
+        "version": selection.library_version,
+    })
 
 
 def _json_list(items: Sequence[str]) -> str:
@@ -146,8 +252,10 @@ class YoloDocument:
     config: dict[str, Any]
     root: str  # the dataset root the yaml's relative paths resolve against
 
-    def write(self, kept: np.ndarray, image_paths: Sequence[str], out_dir: str | os.PathLike) -> None:
-        """`out_dir/train.txt` (the kept images' absolute paths) and `out_dir/<name>.yaml` pointing at it."""
+    def write(self, kept: np.ndarray, image_paths: Sequence[str], out_dir: str | os.PathLike, *,
+              provenance: dict[str, Any] | None = None) -> None:
+        """`out_dir/train.txt` (the kept images' absolute paths), `out_dir/<name>.yaml` pointing at it
+        and, with `provenance`, `out_dir/adaprune.json` recording it."""
         out = Path(out_dir)
         yaml = require("yaml", "detection")
         train_txt = out / "train.txt"
@@ -157,6 +265,8 @@ class YoloDocument:
         config["train"] = str(train_txt.resolve())
         atomic_write_text(train_txt, text)
         atomic_write_text(out / Path(self.path).name, yaml.safe_dump(config, sort_keys=False))
+        if provenance is not None:
+            atomic_write_text(out / YOLO_PROVENANCE, json.dumps(provenance, indent=2, sort_keys=True) + "\n")
 
 
 # ---------------------------------------------------------------- the dataset
@@ -186,6 +296,7 @@ class DetectionDataset:
     source_paths: tuple[str, ...] = field(default_factory=tuple)
     image_paths: tuple[str, ...] = ()  # file sources: one path per training image
     document: CocoDocument | YoloDocument | None = None
+    letterbox: Letterbox | None = None  # how each training image was fitted to the input (None: as it came)
 
     def __post_init__(self) -> None:
         n = len(self.x)
@@ -244,6 +355,45 @@ class DetectionDataset:
     def with_groups(self, groups: np.ndarray | None) -> DetectionDataset:
         return _replace(self, groups=groups)
 
+    def describe(self) -> str:
+        return f"detection data {self.name!r} ({self.n} images, {self.input_size} px)"
+
+    def category_counts(self, kept: np.ndarray) -> tuple[dict[str, Any], ...]:
+        """Per category: images holding it and objects of it, in total and among the `kept` images."""
+        keep = np.zeros(self.n, dtype=bool)
+        keep[np.asarray(kept, dtype=np.int64)] = True
+        k = self.num_classes
+        objects, objects_kept = np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64)
+        images, images_kept = np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64)
+        for i, lab in enumerate(self.labels):
+            lab = np.asarray(lab, dtype=np.int64)
+            per = np.bincount(lab, minlength=k)
+            objects += per
+            images += per > 0
+            if keep[i]:
+                objects_kept += per
+                images_kept += per > 0
+        return tuple({"category": self.class_names[c], "images": int(images[c]), "images_kept": int(images_kept[c]),
+                      "objects": int(objects[c]), "objects_kept": int(objects_kept[c])} for c in range(k))
+
+    def source_boxes(self, i: int) -> np.ndarray:
+        """The boxes of training image i in the image's own pixels (xyxy, float64): the targets mapped
+        back through the letterbox."""
+        boxes = np.asarray(self.boxes[i], dtype=np.float64).reshape(-1, 4)
+        return boxes if self.letterbox is None else self.letterbox.to_source(i, boxes)
+
+    def image_field(self, name: str) -> np.ndarray | None:
+        """A field of every COCO image entry (a scene id) as strings, or None when some image lacks it."""
+        if not isinstance(self.document, CocoDocument):
+            return None
+        values = []
+        for raw in self.document.images_raw:
+            entry = json.loads(raw)
+            if name not in entry:
+                return None
+            values.append(str(entry[name]))
+        return np.asarray(values)
+
     @property
     def id_column(self) -> str:
         """The selection column naming each image: "path" for YOLO files, "id" for COCO image ids."""
@@ -268,13 +418,20 @@ class DetectionDataset:
         else:
             raise ConfigError(f"{self.name} has no file format to write back; write a selection (.csv/.parquet/.json)")
 
-    def write(self, kept: np.ndarray, out: str | os.PathLike) -> None:
-        """Write the kept images in the source's own format: a COCO file (.json), or a YOLO folder."""
+    def write(self, kept: np.ndarray, out: str | os.PathLike, *, provenance: dict[str, Any] | None = None) -> None:
+        """Write the kept images in the source's own format: a COCO file (.json), or a YOLO folder.
+        `provenance` (method, budget, seed, version) goes under the COCO file's `info.adaprune`, or
+        to `adaprune.json` in the YOLO folder."""
         self.check_output(out)
         if isinstance(self.document, CocoDocument):
-            self.document.write(kept, out)
+            self.document.write(kept, out, provenance=provenance)
         elif isinstance(self.document, YoloDocument):
-            self.document.write(kept, self.image_paths, out)
+            self.document.write(kept, self.image_paths, out, provenance=provenance)
+
+    def selection_from(self, path: str | os.PathLike) -> Any:
+        """The `Selection` a pruned COCO file or YOLO folder written from this source stands for:
+        its images matched to this source's by COCO image id or by file path."""
+        return read_own_format(path, self)
 
 
 def _replace(data: DetectionDataset, **changes: Any) -> DetectionDataset:
@@ -301,6 +458,83 @@ def check_yolo_output(out: str | os.PathLike, document: YoloDocument, *, inputs:
         raise ConfigError(f"output folder {str(out)!r} does not exist; create it first")
     refuse_input_paths(path / Path(document.path).name, inputs)
     refuse_input_paths(path / "train.txt", inputs)
+
+
+def is_own_format(path: str | os.PathLike) -> bool:
+    """Whether `path` is a pruned COCO file (a .json with `images`, not a selection table) or a
+    pruned YOLO folder (with train.txt), rather than a selection file."""
+    p = Path(path)
+    if p.is_dir():
+        return (p / "train.txt").is_file()
+    if p.suffix.lower() != ".json" or not p.is_file():
+        return False
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(doc, dict) and "images" in doc and "metadata" not in doc
+
+
+def own_format_provenance(path: str | os.PathLike) -> dict[str, Any]:
+    """The record adaprune wrote into a pruned COCO file (`info.adaprune`) or YOLO folder
+    (`adaprune.json`); empty where there is none."""
+    p = Path(path)
+    try:
+        if p.is_dir():
+            meta = p / YOLO_PROVENANCE
+            record = json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
+        else:
+            info = json.loads(p.read_text(encoding="utf-8")).get("info")
+            record = info.get("adaprune", {}) if isinstance(info, dict) else {}
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError) as exc:
+        raise DataError(f"pruned output {str(path)!r} is not readable: {exc}") from None
+    return record if isinstance(record, dict) else {}
+
+
+def read_own_format(path: str | os.PathLike, data: DetectionDataset) -> Any:
+    """The Selection a pruned COCO file (images matched by id) or YOLO folder (train.txt matched by
+    file path) stands for on `data`; method, budget and seed from its provenance record."""
+    from adaprune.selection import Selection
+
+    p = Path(path)
+    if p.is_dir():
+        train_txt = p / "train.txt"
+        if not train_txt.is_file():
+            raise DataError(f"pruned YOLO folder {str(path)!r} has no train.txt")
+        names = [line.strip() for line in train_txt.read_text(encoding="utf-8").splitlines() if line.strip()]
+        wanted = [str(Path(q) if Path(q).is_absolute() else train_txt.parent / q) for q in names]
+        index = {str(Path(q).resolve()): i for i, q in enumerate(data.image_paths)}
+        keys = [str(Path(q).resolve()) for q in wanted]
+        provenance = own_format_provenance(p)
+        what, unit = f"pruned YOLO folder {str(path)!r}", "file"
+    else:
+        try:
+            doc = json.loads(p.read_text(encoding="utf-8"))
+            keys = [img["id"] for img in doc["images"]]
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"pruned COCO file {str(path)!r} is not readable: {exc}") from None
+        index = {v: i for i, v in enumerate(data.ids.tolist())}
+        info = doc.get("info") if isinstance(doc, dict) else None
+        provenance = info.get("adaprune", {}) if isinstance(info, dict) else {}
+        what, unit = f"pruned COCO file {str(path)!r}", "image id"
+    missing = [k for k in keys if k not in index]
+    if missing:
+        shown = ", ".join(repr(k) for k in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise DataError(f"{what} names {len(missing)} {unit}(s) that {data.name!r} does not have ({shown}); "
+                        "give the data it was pruned from")
+    kept = np.unique(np.asarray([index[k] for k in keys], dtype=np.int64))
+    if len(kept) != len(keys):
+        raise DataError(f"{what} lists {len(keys) - len(kept)} image(s) twice")
+    if provenance.get("n_total") not in (None, data.n):
+        raise DataError(f"{what} was pruned from {provenance['n_total']} images but {data.name!r} has {data.n}")
+    return Selection(
+        kept=kept, n_total=data.n, method=str(provenance.get("method", "unknown")),
+        params=provenance.get("params", {}), seed=provenance.get("seed"),
+        requested_keep=float(provenance.get("requested_keep", len(kept) / data.n)),
+        library_version=str(provenance.get("version", "unknown")),
+        details={"read_from": str(path), "input_size": provenance.get("input_size")},
+        ids=data.ids, id_column=data.id_column,
+    )
 
 
 # ---------------------------------------------------------------- COCO
@@ -368,7 +602,9 @@ def load_coco(
 ) -> DetectionDataset:
     """A COCO detection file: one sample per entry of `images` (in file order), its annotations as
     targets. Image files are resolved against `images_dir` (default: the JSON's folder) and must
-    all exist; every error names the offending entry."""
+    all exist; every error names the offending entry. Images are letterboxed to `size` px by the
+    width and height their entries give."""
+    size = check_input_size(size)
     p = Path(annotations)
     if not p.is_file():
         raise DataError(f"COCO file {annotations!r} does not exist")
@@ -455,8 +691,9 @@ def load_coco(
         raise DataError(f"COCO images folder {images_dir!r} does not exist")
     paths = [root / f for f in file_names]
     _check_files_exist(paths, what=f"COCO file {annotations!r}")
-    scale = size / sizes  # (N, 2): x and y factors to input pixels
-    box_arrays = tuple(_scaled(b, scale[i]) for i, b in enumerate(boxes))
+    letterbox = Letterbox.fit(sizes, size)
+    warn_if_small(letterbox, what=f"COCO file {p.name!r}")
+    box_arrays = tuple(_to_input(letterbox, i, b) for i, b in enumerate(boxes))
     label_arrays = tuple(np.asarray(lab, dtype=np.int64) for lab in labels)
     ids = np.asarray([img["id"] for _, img in images])
     groups = None
@@ -471,7 +708,7 @@ def load_coco(
     )
     return DetectionDataset(
         name=p.stem,
-        x=LazyImages(paths, size=size),
+        x=LazyImages(paths, letterbox=letterbox),
         boxes=box_arrays,
         labels=label_arrays,
         ids=ids,
@@ -481,14 +718,35 @@ def load_coco(
         source_paths=(str(p),),
         image_paths=tuple(str(q) for q in paths),
         document=document,
+        letterbox=letterbox,
     )
 
 
-def _scaled(boxes: list[list[float]], scale: np.ndarray) -> np.ndarray:
-    if not boxes:
+def check_input_size(size: Any) -> int:
+    """An input side in pixels: a whole number from MIN_INPUT_SIZE, a multiple of the detector's stride."""
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < MIN_INPUT_SIZE or size % 4:
+        raise ConfigError(f"input size must be a whole number of pixels >= {MIN_INPUT_SIZE} and a multiple of 4, "
+                          f"got {size!r}")
+    return int(size)
+
+
+def _to_input(letterbox: Letterbox, i: int, boxes: list[list[float]] | np.ndarray) -> np.ndarray:
+    if len(boxes) == 0:
         return np.zeros((0, 4), dtype=np.float32)
-    arr = np.asarray(boxes, dtype=np.float64) * np.tile(scale, 2)
-    return arr.astype(np.float32)
+    return letterbox.to_input(i, np.asarray(boxes, dtype=np.float64)).astype(np.float32)
+
+
+def _image_sizes(paths: Sequence[Path], *, what: str) -> np.ndarray:
+    """(N, 2) width and height of every image, from its header (Pillow reads no pixels for it)."""
+    image_mod = require("PIL.Image", "images")
+    out = np.empty((len(paths), 2), dtype=np.float64)
+    for i, q in enumerate(paths):
+        try:
+            with image_mod.open(q) as im:
+                out[i] = im.size
+        except Exception as exc:  # Pillow raises several unrelated types for a bad file
+            raise DataError(f"{what}: image {str(q)!r} is not readable: {exc}") from None
+    return out
 
 
 def _check_files_exist(paths: Sequence[Path], *, what: str) -> None:
@@ -541,10 +799,11 @@ def _label_path(image: Path) -> Path:
     return Path(*parts).with_suffix(".txt")
 
 
-def _read_yolo_labels(image: Path, num_classes: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+def _read_yolo_labels(image: Path, num_classes: int, width: float, height: float) -> tuple[np.ndarray, np.ndarray]:
+    """The boxes of one image in its own pixels (xyxy, float64) and their classes."""
     lab = _label_path(image)
     if not lab.is_file():
-        return np.zeros((0, 4), dtype=np.float32), np.zeros(0, dtype=np.int64)
+        return np.zeros((0, 4), dtype=np.float64), np.zeros(0, dtype=np.int64)
     boxes, labels = [], []
     for line_no, line in enumerate(lab.read_text(encoding="utf-8").splitlines(), start=1):
         fields = line.split()
@@ -570,16 +829,18 @@ def _read_yolo_labels(image: Path, num_classes: int, size: int) -> tuple[np.ndar
                 f"YOLO label file {str(lab)!r} line {line_no}: box cx={cx:g} cy={cy:g} w={w:g} h={h:g} lies outside "
                 "the image (normalised coordinates must stay in [0, 1])"
             )
-        boxes.append([(cx - w / 2) * size, (cy - h / 2) * size, (cx + w / 2) * size, (cy + h / 2) * size])
+        boxes.append([(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height])
         labels.append(cls)
-    return np.asarray(boxes, dtype=np.float32).reshape(-1, 4), np.asarray(labels, dtype=np.int64)
+    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4), np.asarray(labels, dtype=np.int64)
 
 
 def load_yolo(path: str, *, size: int = DEFAULT_INPUT_SIZE, group_by: str | None = None) -> DetectionDataset:
     """An Ultralytics-layout set: DATA.yaml with `path` (default: the yaml's folder), `train`, optional
     `val` (the test split) and `names`; labels in labels/*.txt beside images/ (normalised cx cy w h;
     an image without a label file has no objects). `group_by` is a regular expression over the file
-    name: its first group (or whole match) is the group id."""
+    name: its first group (or whole match) is the group id. Images are letterboxed to `size` px by the
+    sizes their headers give (read at load time; no pixels are decoded)."""
+    size = check_input_size(size)
     p = Path(path)
     if not p.is_file():
         raise DataError(f"YOLO data file {path!r} does not exist")
@@ -616,25 +877,31 @@ def load_yolo(path: str, *, size: int = DEFAULT_INPUT_SIZE, group_by: str | None
     val = _yolo_images(config.get("val"), root, what=what) if config.get("val") else []
     _check_files_exist(val, what=what)
     k = len(names)
-    tr = [_read_yolo_labels(q, k, size) for q in train]
-    te = [_read_yolo_labels(q, k, size) for q in val]
+    box_train = Letterbox.fit(_image_sizes(train, what=what), size)
+    box_val = Letterbox.fit(_image_sizes(val, what=what), size) if val else None
+    warn_if_small(box_train, what=what)
+    tr = [_read_yolo_labels(q, k, *box_train.source[i]) for i, q in enumerate(train)]
+    te = [_read_yolo_labels(q, k, *box_val.source[i]) for i, q in enumerate(val)] if box_val else []
+    tr = [(_to_input(box_train, i, b), lab) for i, (b, lab) in enumerate(tr)]
+    te = [(_to_input(box_val, i, b), lab) for i, (b, lab) in enumerate(te)] if box_val else []
     groups = _regex_groups([str(q) for q in train], group_by) if group_by is not None else None
     document = YoloDocument(path=str(p), config=config, root=str(root.resolve()))
     return DetectionDataset(
         name=p.stem,
-        x=LazyImages(train, size=size),
+        x=LazyImages(train, letterbox=box_train),
         boxes=tuple(b for b, _ in tr),
         labels=tuple(lab for _, lab in tr),
         ids=np.asarray([str(q) for q in train]),
         class_names=tuple(str(n) for n in names),
         category_ids=tuple(range(k)),
-        x_test=LazyImages(val, size=size) if val else None,
+        x_test=LazyImages(val, letterbox=box_val) if box_val else None,
         boxes_test=tuple(b for b, _ in te) if val else None,
         labels_test=tuple(lab for _, lab in te) if val else None,
         groups=groups,
         source_paths=(str(p),),
         image_paths=tuple(str(q) for q in train),
         document=document,
+        letterbox=box_train,
     )
 
 
@@ -653,26 +920,28 @@ def _regex_groups(paths: list[str], pattern: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- dispatch
-def load_detection(kind: str, arg: str, *, group_by: str | None = None) -> DetectionDataset:
-    """`coco:ANNOTATIONS.json[:IMAGES_DIR]`, `yolo:DATA.yaml` or `synthdet[:N]`."""
+def load_detection(kind: str, arg: str, *, group_by: str | None = None, size: int | None = None) -> DetectionDataset:
+    """`coco:ANNOTATIONS.json[:IMAGES_DIR]`, `yolo:DATA.yaml` or `synthdet[:N]`, letterboxed to `size` px
+    (None: DEFAULT_INPUT_SIZE; synthdet: its own 64 px frames)."""
+    sized = {} if size is None else {"size": size}
     if kind == "coco":
         if not arg:
             raise ConfigError("data source 'coco' needs a path: coco:ANNOTATIONS.json[:IMAGES_DIR]")
         ann, sep, images_dir = arg.partition(".json:")
         ann = ann + ".json" if sep else arg
-        return load_coco(ann, images_dir or None, group_by=group_by)
+        return load_coco(ann, images_dir or None, group_by=group_by, **sized)
     if kind == "yolo":
         if not arg:
             raise ConfigError("data source 'yolo' needs a path: yolo:DATA.yaml")
-        return load_yolo(arg, group_by=group_by)
+        return load_yolo(arg, group_by=group_by, **sized)
     if kind == "synthdet":
         from adaprune.data.synthdet import load_synthdet
 
         if not arg:
-            return load_synthdet(group_by=group_by)
+            return load_synthdet(group_by=group_by, **sized)
         try:
             n = int(arg)
         except ValueError:
             raise ConfigError(f"synthdet size must be a whole number of training images, got {arg!r}") from None
-        return load_synthdet(n, group_by=group_by)
+        return load_synthdet(n, group_by=group_by, **sized)
     raise ConfigError(f"unknown detection source {kind!r}")

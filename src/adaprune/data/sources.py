@@ -11,7 +11,7 @@ import numpy as np
 
 from adaprune.data.dataset import Dataset
 from adaprune.data.detection import DetectionDataset
-from adaprune.errors import ConfigError, DataError, require
+from adaprune.errors import ConfigError, DataError, describe_value, require
 
 log = logging.getLogger(__name__)
 
@@ -25,35 +25,54 @@ MIN_GREY_SIDE = 8
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
-def load_data(spec: str | Dataset | DetectionDataset, *, test: str | None = None,
-              group_by: str | None = None, on_bad_file: str = "stop") -> Dataset | DetectionDataset:
-    """Load and validate a data source; `test` names a separate source for the test split.
+def load_data(spec: str | Dataset | DetectionDataset, *, test: str | Dataset | DetectionDataset | None = None,
+              group_by: str | None = None, on_bad_file: str = "stop",
+              size: int | None = None) -> Dataset | DetectionDataset:
+    """Load and validate a data source; `test` names a separate source (a spec or a loaded dataset)
+    for the test split.
 
     `group_by` (detection sources) ties images kept or dropped together: a COCO image field (such
     as a scene id), or for YOLO a regular expression over the file name. `on_bad_file` (file
     sources): "stop" raises one error listing every unreadable file, "skip" leaves them out and
-    records them in `Dataset.skipped`."""
+    records them in `Dataset.skipped`. `size` (detection sources): the side images are letterboxed
+    to (None: the default, `adaprune.data.detection.DEFAULT_INPUT_SIZE`; synthdet 64); a test spec is
+    loaded at the training data's size."""
     if isinstance(spec, (Dataset, DetectionDataset)):
         if group_by is not None:
             raise ConfigError("group_by applies to a data source given by its spec (coco:, yolo:, synthdet)")
+        if size is not None and getattr(spec, "input_size", None) != size:
+            raise ConfigError(f"size applies to a detection source given by its spec; {spec.describe()} is loaded "
+                              "already (load it with size=N)")
         data = spec
     else:
-        data = _load_spec(spec, group_by=group_by, on_bad_file=on_bad_file)
+        data = _load_spec(spec, group_by=group_by, on_bad_file=on_bad_file, size=size)
     if test is not None:
-        data = data.with_test(_load_spec(test, on_bad_file=on_bad_file))  # type: ignore[arg-type]
+        if isinstance(test, (Dataset, DetectionDataset)):
+            other = test
+        else:
+            test_size = getattr(data, "input_size", None) if isinstance(data, DetectionDataset) else None
+            other = _load_spec(test, on_bad_file=on_bad_file, size=test_size)
+        if other.task_kind != data.task_kind:
+            raise ConfigError(f"the test source ({describe_value(other)}) is not the same kind of data as "
+                              f"{describe_value(data)}")
+        data = data.with_test(other)  # type: ignore[arg-type]
     return data
 
 
-def _load_spec(spec: str, *, group_by: str | None = None, on_bad_file: str = "stop") -> Dataset | DetectionDataset:
+def _load_spec(spec: str, *, group_by: str | None = None, on_bad_file: str = "stop",
+               size: int | None = None) -> Dataset | DetectionDataset:
     if not isinstance(spec, str) or not spec:
-        raise ConfigError(f"data source must be a spec string ({SPEC_HELP}), got {spec!r}")
+        raise ConfigError(f"data source must be a spec string ({SPEC_HELP}) or a loaded dataset, got "
+                          f"{describe_value(spec)}")
     kind, _, arg = spec.partition(":")
     if kind in DETECTION_KINDS:
         from adaprune.data.detection import load_detection
 
-        return load_detection(kind, arg, group_by=group_by)
+        return load_detection(kind, arg, group_by=group_by, size=size)
     if group_by is not None:
         raise ConfigError(f"--group-by applies to the detection sources coco:, yolo: and synthdet, not {spec!r}")
+    if size is not None:
+        raise ConfigError(f"--input-size applies to the detection sources coco:, yolo: and synthdet, not {spec!r}")
     if kind == "npz":
         return load_npz(_need_arg(spec, arg))
     if kind == "digits":

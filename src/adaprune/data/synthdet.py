@@ -28,6 +28,8 @@ from adaprune.data.detection import (
     ArrayImages,
     CocoDocument,
     DetectionDataset,
+    Letterbox,
+    check_input_size,
 )
 from adaprune.errors import ConfigError
 
@@ -230,14 +232,35 @@ def _targets(coco: dict, n: int) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarr
             tuple(np.asarray(lab, dtype=np.int64) for lab in labels))
 
 
-def load_synthdet(n: int = SYNTHDET_DEFAULT_N, *, seed: int = 0, group_by: str | None = None) -> DetectionDataset:
-    """`n` training frames and a test split of separate scenes (max(200, n // 4) frames)."""
+def _resized(pixels: np.ndarray, boxes: tuple[np.ndarray, ...], size: int) -> tuple[np.ndarray, tuple, Letterbox]:
+    """Frames (N, 3, 64, 64) uint8 resized to `size` (bilinear) and their boxes mapped alike."""
+    letterbox = Letterbox.fit(np.full((len(pixels), 2), SIZE), size)
+    if size == SIZE:
+        return pixels, boxes, letterbox
+    from adaprune.errors import require
+
+    image_mod = require("PIL.Image", "images")
+    out = np.empty((len(pixels), 3, size, size), dtype=np.uint8)
+    for i, frame in enumerate(pixels):
+        im = image_mod.fromarray(np.ascontiguousarray(frame.transpose(1, 2, 0)))
+        out[i] = np.asarray(im.resize((size, size), image_mod.BILINEAR)).transpose(2, 0, 1)
+    mapped = tuple(letterbox.to_input(i, b).astype(np.float32) if len(b) else b for i, b in enumerate(boxes))
+    return out, mapped, letterbox
+
+
+def load_synthdet(n: int = SYNTHDET_DEFAULT_N, *, seed: int = 0, group_by: str | None = None,
+                  size: int = SIZE) -> DetectionDataset:
+    """`n` training frames and a test split of separate scenes (max(200, n // 4) frames), drawn at
+    64 px and resized to `size` px (boxes mapped alike)."""
     if n < 20:
         raise ConfigError(f"synthdet needs at least 20 training images, got {n}")
+    size = check_input_size(size)
     pixels, coco = generate(n, seed=seed)
     test_pixels, test_coco = generate(max(200, n // 4), seed=seed, test=True)
     boxes, labels = _targets(coco, n)
     boxes_test, labels_test = _targets(test_coco, len(test_pixels))
+    pixels, boxes, letterbox = _resized(pixels, boxes, size)
+    test_pixels, boxes_test, _ = _resized(test_pixels, boxes_test, size)
     groups = None
     if group_by is not None:
         if group_by not in coco["images"][0]:
@@ -263,6 +286,7 @@ def load_synthdet(n: int = SYNTHDET_DEFAULT_N, *, seed: int = 0, group_by: str |
         labels_test=labels_test,
         groups=groups,
         document=document,
+        letterbox=letterbox,
     )
 
 

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from adaprune.defaults import METRIC_LABELS
 from adaprune.errors import ConfigError
-from adaprune.evaluate.harness import mean_std, train_and_test
+from adaprune.evaluate.harness import format_mean_std, mean_std, train_and_test
 from adaprune.io_utils import atomic_write, atomic_write_text
 from adaprune.methods.base import Scorer
 from adaprune.registry import build_method
@@ -26,7 +27,6 @@ from adaprune.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
-METRIC_LABELS = {"accuracy": "accuracy", "map": "mAP@[.5:.95]", "map50": "mAP@.5"}
 
 
 @dataclass(frozen=True)
@@ -62,11 +62,13 @@ class BenchmarkResult:
     # the full set takes in `epochs` epochs (more epochs on a smaller subset).
     protocol: str = "epochs"
     training: dict[str, Any] = field(default_factory=dict)  # optimizer, lr, batch_size, weight_decay
+    input_size: int | None = None  # detection: the side images were letterboxed to
 
     def describe_protocol(self) -> str:
+        size = "" if self.input_size is None else f", images letterboxed to {self.input_size} px"
         if self.protocol == "steps":
-            return f"matched steps (every subset trains the full set's steps of {self.epochs} epochs)"
-        return f"{self.epochs} epochs for every set"
+            return f"matched steps (every subset trains the full set's steps of {self.epochs} epochs){size}"
+        return f"{self.epochs} epochs for every set{size}"
 
     def cell(self, method: str, prune: float) -> tuple[float, float]:
         values = [r.value for r in self.runs if r.method == method and r.prune == prune]
@@ -74,13 +76,14 @@ class BenchmarkResult:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        one_seed = len(self.seeds) < 2  # no spread to report: std is null
         d["summary"] = [
-            {"method": m, "prune": p, "mean": self.cell(m, p)[0], "std": self.cell(m, p)[1]}
+            {"method": m, "prune": p, "mean": self.cell(m, p)[0], "std": None if one_seed else self.cell(m, p)[1]}
             for m in self.methods
             for p in self.prunes
         ]
         full_mean, full_std = mean_std(self.full_values)
-        d["full_data"] = {"mean": full_mean, "std": full_std}
+        d["full_data"] = {"mean": full_mean, "std": None if one_seed else full_std}
         return d
 
     def to_markdown(self) -> str:
@@ -89,32 +92,31 @@ class BenchmarkResult:
         lines = [
             f"Test {METRIC_LABELS.get(self.metric, self.metric)} (%) on {self.dataset} "
             f"({self.n_train} train / {self.n_test} test), model "
-            f"{self.model}, {self.describe_protocol()}, mean ± std over seeds {list(self.seeds)}.",
+            f"{self.model}, {self.describe_protocol()}, "
+            + (f"mean ± std over seeds {list(self.seeds)}." if len(self.seeds) > 1 else f"seed {self.seeds[0]}."),
             "",
             "| " + " | ".join(head) + " |",
             "|" + "---|" * len(head),
         ]
-        fm, fs = mean_std(self.full_values)
-        full_cell = f"{100 * fm:.2f} ± {100 * fs:.2f}"
+        full_cell = format_mean_std(self.full_values, scale=100)
         lines.append("| full data (0% pruned) | " + " | ".join([full_cell] * len(self.prunes)) + " |")
         for m in self.methods:
             cells = []
             for p in self.prunes:
-                mu, sd = self.cell(m, p)
-                cells.append(f"{100 * mu:.2f} ± {100 * sd:.2f}")
+                cells.append(format_mean_std([r.value for r in self.runs if r.method == m and r.prune == p],
+                                             scale=100))
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
         for extra in self.extra_names:
             # A secondary metric (detection: mAP@.5) gets its own table of the same shape.
             lines += ["", f"Test {METRIC_LABELS.get(extra, extra)} (%), same runs.", "",
                       "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-            fm, fs = mean_std([e[extra] for e in self.full_extras])
-            lines.append("| full data (0% pruned) | " + " | ".join([f"{100 * fm:.2f} ± {100 * fs:.2f}"]
-                                                                   * len(self.prunes)) + " |")
+            full_extra = format_mean_std([e[extra] for e in self.full_extras], scale=100)
+            lines.append("| full data (0% pruned) | " + " | ".join([full_extra] * len(self.prunes)) + " |")
             for m in self.methods:
                 cells = []
                 for p in self.prunes:
-                    mu, sd = mean_std([r.extras[extra] for r in self.runs if r.method == m and r.prune == p])
-                    cells.append(f"{100 * mu:.2f} ± {100 * sd:.2f}")
+                    cells.append(format_mean_std([r.extras[extra] for r in self.runs
+                                                  if r.method == m and r.prune == p], scale=100))
                 lines.append(f"| {m} | " + " | ".join(cells) + " |")
         lines += ["", f"Command: `{self.command}`", f"Machine: {self.machine.get('summary', '')}"]
         return "\n".join(lines) + "\n"
@@ -228,6 +230,7 @@ def run_benchmark(
         protocol="steps" if match_steps else "epochs",
         training={"optimizer": task.train.optimizer, "lr": task.train.lr, "batch_size": task.train.batch_size,
                   "weight_decay": task.train.weight_decay},
+        input_size=getattr(task.data, "input_size", None),
     )
 
 

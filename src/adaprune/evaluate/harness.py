@@ -28,6 +28,14 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
 
 
+def format_mean_std(values: Sequence[float], *, scale: float = 1.0, digits: int = 2) -> str:
+    """`mean ± std` of `values` (times `scale`); one value has no std, so only the mean is shown."""
+    mean, std = mean_std(values)
+    if len(values) < 2:
+        return f"{scale * mean:.{digits}f}"
+    return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
+
+
 @dataclass(frozen=True)
 class EvaluationResult:
     """Test metric per seed of models trained on the kept subset and on the full set.
@@ -50,12 +58,14 @@ class EvaluationResult:
     # steps as the full set does in `epochs` epochs (`subset_epochs` epochs, the last one cut short).
     protocol: str = "epochs"
     subset_epochs: int | None = None
+    input_size: int | None = None  # detection: the side images were letterboxed to
 
     def describe_protocol(self) -> str:
+        size = "" if self.input_size is None else f"; images letterboxed to {self.input_size} px"
         if self.protocol == "steps":
             return (f"matched steps: the subset trained {self.subset_epochs} epochs, as many optimisation "
-                    f"steps as the full set's {self.epochs} epochs")
-        return f"same epochs: {self.epochs} epochs for every set"
+                    f"steps as the full set's {self.epochs} epochs{size}")
+        return f"same epochs: {self.epochs} epochs for every set{size}"
 
     @property
     def subset_mean_std(self) -> tuple[float, float]:
@@ -127,4 +137,5 @@ def evaluate_selection(
         full_extras=None if full is None else tuple(m.extras for m in full),
         protocol="steps" if match_steps else "epochs",
         subset_epochs=matched_schedule(task, selection.n_kept)[0] if match_steps else task.train.epochs,
+        input_size=getattr(task.data, "input_size", None),
     )

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from adaprune.defaults import METRIC_LABELS
 from adaprune.errors import DataError
 from adaprune.report._html import esc, figure_img, meta_list, new_figure, page, section, table
 
@@ -45,11 +46,16 @@ class BenchmarkRuns:
                 dataset=str(doc.get("dataset", "?")), metric=metric, methods=tuple(doc["methods"]),
                 prunes=tuple(float(p) for p in doc["prunes"]), seeds=tuple(doc["seeds"]), values=values,
                 seconds=seconds, full=tuple(float(v) for v in doc.get("full_values", doc.get("full_accuracy", ()))),
-                about={k: doc.get(k) for k in ("n_train", "n_test", "model", "epochs", "command")}
+                about={k: doc.get(k) for k in ("n_train", "n_test", "model", "epochs", "input_size", "command")}
                 | {"machine": (doc.get("machine") or {}).get("summary", "")},
             )
         except (OSError, ValueError, KeyError, TypeError, StopIteration) as exc:
             raise DataError(f"benchmark folder {str(folder)!r}: cannot read results.json ({exc})") from None
+
+    @property
+    def label(self) -> str:
+        """The metric as tables name it (detection: mAP@[.5:.95])."""
+        return METRIC_LABELS.get(self.metric, self.metric)
 
     def stats(self, method: str, prune: float) -> tuple[float, float]:
         vals = np.asarray(self.values.get((method, prune), []), dtype=np.float64)
@@ -76,11 +82,16 @@ def _plot(runs: BenchmarkRuns) -> str:
         ax.axhline(100 * mean, linestyle="--", color="0.35", linewidth=1, label="full data")
         ax.axhspan(100 * (mean - std), 100 * (mean + std), color="0.5", alpha=0.12, linewidth=0)
     ax.set_xlabel("fraction of the training set pruned (%)")
-    ax.set_ylabel(f"test {runs.metric} (%)")
+    ax.set_ylabel(f"test {runs.label} (%)")
     ax.set_title(f"{runs.dataset}: mean ± std over {len(runs.seeds)} seed(s); dots are single seeds", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=9)
-    return figure_img(fig, f"{runs.metric} against fraction pruned")
+    return figure_img(fig, f"{runs.label} against fraction pruned")
+
+
+def _cell(mean: float, std: float, n_values: int) -> str:
+    """`mean ± std` in %; a single seed has no std to show."""
+    return f"{100 * mean:.2f} ± {100 * std:.2f}" if n_values > 1 else f"{100 * mean:.2f}"
 
 
 def _summary_table(runs: BenchmarkRuns) -> str:
@@ -92,7 +103,7 @@ def _summary_table(runs: BenchmarkRuns) -> str:
         mark = [""]
         for p in runs.prunes:
             mean, std = runs.stats(method, p)
-            row.append(f"{100 * mean:.2f} ± {100 * std:.2f}")
+            row.append(_cell(mean, std, len(runs.values.get((method, p), []))))
             if baseline and method != baseline:
                 base = runs.stats(baseline, p)[0]
                 mark.append("worse" if mean < base else "better" if mean > base else "")
@@ -106,11 +117,12 @@ def _summary_table(runs: BenchmarkRuns) -> str:
     if runs.full:
         mean = float(np.mean(runs.full))
         std = float(np.std(runs.full, ddof=1)) if len(runs.full) > 1 else 0.0
-        rows.append(["full data (0% pruned)", *[f"{100 * mean:.2f} ± {100 * std:.2f}"] * len(runs.prunes), ""])
+        rows.append(["full data (0% pruned)", *[_cell(mean, std, len(runs.full))] * len(runs.prunes), ""])
         marks.append([""] * len(head))
     note = ""
     if baseline:
-        note = (f"<p class=\"note\">Test {esc(runs.metric)} (%), mean ± std over seeds {list(runs.seeds)}. "
+        spread = f"mean ± std over seeds {list(runs.seeds)}" if len(runs.seeds) > 1 else f"seed {runs.seeds[0]}"
+        note = (f"<p class=\"note\">Test {esc(runs.label)} (%), {spread}. "
                 "Green: above random at that fraction; red: below random (the method loses to the baseline).</p>")
     return table(head, rows, marks) + note
 
@@ -123,7 +135,7 @@ def render_benchmark_report(folder: str | Path) -> str:
     return page(
         f"adaprune benchmark: {runs.dataset}", subtitle,
         [
-            section(f"Test {runs.metric} against fraction pruned", _plot(runs)),
+            section(f"Test {runs.label} against fraction pruned", _plot(runs)),
             section("Table", _summary_table(runs)),
             section("How it was run", meta_list(about)),
         ],

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from adaprune.data import Dataset
 from adaprune.data.images import is_lazy
-from adaprune.errors import ConfigError
+from adaprune.errors import ConfigError, describe_value
 from adaprune.models import InputStats, build_model, should_standardize
 from adaprune.tasks.base import Batch, Metric
 from adaprune.training.loop import TrainConfig, accuracy, batch_indices, predict_logits, seeded_model
@@ -47,7 +47,8 @@ class ClassificationTask:
         if isinstance(self.model, str):
             build_model(self.model, self.data.sample_shape, self.data.num_classes)  # fail early on a bad name
         elif not callable(self.model):
-            raise ConfigError(f"model must be a name or a callable returning a torch.nn.Module, got {self.model!r}")
+            raise ConfigError("model must be a name or a callable returning a torch.nn.Module, got "
+                              f"{describe_value(self.model)}")
 
     @property
     def device(self) -> str:

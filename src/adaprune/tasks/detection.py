@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from adaprune.data.detection import DetectionDataset
-from adaprune.errors import ConfigError, require
+from adaprune.errors import ConfigError, describe_value, require
 from adaprune.models.detector import CenterNet, as_detector
 from adaprune.tasks.base import Batch, Metric
 from adaprune.training.loop import TrainConfig, seeded_model
@@ -56,10 +56,11 @@ class DetectionTask:
             if self.model not in DETECTOR_NAMES:
                 raise ConfigError(
                     f"detection model must be one of {', '.join(DETECTOR_NAMES)} or a callable returning a "
-                    f"torch.nn.Module, got {self.model!r}"
+                    f"torch.nn.Module, got {describe_value(self.model)}"
                 )
         elif not callable(self.model):
-            raise ConfigError(f"model must be a name or a callable returning a torch.nn.Module, got {self.model!r}")
+            raise ConfigError("model must be a name or a callable returning a torch.nn.Module, got "
+                              f"{describe_value(self.model)}")
 
     @property
     def device(self) -> str:
