@@ -185,7 +185,7 @@ class DetectionDataset:
     groups: np.ndarray | None = None
     source_paths: tuple[str, ...] = field(default_factory=tuple)
     image_paths: tuple[str, ...] = ()  # file sources: one path per training image
-    document: CocoDocument | YoloDocument | None = None
+    document: Any = None  # CocoDocument, YoloDocument, or a document that writes itself (VocDocument)
 
     def __post_init__(self) -> None:
         n = len(self.x)
@@ -253,6 +253,8 @@ class DetectionDataset:
         """Whether `out` asks for the source's own format: a .json for COCO, a folder (DIR/) for YOLO.
         Anything else is a selection table (.csv, .parquet)."""
         text = str(out)
+        if hasattr(self.document, "writes_own_format"):
+            return self.document.writes_own_format(out)
         if isinstance(self.document, CocoDocument):
             return text.lower().endswith(".json")
         if isinstance(self.document, YoloDocument):
@@ -261,7 +263,9 @@ class DetectionDataset:
 
     def check_output(self, out: str | os.PathLike) -> None:
         """Fail early on an output `write` would refuse (before any pruning work)."""
-        if isinstance(self.document, CocoDocument):
+        if hasattr(self.document, "check_output"):
+            self.document.check_output(out, inputs=self.source_paths)
+        elif isinstance(self.document, CocoDocument):
             check_coco_output(out, inputs=self.source_paths)
         elif isinstance(self.document, YoloDocument):
             check_yolo_output(out, self.document, inputs=self.source_paths)
@@ -271,7 +275,9 @@ class DetectionDataset:
     def write(self, kept: np.ndarray, out: str | os.PathLike) -> None:
         """Write the kept images in the source's own format: a COCO file (.json), or a YOLO folder."""
         self.check_output(out)
-        if isinstance(self.document, CocoDocument):
+        if hasattr(self.document, "writes_own_format"):
+            self.document.write(kept, self.image_paths, out)
+        elif isinstance(self.document, CocoDocument):
             self.document.write(kept, out)
         elif isinstance(self.document, YoloDocument):
             self.document.write(kept, self.image_paths, out)
@@ -654,7 +660,7 @@ def _regex_groups(paths: list[str], pattern: str) -> np.ndarray:
 
 # ---------------------------------------------------------------- dispatch
 def load_detection(kind: str, arg: str, *, group_by: str | None = None) -> DetectionDataset:
-    """`coco:ANNOTATIONS.json[:IMAGES_DIR]`, `yolo:DATA.yaml` or `synthdet[:N]`."""
+    """`coco:ANNOTATIONS.json[:IMAGES_DIR]`, `yolo:DATA.yaml`, `voc:DIR` or `synthdet[:N]`."""
     if kind == "coco":
         if not arg:
             raise ConfigError("data source 'coco' needs a path: coco:ANNOTATIONS.json[:IMAGES_DIR]")
@@ -665,6 +671,10 @@ def load_detection(kind: str, arg: str, *, group_by: str | None = None) -> Detec
         if not arg:
             raise ConfigError("data source 'yolo' needs a path: yolo:DATA.yaml")
         return load_yolo(arg, group_by=group_by)
+    if kind == "voc":
+        from adaprune.data.voc import load_voc
+
+        return load_voc(arg, group_by=group_by)
     if kind == "synthdet":
         from adaprune.data.synthdet import load_synthdet
 
