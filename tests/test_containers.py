@@ -205,3 +205,55 @@ def test_embed_streams_one_shard_per_chunk_and_names_every_row(tmp_path, monkeyp
                  "--out", str(sel), "--quiet"]) == 0
     loaded = Selection.load(sel)
     assert loaded.id_column == "shard+key" and loaded.ids.tolist() == data.ids.tolist()
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_gives_each_shard_its_own_tasks_and_the_local_embeddings_and_selection(tmp_path, ray_session,
+                                                                                     monkeypatch):
+    """3 shards of 7 and a Parquet file: every Ray item reads one container, and the array, the row
+    names and the SemDeDup selection over them equal the local engine's byte for byte."""
+    from adaprune.api import prune
+    from adaprune.embed import embed
+    from adaprune.engine.ray import RayEngine
+
+    make_shards(tmp_path / "shards", per_shard=7)
+    make_parquet(tmp_path / "pq" / "a.parquet", n=12, row_group=5)
+    make_parquet(tmp_path / "pq" / "b.parquet", n=9, row_group=5, seed=1)
+    items_seen = []
+    stream = RayEngine.stream_with_actor_pool
+
+    def spy(self, make_worker, items, **kw):
+        items_seen.extend(items)
+        return stream(self, make_worker, items, **kw)
+
+    monkeypatch.setattr(RayEngine, "stream_with_actor_pool", spy)
+    for name, spec in (("wds", f"webdataset:{tmp_path / 'shards'}"), ("pq", f"parquet:{tmp_path / 'pq'}")):
+        items_seen.clear()
+        local = embed(spec, "pixels:5", tmp_path / f"{name}_local.npy", chunk_size=4, progress=False)
+        remote = embed(spec, "pixels:5", tmp_path / f"{name}_ray.npy", chunk_size=4, progress=False, engine="ray")
+        assert local.chunks_computed == remote.chunks_computed == 6  # 7 = 4 + 3 per shard; 12 = 4+4+4, 9 = 4+4+1
+        assert len(items_seen) == 6
+        assert all(len(_containers_read(item.x.store)) == 1 for item in items_seen)
+        assert (tmp_path / f"{name}_ray.npy").read_bytes() == (tmp_path / f"{name}_local.npy").read_bytes()
+        assert (tmp_path / f"{name}_ray.paths.txt").read_text() == (tmp_path / f"{name}_local.paths.txt").read_text()
+    sels = [prune(f"embeddings:{tmp_path / f'wds_{e}.npy'}", "semdedup", prune=0.3, seed=2, progress=False,
+                  params={"engine": e}) for e in ("local", "ray")]
+    for e, sel in zip(("local", "ray"), sels, strict=True):
+        sel.save(tmp_path / f"{e}.csv")
+    assert (tmp_path / "local.csv").read_text() == (tmp_path / "ray.csv").read_text()
+    assert sels[0].n_kept == round(0.7 * 21) and sels[0].id_column == "shard+key"
+
+
+def _containers_read(store) -> np.ndarray:
+    """Which containers a store's rows lie in."""
+    return np.unique(store.shard_of if hasattr(store, "shard_of") else store.file_of)
