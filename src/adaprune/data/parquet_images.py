@@ -104,8 +104,9 @@ class ParquetStore:
         return {**self.__dict__, "_last": None}
 
     def _row_group(self, f: int, g: int) -> list:
-        if self._last is not None and self._last[0] == (f, g):
-            return self._last[1]
+        last = self._last  # read once: another thread may replace it
+        if last is not None and last[0] == (f, g):
+            return last[1]
         values = _image_values(_pq().ParquetFile(self.files[f]).read_row_group(g, columns=[self.column])
                                .column(0))
         self._last = ((f, g), values)
