@@ -259,3 +259,23 @@ def test_ray_gives_each_shard_its_own_tasks_and_the_local_embeddings_and_selecti
 def _containers_read(store) -> np.ndarray:
     """Which containers a store's rows lie in."""
     return np.unique(store.shard_of if hasattr(store, "shard_of") else store.file_of)
+
+
+def test_semdedup_on_shards_removes_one_of_each_planted_copy_across_shards(tmp_path):
+    """Six samples of the last shard are byte copies of samples in the first two: pruning 6 of 24
+    removes exactly one of each pair, and the selection names both by shard and key."""
+    samples = make_shards(tmp_path / "shards")
+    keys = list(samples)
+    copy_of = {keys[16 + j]: keys[3 * j] for j in range(6)}  # shard 2's first six repeat rows 0, 3, ..., 15
+    with tarfile.open(tmp_path / "shards" / "shard-002.tar", "w", format=tarfile.USTAR_FORMAT) as tar:
+        for shard_key in keys[16:]:
+            source = copy_of.get(shard_key, shard_key)
+            add_member(tar, f"{shard_key[1]}.png", samples[source][f"{source[1]}.png"])
+            add_member(tar, f"{shard_key[1]}.cls", b"0")
+    sel_path = tmp_path / "sel.csv"
+    assert main(["prune", f"webdataset:{tmp_path / 'shards'}", "--method", "semdedup", "--prune", "0.25",
+                 "--encoder", "pixels:16", "--out", str(sel_path), "--quiet"]) == 0
+    sel = Selection.load(sel_path)
+    names = list(zip(sel.ids["shard"].tolist(), sel.ids["key"].tolist(), strict=True))
+    removed = {names[i] for i in np.flatnonzero(~sel.mask)}
+    assert len(removed) == 6 and all(len(removed & {c, o}) == 1 for c, o in copy_of.items())

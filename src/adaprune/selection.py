@@ -219,7 +219,9 @@ class Selection:
     `higher_is_keep`); `details` holds method-specific diagnostics as written to the metadata.
 
     `ids` (optional) names every sample: file paths for file sources (written as a `path` column),
-    other ids (COCO image ids, ...) as an `id` column; `id_column` says which. `id_root` is the
+    other ids (COCO image ids, ...) as an `id` column; `id_column` says which. Samples inside
+    containers are named by two columns (`id_column` "shard+key": a tar shard and a webdataset key;
+    "file+row": a Parquet file and a row), `ids` then a structured array of those fields. `id_root` is the
     folder the paths are laid out under (a folder source's root, a manifest's folder), so `export`
     can keep the relative layout. `skipped` lists input files left out as unreadable.
 

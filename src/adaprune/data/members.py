@@ -138,7 +138,8 @@ def check_image_bytes(data: bytes | None) -> str | None:
         with image_mod.open(io.BytesIO(data)) as im:
             im.verify()
     except Exception as exc:  # Pillow raises several unrelated types for bad bytes
-        return f"not a readable image ({type(exc).__name__}: {exc})"
+        detail = "" if "BytesIO" in str(exc) else f": {exc}"  # not the buffer's memory address
+        return f"not a readable image ({type(exc).__name__}{detail})"
     return None
 
 
