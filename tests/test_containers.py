@@ -207,16 +207,6 @@ def test_embed_streams_one_shard_per_chunk_and_names_every_row(tmp_path, monkeyp
     assert loaded.id_column == "shard+key" and loaded.ids.tolist() == data.ids.tolist()
 
 
-@pytest.fixture(scope="module")
-def ray_session():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-
-
 @pytest.mark.slow
 def test_ray_gives_each_shard_its_own_tasks_and_the_local_embeddings_and_selection(tmp_path, ray_session,
                                                                                      monkeypatch):

@@ -19,8 +19,10 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from adaprune.errors import ConfigError, DataError
 from adaprune.io_utils import atomic_write_text
@@ -29,6 +31,7 @@ from adaprune.selection import COMPOUND_IDS, Selection
 log = logging.getLogger(__name__)
 
 EXPORT_MODES = ("link", "copy", "list")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,26 @@ def kept_layout(selection: Selection) -> list[tuple[Path, Path]]:
     return layout
 
 
+def build_in_place(target: Path, fill: Callable[[Path], T]) -> T:
+    """`fill(folder)` writes into a temporary folder beside `target`, which is then renamed onto it:
+    the target appears complete or not at all. It must not exist yet, or be an empty folder."""
+    if target.exists() and not (target.is_dir() and not any(target.iterdir())):
+        raise ConfigError(f"export target {str(target)!r} already exists; give a new (or empty) folder")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise ConfigError(f"output folder {str(parent)!r} does not exist")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent))
+    try:
+        result = fill(tmp)
+        if target.exists():
+            target.rmdir()  # empty, checked above
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return result
+
+
 def export_selection(selection: Selection | str, to: str | os.PathLike, *, mode: str = "link") -> ExportResult:
     """Write the kept files of `selection` under the folder `to` (mode link or copy, keeping the
     relative layout), or the list of kept paths to the file `to` (mode list, one path a line).
@@ -88,14 +111,9 @@ def export_selection(selection: Selection | str, to: str | os.PathLike, *, mode:
             raise ConfigError(f"export --mode list writes a file, but {str(target)!r} is a folder")
         atomic_write_text(target, "".join(f"{p}\n" for p, _ in layout))
         return ExportResult(target, mode, len(layout), 0, 0)
-    if target.exists() and not (target.is_dir() and not any(target.iterdir())):
-        raise ConfigError(f"export target {str(target)!r} already exists; give a new (or empty) folder")
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        raise ConfigError(f"output folder {str(parent)!r} does not exist")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent))
-    hard = soft = 0
-    try:
+    counts = {"hard": 0, "soft": 0}
+
+    def fill(tmp: Path) -> None:
         for src, rel in layout:
             dst = tmp / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
@@ -104,18 +122,15 @@ def export_selection(selection: Selection | str, to: str | os.PathLike, *, mode:
                 continue
             try:
                 os.link(src, dst)
-                hard += 1
+                counts["hard"] += 1
             except OSError as exc:
                 if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
                     raise
                 os.symlink(src.resolve(), dst)
-                soft += 1
-        if target.exists():
-            target.rmdir()  # empty, checked above
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+                counts["soft"] += 1
+
+    build_in_place(target, fill)
+    hard, soft = counts["hard"], counts["soft"]
     if soft:
         log.info("%d files symlinked: the target is on another device than the sources", soft)
     return ExportResult(target, mode, len(layout), hard, soft)
@@ -141,24 +156,11 @@ def _export_containers(selection: Selection, target: Path, *, mode: str) -> Expo
     for c in by_container:
         if (target.resolve() / relative_to_root(Path(c), Path(root))).resolve() == Path(c).resolve():
             raise ConfigError(f"export target {str(target)!r} would overwrite the input {c!r}; choose another path")
-    if target.exists() and not (target.is_dir() and not any(target.iterdir())):
-        raise ConfigError(f"export target {str(target)!r} already exists; give a new (or empty) folder")
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        raise ConfigError(f"output folder {str(parent)!r} does not exist")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent))
-    try:
-        if selection.id_column == "shard+key":
-            counts = write_kept_shards(by_container, root=root, target=tmp)
-        else:
-            from adaprune.data.parquet_images import write_kept_rows
+    if selection.id_column == "shard+key":
+        counts = build_in_place(target, lambda tmp: write_kept_shards(by_container, root=root, target=tmp))
+    else:
+        from adaprune.data.parquet_images import write_kept_rows
 
-            counts = write_kept_rows(by_container, root=root, target=tmp)
-        if target.exists():
-            target.rmdir()  # empty, checked above
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        counts = build_in_place(target, lambda tmp: write_kept_rows(by_container, root=root, target=tmp))
     log.info("wrote %d kept samples into %d new containers under %s", counts[1], counts[0], target)
     return ExportResult(target, mode, counts[1], 0, 0, counts[0])
