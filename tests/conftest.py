@@ -56,3 +56,14 @@ def standardized(x: np.ndarray) -> np.ndarray:
     enc = StandardizedEncoder()
     enc.fit(Dataset(name="s", x=np.asarray(x, np.float32), y=np.zeros(len(x), np.int64)), seed=0, progress=False)
     return enc.encode(x).astype(np.float64)
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """One local Ray cluster (2 CPUs) for a test module's Ray tests: starting one costs seconds."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()

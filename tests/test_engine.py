@@ -115,17 +115,6 @@ def test_work_dir_stages_are_keyed_on_the_border_parameters(tmp_path, monkeypatc
     assert run(nearest_clusters=1, border_cosine=0.5).kept.tolist() == clean.kept.tolist() and len(runs) == 4
 
 
-@pytest.fixture(scope="module")
-def ray_session():
-    """One local Ray cluster (2 CPUs) for this module's Ray tests: starting one costs seconds."""
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-
-
 @pytest.mark.slow
 def test_ray_and_local_engines_write_identical_selections(tmp_path, ray_session):
     """A local Ray cluster (2 CPUs) started here: the same embeddings and seed give the same file."""

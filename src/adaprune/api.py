@@ -283,7 +283,8 @@ def name_samples(selection: Selection, data: Dataset) -> Selection:
     if ids is None:
         return selection
     root = getattr(data, "id_root", None)
-    return selection.with_ids(ids, id_column="path" if root is not None else "id", id_root=root,
+    column = getattr(data, "id_column", None) if root is not None else None  # container sources name two columns
+    return selection.with_ids(ids, id_column=column or ("path" if root is not None else "id"), id_root=root,
                               skipped=tuple(getattr(data, "skipped", ())))
 
 

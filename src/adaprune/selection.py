@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 ID_COLUMNS = ("path", "id")  # how a selection file names its samples, besides the row index
+# Samples inside containers are named by two columns: a tar shard and a webdataset key, a Parquet
+# file and a row. `ids` is then a structured array with those two fields.
+COMPOUND_IDS = {"shard+key": ("shard", "key"), "file+row": ("file", "row")}
 
 
 # ---------------------------------------------------------------- budgets
@@ -216,7 +219,9 @@ class Selection:
     `higher_is_keep`); `details` holds method-specific diagnostics as written to the metadata.
 
     `ids` (optional) names every sample: file paths for file sources (written as a `path` column),
-    other ids (COCO image ids, ...) as an `id` column; `id_column` says which. `id_root` is the
+    other ids (COCO image ids, ...) as an `id` column; `id_column` says which. Samples inside
+    containers are named by two columns (`id_column` "shard+key": a tar shard and a webdataset key;
+    "file+row": a Parquet file and a row), `ids` then a structured array of those fields. `id_root` is the
     folder the paths are laid out under (a folder source's root, a manifest's folder), so `export`
     can keep the relative layout. `skipped` lists input files left out as unreadable.
 
@@ -253,14 +258,18 @@ class Selection:
             if scores.shape != (self.n_total,):
                 raise DataError(f"scores must have one value per sample ({self.n_total}), got {scores.shape}")
             object.__setattr__(self, "scores", scores)
-        if self.id_column not in ID_COLUMNS:
-            raise DataError(f"id_column must be one of {', '.join(ID_COLUMNS)}, got {self.id_column!r}")
+        if self.id_column not in ID_COLUMNS and self.id_column not in COMPOUND_IDS:
+            raise DataError(f"id_column must be one of {', '.join((*ID_COLUMNS, *COMPOUND_IDS))}, "
+                            f"got {self.id_column!r}")
         if self.ids is not None:
             ids = np.asarray(self.ids)
             if ids.shape != (self.n_total,):
                 raise DataError(f"ids must name every sample ({self.n_total}), got shape {ids.shape}")
             if self.id_column == "path":
                 ids = ids.astype(str)
+            if self.id_column in COMPOUND_IDS and set(ids.dtype.names or ()) != set(COMPOUND_IDS[self.id_column]):
+                raise DataError(f"ids of id_column {self.id_column!r} must be a structured array with fields "
+                                f"{' and '.join(COMPOUND_IDS[self.id_column])}, got dtype {ids.dtype}")
             object.__setattr__(self, "ids", ids)
         object.__setattr__(self, "skipped", tuple(str(p) for p in self.skipped))
         self._check_twins()
@@ -355,7 +364,10 @@ class Selection:
             "kept": self.mask.astype(np.int64),
             "score": self.scores,
         }
-        if self.ids is not None:
+        if self.ids is not None and self.id_column in COMPOUND_IDS:
+            for name in COMPOUND_IDS[self.id_column]:
+                columns[name] = self.ids[name]
+        elif self.ids is not None:
             columns[self.id_column] = self.ids
         if self.twin is not None:
             # An object column of ints and None: written as empty cells, JSON null, Parquet null.
@@ -377,8 +389,9 @@ class Selection:
             raise DataError(f"selection file {str(path)!r}: kept column must be 0 or 1")
         scores = columns["score"]
         id_meta = meta.get("ids") or {}
-        id_column = next((c for c in ID_COLUMNS if c in columns), id_meta.get("column", "id"))
-        ids = columns.get(id_column)
+        compound = next((c for c, parts in COMPOUND_IDS.items() if all(p in columns for p in parts)), None)
+        id_column = compound or next((c for c in ID_COLUMNS if c in columns), id_meta.get("column", "id"))
+        ids = columns.get(id_column) if compound is None else _compound_ids(compound, columns)
         twin = similarity = None
         if "twin" in columns:
             # Empty cells come back as NaN (or an all-empty column as None): twin -1, similarity NaN.
@@ -411,3 +424,16 @@ class Selection:
             twin=twin,
             similarity=similarity,
         )
+
+
+def _compound_ids(id_column: str, columns: dict[str, np.ndarray | None]) -> np.ndarray:
+    """The structured id array of a `shard`+`key` or `file`+`row` selection, from its two columns."""
+    a, b = COMPOUND_IDS[id_column]
+    first, second = columns[a], columns[b]
+    if first is None or second is None:
+        raise DataError(f"selection columns {a} and {b} must name every sample")
+    first = np.asarray(first).astype(str)
+    second = np.asarray(second).astype(np.int64 if b == "row" else str)
+    out = np.empty(len(first), dtype=[(a, first.dtype), (b, second.dtype)])
+    out[a], out[b] = first, second
+    return out

@@ -20,6 +20,8 @@ from adaprune.errors import ConfigError, DataError, require
 from adaprune.io_utils import atomic_write, check_writable_folder, refuse_input_paths
 
 TABLE_FORMATS = (".csv", ".parquet", ".json")
+# Columns that name samples: always read back as text (a webdataset key "000123" stays "000123").
+TEXT_COLUMNS = ("path", "shard", "key", "file")
 
 
 def jsonable(value: Any) -> Any:
@@ -131,7 +133,8 @@ def read_table(path: str | os.PathLike, *, what: str = "input") -> tuple[dict[st
                 raise ValueError("empty file")
             header, body = rows[0], rows[1:]
             raw = {name: [r[i] for r in body] for i, name in enumerate(header)}
-            columns = {name: _parse_column(vals) for name, vals in raw.items()}
+            columns = {name: np.asarray(vals, dtype=str) if name in TEXT_COLUMNS and any(vals) else _parse_column(vals)
+                       for name, vals in raw.items()}
         elif suffix == ".json":
             doc = json.loads(path.read_text())
             meta = doc["metadata"]

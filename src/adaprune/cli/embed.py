@@ -43,7 +43,8 @@ def command(data, encoder, out, dtype, chunk_size, seed, model, device, on_bad_f
             input_size, quiet) -> None:
     """Embed every training sample of DATA (or text:PATH, one text per line) into a memory-mapped .npy.
 
-    File sources (folder:DIR, files:LIST) stream: images are decoded chunk by chunk."""
+    File sources (folder:DIR, files:LIST) and container sources (webdataset:GLOB, parquet:GLOB) stream:
+    images are decoded chunk by chunk, and OUT.paths.txt names every row (a path, or SHARD<TAB>KEY)."""
     from adaprune.embed import embed
     from adaprune.io_utils import check_writable_folder
     from adaprune.threads import resolve_threads, torch_threads

@@ -19,11 +19,16 @@ log = logging.getLogger("adaprune")
               help="link: hard links (symlinks across devices); copy: copies; list: one kept path a line.")
 @quiet_option
 def command(selection, target, mode, quiet) -> None:
-    """Write the kept files of a file-source SELECTION under --to, keeping their relative layout."""
+    """Write the kept files of a file-source SELECTION under --to, keeping their relative layout.
+
+    A selection of webdataset: or parquet: rows (shard+key, file+row columns) is written as new tar
+    shards / Parquet files of the same names holding exactly the kept samples, bytes unchanged."""
     from adaprune.export import export_selection
 
     setup_logging(quiet)
     result = export_selection(selection, target, mode=mode)
     how = {"link": f"{result.hard_links} hard links, {result.symlinks} symlinks", "copy": "copies",
            "list": "paths"}[mode]
+    if result.containers and mode != "list":
+        how = f"inside {result.containers} new containers"
     log.info("exported %d kept files (%s) -> %s", result.n_files, how, result.target)

@@ -295,7 +295,7 @@ class DetectionDataset:
     groups: np.ndarray | None = None
     source_paths: tuple[str, ...] = field(default_factory=tuple)
     image_paths: tuple[str, ...] = ()  # file sources: one path per training image
-    document: CocoDocument | YoloDocument | None = None
+    document: Any = None  # CocoDocument, YoloDocument, or a document that writes itself (VocDocument)
     letterbox: Letterbox | None = None  # how each training image was fitted to the input (None: as it came)
 
     def __post_init__(self) -> None:
@@ -403,6 +403,8 @@ class DetectionDataset:
         """Whether `out` asks for the source's own format: a .json for COCO, a folder (DIR/) for YOLO.
         Anything else is a selection table (.csv, .parquet)."""
         text = str(out)
+        if hasattr(self.document, "writes_own_format"):
+            return self.document.writes_own_format(out)
         if isinstance(self.document, CocoDocument):
             return text.lower().endswith(".json")
         if isinstance(self.document, YoloDocument):
@@ -411,7 +413,9 @@ class DetectionDataset:
 
     def check_output(self, out: str | os.PathLike) -> None:
         """Fail early on an output `write` would refuse (before any pruning work)."""
-        if isinstance(self.document, CocoDocument):
+        if hasattr(self.document, "check_output"):
+            self.document.check_output(out, inputs=self.source_paths)
+        elif isinstance(self.document, CocoDocument):
             check_coco_output(out, inputs=self.source_paths)
         elif isinstance(self.document, YoloDocument):
             check_yolo_output(out, self.document, inputs=self.source_paths)
@@ -423,7 +427,9 @@ class DetectionDataset:
         `provenance` (method, budget, seed, version) goes under the COCO file's `info.adaprune`, or
         to `adaprune.json` in the YOLO folder."""
         self.check_output(out)
-        if isinstance(self.document, CocoDocument):
+        if hasattr(self.document, "writes_own_format"):
+            self.document.write(kept, self.image_paths, out, provenance=provenance)
+        elif isinstance(self.document, CocoDocument):
             self.document.write(kept, out, provenance=provenance)
         elif isinstance(self.document, YoloDocument):
             self.document.write(kept, self.image_paths, out, provenance=provenance)
@@ -921,8 +927,8 @@ def _regex_groups(paths: list[str], pattern: str) -> np.ndarray:
 
 # ---------------------------------------------------------------- dispatch
 def load_detection(kind: str, arg: str, *, group_by: str | None = None, size: int | None = None) -> DetectionDataset:
-    """`coco:ANNOTATIONS.json[:IMAGES_DIR]`, `yolo:DATA.yaml` or `synthdet[:N]`, letterboxed to `size` px
-    (None: DEFAULT_INPUT_SIZE; synthdet: its own 64 px frames)."""
+    """`coco:ANNOTATIONS.json[:IMAGES_DIR]`, `yolo:DATA.yaml`, `voc:DIR` or `synthdet[:N]`, letterboxed to
+    `size` px (None: DEFAULT_INPUT_SIZE; synthdet: its own 64 px frames)."""
     sized = {} if size is None else {"size": size}
     if kind == "coco":
         if not arg:
@@ -934,6 +940,10 @@ def load_detection(kind: str, arg: str, *, group_by: str | None = None, size: in
         if not arg:
             raise ConfigError("data source 'yolo' needs a path: yolo:DATA.yaml")
         return load_yolo(arg, group_by=group_by, **sized)
+    if kind == "voc":
+        from adaprune.data.voc import load_voc
+
+        return load_voc(arg, group_by=group_by, **sized)
     if kind == "synthdet":
         from adaprune.data.synthdet import load_synthdet
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from adaprune.data.dataset import Dataset, validate_arrays
 from adaprune.errors import DataError
+from adaprune.selection import COMPOUND_IDS
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,22 @@ def load_embeddings(path: str) -> EmbeddingsDataset:
         # Rows embedded from files (`adaprune embed folder:...`): every row keeps its file's path.
         from adaprune.data.files import FileDataset
 
-        ids = np.asarray(names_path.read_text(encoding="utf-8").splitlines())
-        if len(ids) != len(x):
-            raise DataError(f"{str(names_path)!r} names {len(ids)} files; expected one per row ({len(x)})")
+        lines = names_path.read_text(encoding="utf-8").splitlines()
+        if len(lines) != len(x):
+            raise DataError(f"{str(names_path)!r} names {len(lines)} files; expected one per row ({len(x)})")
         source = json.loads(source_path.read_text(encoding="utf-8")) if source_path.is_file() else {}
-        return FileDataset(name=p.stem, x=x, y=y, source_paths=tuple(paths), groups=groups, ids=ids,
-                           id_root=source.get("root"), skipped=tuple(source.get("skipped_files", ())))
+        kw = {"id_root": source.get("root"), "skipped": tuple(source.get("skipped_files", ()))}
+        if source.get("id_column") in COMPOUND_IDS:
+            # Rows of a container source: `CONTAINER<TAB>NAME` (a shard and key, a Parquet file and row).
+            from adaprune.data.members import MemberDataset, compound_ids
+
+            parts = [line.split("\t", 1) for line in lines]
+            if any(len(q) != 2 for q in parts):
+                raise DataError(f"{str(names_path)!r}: expected CONTAINER<TAB>NAME on every line")
+            ids = compound_ids(source["id_column"], [q[0] for q in parts], [q[1] for q in parts])
+            return MemberDataset(name=p.stem, x=x, y=y, source_paths=tuple(paths), groups=groups, ids=ids,
+                                 id_column=source["id_column"], **kw)
+        return FileDataset(name=p.stem, x=x, y=y, source_paths=tuple(paths), groups=groups,
+                           ids=np.asarray(lines), **kw)
     return EmbeddingsDataset(name=p.stem, x=x, y=y, source_paths=tuple(paths), groups=groups,
                              embeddings_path=str(p), has_labels=labels_path.is_file())

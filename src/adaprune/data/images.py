@@ -7,6 +7,7 @@ paths until something reads it."""
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,17 +20,19 @@ from adaprune.errors import ConfigError, DataError, require
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 
 
-def decode_image(path: str | Path, *, size: tuple[int, int] | None, channels: int) -> np.ndarray:
-    """One image file as float32 (C, H, W) in [0, 1], resized (bilinear) to `size` = (H, W) if given."""
+def decode_image(path: str | Path | bytes, *, size: tuple[int, int] | None, channels: int,
+                 name: str | None = None) -> np.ndarray:
+    """One image (a file, or its encoded bytes) as float32 (C, H, W) in [0, 1], resized (bilinear) to
+    `size` = (H, W) if given. `name` is what an error calls it (default: the path)."""
     image_mod = require("PIL.Image", "images")
     try:
-        with image_mod.open(path) as im:
+        with image_mod.open(io.BytesIO(path) if isinstance(path, bytes) else path) as im:
             im = im.convert("L" if channels == 1 else "RGB")
             if size is not None and (im.height, im.width) != tuple(size):
                 im = im.resize((size[1], size[0]), image_mod.BILINEAR)
             arr = np.asarray(im, dtype=np.float32) / 255.0
     except Exception as exc:  # Pillow raises several unrelated types for a bad file
-        raise DataError(f"image {str(path)!r} is not readable: {exc}") from None
+        raise DataError(f"image {name or str(path)!r} is not readable: {exc}") from None
     return arr[None] if arr.ndim == 2 else np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 
@@ -75,8 +78,10 @@ class ImageFiles:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def _decode(self, path: str) -> np.ndarray:
-        arr = decode_image(path, size=self.size if self._fixed_size else None, channels=self.channels)
+    def _decode(self, path: str, source: str | bytes | DataError) -> np.ndarray:
+        if isinstance(source, DataError):
+            raise source
+        arr = decode_image(source, size=self.size if self._fixed_size else None, channels=self.channels, name=path)
         if arr.shape[1:] != self.size:
             raise DataError(
                 f"image {path!r} is {arr.shape[2]}x{arr.shape[1]} but {self.paths[0]!r} is "
@@ -84,11 +89,15 @@ class ImageFiles:
             )
         return arr
 
-    def _decode_or_error(self, path: str) -> np.ndarray | DataError:
+    def _decode_or_error(self, job: tuple[str, str | bytes | DataError]) -> np.ndarray | DataError:
         try:
-            return self._decode(path)
+            return self._decode(*job)
         except DataError as exc:
             return exc
+
+    def _sources(self, rows: np.ndarray) -> list[str | bytes | DataError]:
+        """What Pillow opens for each row: its file (a subclass gives encoded bytes read in bulk)."""
+        return [self.paths[int(i)] for i in rows]
 
     def _pool(self) -> ThreadPoolExecutor:
         # One pool per array, made on first use (and not pickled: a Ray worker makes its own).
@@ -102,12 +111,13 @@ class ImageFiles:
     def read(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """Decode the files at `indices` into one (B, C, H, W) array, in a thread pool. Every file
         of the batch that fails is named in one error."""
-        paths = [self.paths[int(i)] for i in np.asarray(indices, dtype=np.int64).reshape(-1)]
-        out = np.empty((len(paths), self.channels, *self.size), dtype=np.float32)
-        if len(paths) <= 2 or self.workers == 1:
-            decoded = map(self._decode_or_error, paths)
+        rows = np.asarray(indices, dtype=np.int64).reshape(-1)
+        jobs = list(zip([self.paths[int(i)] for i in rows], self._sources(rows), strict=True))
+        out = np.empty((len(jobs), self.channels, *self.size), dtype=np.float32)
+        if len(jobs) <= 2 or self.workers == 1:
+            decoded = map(self._decode_or_error, jobs)
         else:
-            decoded = self._pool().map(self._decode_or_error, paths)
+            decoded = self._pool().map(self._decode_or_error, jobs)
         errors = []
         for j, arr in enumerate(decoded):
             if isinstance(arr, DataError):

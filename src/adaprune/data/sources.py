@@ -1,5 +1,6 @@
 """Spec strings: `npz:PATH`, `digits`, `mnist1d[:N]`, `folder:DIR`, `files:LIST`, `embeddings:PATH.npy`,
-and the detection sources `coco:ANNOTATIONS.json[:IMAGES_DIR]`, `yolo:DATA.yaml`, `synthdet[:N]`."""
+the container sources `webdataset:GLOB` (tar shards) and `parquet:GLOB[:COLUMN]`, and the detection
+sources `coco:ANNOTATIONS.json[:IMAGES_DIR]`, `yolo:DATA.yaml`, `voc:DIR`, `synthdet[:N]`."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ log = logging.getLogger(__name__)
 
 SPEC_HELP = (
     "npz:PATH, digits, mnist1d, mnist1d:N (N training samples), folder:DIR, files:LIST.csv|.parquet, "
-    "embeddings:PATH.npy, coco:ANNOTATIONS.json[:IMAGES_DIR], yolo:DATA.yaml or synthdet[:N]"
+    "embeddings:PATH.npy, webdataset:GLOB.tar, parquet:GLOB.parquet[:COLUMN], coco:ANNOTATIONS.json[:IMAGES_DIR], "
+    "yolo:DATA.yaml, voc:DIR or synthdet[:N]"
 )
-DETECTION_KINDS = ("coco", "yolo", "synthdet")
+DETECTION_KINDS = ("coco", "yolo", "voc", "synthdet")
 # (N, H, W) with H == W and at least this side is read as grey images, not as sequences.
 MIN_GREY_SIDE = 8
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -59,6 +61,9 @@ def load_data(spec: str | Dataset | DetectionDataset, *, test: str | Dataset | D
     return data
 
 
+DETECTION_SPECS = "coco:, yolo:, voc: and synthdet"
+
+
 def _load_spec(spec: str, *, group_by: str | None = None, on_bad_file: str = "stop",
                size: int | None = None) -> Dataset | DetectionDataset:
     if not isinstance(spec, str) or not spec:
@@ -70,9 +75,9 @@ def _load_spec(spec: str, *, group_by: str | None = None, on_bad_file: str = "st
 
         return load_detection(kind, arg, group_by=group_by, size=size)
     if group_by is not None:
-        raise ConfigError(f"--group-by applies to the detection sources coco:, yolo: and synthdet, not {spec!r}")
+        raise ConfigError(f"--group-by applies to the detection sources {DETECTION_SPECS}, not {spec!r}")
     if size is not None:
-        raise ConfigError(f"--input-size applies to the detection sources coco:, yolo: and synthdet, not {spec!r}")
+        raise ConfigError(f"--input-size applies to the detection sources {DETECTION_SPECS}, not {spec!r}")
     if kind == "npz":
         return load_npz(_need_arg(spec, arg))
     if kind == "digits":
@@ -91,6 +96,14 @@ def _load_spec(spec: str, *, group_by: str | None = None, on_bad_file: str = "st
         from adaprune.data.files import load_files
 
         return load_files(kind, _need_arg(spec, arg), on_bad_file=on_bad_file)
+    if kind == "webdataset":
+        from adaprune.data.webdataset import load_webdataset
+
+        return load_webdataset(arg, on_bad_file=on_bad_file)
+    if kind == "parquet":
+        from adaprune.data.parquet_images import load_parquet_images
+
+        return load_parquet_images(arg, on_bad_file=on_bad_file)
     if kind == "embeddings":
         from adaprune.data.embeddings import load_embeddings
 

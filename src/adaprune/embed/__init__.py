@@ -108,7 +108,10 @@ def embed(
     `files:LIST`) stream: each chunk's images are decoded when it is encoded, so memory is bounded
     by the chunk, not the data set; resuming over changed files (a path, size or modification time
     differs) is refused. Their paths go to OUT.paths.txt and OUT.source.json beside the array, so
-    `embeddings:OUT` names every row by its file. `engine="ray"` encodes through Ray Data: a
+    `embeddings:OUT` names every row by its file. Container sources (`webdataset:GLOB`,
+    `parquet:GLOB`) stream the same way, each chunk within one container, and write the container
+    and name of every row (`SHARD<TAB>KEY` or `FILE<TAB>ROW`) to OUT.paths.txt; under Ray each
+    container's chunks are their own tasks. `engine="ray"` encodes through Ray Data: a
     dataset of the chunks still to do (each with its chunk's file paths, or its row range of a
     shared array), mapped by an actor pool of one actor per cluster CPU, each holding the fitted
     encoder (built once per actor); the driver writes each chunk into the memory map and records it
@@ -148,8 +151,14 @@ def embed(
     if wanted is not None and hasattr(x, "with_size"):
         x = x.with_size(wanted)  # decode each image straight to the encoder's input size
     dim = enc.encode(x[:1]).shape[1]
+    members = getattr(dataset, "row_names", None)  # a container source (tar shards, Parquet files)
     file_paths = getattr(x, "paths", None) if getattr(dataset, "id_root", None) is not None else None
-    if file_paths is not None:
+    if members is not None:
+        file_paths = members()
+        fp = {"encoder": enc.spec, "seed": seed, "shape": list(x.shape), "data": dataset.name,
+              **dataset.fingerprint()}
+        refuse_changed_inputs(out, fp)
+    elif file_paths is not None:
         from adaprune.data.files import manifest_fingerprint
 
         fp = {"encoder": enc.spec, "seed": seed, "shape": list(x.shape), "data": dataset.name,
@@ -172,7 +181,7 @@ def embed(
 
         path, computed = write_chunked(out, n=dataset.n, dim=dim, encode=lambda a, b: enc.encode(x[a:b]),
                                        fingerprint=fp, dtype=dtype, chunk_size=chunk_size, progress=progress,
-                                       encode_stream=encode_stream)
+                                       encode_stream=encode_stream, bounds=getattr(dataset, "chunk_bounds", ()))
     finally:
         runner.close()
     labels_path = sidecar(out, "labels")
@@ -180,7 +189,8 @@ def embed(
     if dataset.groups is not None:
         _save_npy(sidecar(out, "groups"), dataset.groups)
     if file_paths is not None:
-        write_file_names(out, file_paths, root=dataset.id_root, skipped=dataset.skipped)
+        write_file_names(out, file_paths, root=dataset.id_root, skipped=dataset.skipped,
+                         id_column=getattr(dataset, "id_column", "path"))
     log.info("wrote %d x %d %s embeddings (%s) -> %s", dataset.n, dim, dtype, enc.spec, path)
     return EmbedResult(path, dataset.n, dim, enc.spec, computed, labels_path)
 
@@ -230,14 +240,16 @@ def refuse_changed_inputs(out: Path, fingerprint: dict) -> None:
         )
 
 
-def write_file_names(out: Path, paths, *, root: str | None, skipped=()) -> None:
-    """OUT.paths.txt (one path a line, row order) and OUT.source.json (root, skipped files)."""
+def write_file_names(out: Path, paths, *, root: str | None, skipped=(), id_column: str = "path") -> None:
+    """OUT.paths.txt (one path a line, row order; for a container source `CONTAINER<TAB>NAME`: the
+    shard and key, or the Parquet file and row) and OUT.source.json (id column, root, skipped)."""
     from adaprune.io_utils import atomic_write_text
 
     base = out.with_suffix("")
     atomic_write_text(base.with_name(base.name + ".paths.txt"), "".join(f"{p}\n" for p in paths))
     atomic_write_text(base.with_name(base.name + ".source.json"),
-                      json.dumps({"id_column": "path", "root": root, "skipped_files": list(skipped)}, indent=2) + "\n")
+                      json.dumps({"id_column": id_column, "root": root, "skipped_files": list(skipped)},
+                                 indent=2) + "\n")
 
 
 def task_embeddings(task, *, encoder: str = "auto", embeddings: str | None = None, seed: int = 0,

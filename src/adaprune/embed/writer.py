@@ -7,10 +7,11 @@ When every chunk is done the partial file is renamed onto OUT (so OUT is only ev
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,16 @@ def partial_paths(out: str | os.PathLike) -> tuple[Path, Path]:
     return out.with_name(out.name + ".partial"), out.with_name(out.name + ".partial.json")
 
 
+def chunk_ranges(n: int, chunk_size: int, bounds: Sequence[int] = ()) -> list[tuple[int, int]]:
+    """Row ranges of at most `chunk_size` rows that never cross a container boundary in `bounds`
+    (the first row of each container): each chunk reads one container."""
+    edges = sorted({0, n, *(b for b in bounds if 0 < b < n)})
+    out = []
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        out += [(s, min(b, s + chunk_size)) for s in range(a, b, chunk_size)]
+    return out
+
+
 def write_chunked(
     out: str | os.PathLike,
     *,
@@ -41,11 +52,14 @@ def write_chunked(
     chunk_size: int = 4096,
     progress: bool = True,
     encode_stream: Callable[[list[tuple[int, int]]], Iterator[tuple[int, np.ndarray]]] | None = None,
+    bounds: Sequence[int] = (),
 ) -> tuple[Path, int]:
     """Fill an (n, dim) array chunk by chunk with `encode(start, stop)`; returns (path, chunks
     computed in this call). With `encode_stream`, the chunks still to do are given to it at once (an
     engine spreading them over workers); it yields (position in that list, rows) as each finishes,
-    in any order, and each chunk is recorded as soon as its rows are flushed."""
+    in any order, and each chunk is recorded as soon as its rows are flushed. `bounds` (the first
+    row of each container of a container source) splits chunks there, so no chunk reads two
+    containers (and an engine gives each container its own tasks)."""
     if dtype not in DTYPES:
         raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if chunk_size < 1:
@@ -54,8 +68,11 @@ def write_chunked(
     if not out.parent.is_dir():
         raise ConfigError(f"output folder {str(out.parent)!r} does not exist")
     partial, state_path = partial_paths(out)
-    n_chunks = (n + chunk_size - 1) // chunk_size
+    all_ranges = chunk_ranges(n, chunk_size, bounds)
+    n_chunks = len(all_ranges)
     state = {"n": n, "dim": dim, "dtype": dtype, "chunk_size": chunk_size, "fingerprint": fingerprint, "done": []}
+    if bounds:
+        state["bounds_sha1"] = hashlib.sha1(np.asarray(bounds, dtype=np.int64).tobytes()).hexdigest()
     done: set[int] = set()
     arr = None
     if partial.is_file() and state_path.is_file():
@@ -79,7 +96,7 @@ def write_chunked(
     computed = 0
     todo = [c for c in range(n_chunks) if c not in done]
     bar = tqdm(total=len(todo), desc="embed", disable=not progress, unit="chunk")
-    ranges = [(c * chunk_size, min(n, (c + 1) * chunk_size)) for c in todo]
+    ranges = [all_ranges[c] for c in todo]
     finished = encode_stream(ranges) if encode_stream is not None else (
         (j, encode(a, b)) for j, (a, b) in enumerate(ranges)
     )
