@@ -12,6 +12,7 @@ import numpy as np
 from adaprune.data.dataset import Dataset
 from adaprune.data.detection import DetectionDataset
 from adaprune.errors import ConfigError, DataError, require
+from adaprune.naming import option
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,8 @@ def _load_spec(spec: str, *, group_by: str | None = None, on_bad_file: str = "st
 
         return load_detection(kind, arg, group_by=group_by)
     if group_by is not None:
-        raise ConfigError(f"--group-by applies to the detection sources coco:, yolo: and synthdet, not {spec!r}")
+        raise ConfigError(f"{option('group_by', '--group-by')} applies to the detection sources coco:, yolo: and "
+                          f"synthdet, not {spec!r}")
     if kind == "npz":
         return load_npz(_need_arg(spec, arg))
     if kind == "digits":
