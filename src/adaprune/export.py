@@ -15,10 +15,11 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from adaprune.errors import ConfigError, DataError
-from adaprune.io_utils import atomic_write_text
-from adaprune.selection import Selection
+from adaprune.io_utils import atomic_write_text, new_folder_mode
+from adaprune.selection import Selection, check_matches
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +61,25 @@ def kept_layout(selection: Selection) -> list[tuple[Path, Path]]:
     return layout
 
 
-def export_selection(selection: Selection | str, to: str | os.PathLike, *, mode: str = "link") -> ExportResult:
+def export_selection(selection: Selection | str, to: str | os.PathLike, *, mode: str = "link",
+                     data: Any = None) -> ExportResult:
     """Write the kept files of `selection` under the folder `to` (mode link or copy, keeping the
     relative layout), or the list of kept paths to the file `to` (mode list, one path a line).
 
     link makes hard links (same bytes, no extra space); where the target is on another device,
-    where hard links are impossible, it makes symbolic links to the absolute source path instead."""
+    where hard links are impossible, it makes symbolic links to the absolute source path instead.
+    `data` (a data spec or Dataset, optional): the source the selection should have been made on;
+    a selection whose paths, size or labels differ from it is refused before anything is written
+    (`adaprune.selection.check_matches`)."""
     if mode not in EXPORT_MODES:
         raise ConfigError(f"export mode must be one of {', '.join(EXPORT_MODES)}, got {mode!r}")
     sel = Selection.load(selection) if isinstance(selection, (str, os.PathLike)) else selection
+    if data is not None:
+        from adaprune.data import load_data
+
+        dataset = load_data(data) if isinstance(data, str) else data
+        check_matches(sel, dataset, what=f"selection {str(selection)!r}" if isinstance(selection, (str, os.PathLike))
+                      else "selection")
     layout = kept_layout(sel)
     target = Path(to)
     sources = {p.resolve() for p, _ in layout}
@@ -87,6 +98,7 @@ def export_selection(selection: Selection | str, to: str | os.PathLike, *, mode:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent))
     hard = soft = 0
     try:
+        os.chmod(tmp, new_folder_mode())  # mkdtemp's folder is private (0700); the target follows the umask
         for src, rel in layout:
             dst = tmp / rel
             dst.parent.mkdir(parents=True, exist_ok=True)

@@ -221,7 +221,20 @@ class Selection:
     can keep the relative layout. `skipped` lists input files left out as unreadable.
 
     Dedup methods add the audit trail: `twin[i]`, the kept sample a removed sample i is nearest to
-    (-1 where none: every kept sample), and `similarity[i]`, their cosine (NaN where none)."""
+    (-1 where none: every kept sample), and `similarity[i]`, their cosine (NaN where none). Where
+    the method knows it (SemDeDup), `cause[i]` is the sample whose similarity removed sample i:
+    the earlier sample it was compared with that it is most similar to (that similarity is its
+    score M_i, at or above the threshold in threshold mode; the cause may itself have been removed,
+    which is why `twin` and `cause` differ), and `cause_similarity[i]` that cosine (-1 / NaN for
+    kept samples). A file written by `save` names both by row (`twin`, `cause`) and, when the
+    source names its samples, by path or id too (`twin_path`/`twin_id`, `cause_path`/`cause_id`).
+
+    `kept` is the array of kept row indices (also `kept_indices`), not a 0/1 flag per row: the
+    file's `kept` column is the flag, which is `mask` here (`sel.mask.sum() == sel.n_kept`).
+
+    `data` records what the selection was made on (`data_record`): the source's name, its size,
+    a fingerprint of its labels, and its classes' name-to-number map; `evaluate`, `export --data`
+    and `report --data` compare it (and the ids) with the data they are given (`check_matches`)."""
 
     kept: np.ndarray
     n_total: int
@@ -240,6 +253,9 @@ class Selection:
     class_counts: tuple[ClassCount, ...] | None = None
     twin: np.ndarray | None = None
     similarity: np.ndarray | None = None
+    data: dict[str, Any] | None = None
+    cause: np.ndarray | None = None
+    cause_similarity: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         kept = np.asarray(self.kept, dtype=np.int64)
@@ -264,6 +280,7 @@ class Selection:
             object.__setattr__(self, "ids", ids)
         object.__setattr__(self, "skipped", tuple(str(p) for p in self.skipped))
         self._check_twins()
+        self._check_causes()
         if not self.library_version:
             from adaprune import __version__
 
@@ -292,6 +309,33 @@ class Selection:
         object.__setattr__(self, "twin", twin)
         object.__setattr__(self, "similarity", similarity)
 
+    def _check_causes(self) -> None:
+        if (self.cause is None) != (self.cause_similarity is None):
+            raise DataError("cause and cause_similarity come together: give both or neither")
+        if self.cause is None or self.cause_similarity is None:
+            return
+        cause = np.asarray(self.cause)
+        similarity = np.asarray(self.cause_similarity, dtype=np.float64)
+        if cause.shape != (self.n_total,) or similarity.shape != (self.n_total,):
+            raise DataError(f"cause and cause_similarity must have one value per sample ({self.n_total}), "
+                            f"got {cause.shape} and {similarity.shape}")
+        if len(cause) and not np.array_equal(cause, np.round(cause)):
+            raise DataError("cause must hold whole sample indices (-1 for none)")
+        cause = cause.astype(np.int64)
+        if len(cause) and (cause.min() < -1 or cause.max() >= self.n_total):
+            raise DataError(f"cause must hold sample indices in [0, {self.n_total}) or -1 for none")
+        if (cause[self.mask] >= 0).any():
+            raise DataError("cause must be -1 for kept samples: only a removed sample has a cause")
+        if (np.isnan(similarity) != (cause < 0)).any():
+            raise DataError("cause_similarity must be given exactly where cause names a sample")
+        object.__setattr__(self, "cause", cause)
+        object.__setattr__(self, "cause_similarity", similarity)
+
+    @property
+    def kept_indices(self) -> np.ndarray:
+        """Sorted row indices of the kept samples (the same array as `kept`)."""
+        return self.kept
+
     @property
     def n_kept(self) -> int:
         return len(self.kept)
@@ -314,6 +358,7 @@ class Selection:
 
     @property
     def mask(self) -> np.ndarray:
+        """One flag per row: True where kept (the file's 0/1 `kept` column)."""
         m = np.zeros(self.n_total, dtype=bool)
         m[self.kept] = True
         return m
@@ -337,6 +382,7 @@ class Selection:
                 "class_counts": None if self.class_counts is None else [
                     {"label": c.label, "total": c.total, "kept": c.kept} for c in self.class_counts
                 ],
+                **({"data": self.data} if self.data is not None else {}),
             }
         )
 
@@ -363,6 +409,15 @@ class Selection:
             twin[self.twin < 0] = None
             columns["twin"] = twin
             columns["similarity"] = self.similarity
+            if self.ids is not None:
+                columns[f"twin_{self.id_column}"] = _named(self.ids, self.twin)
+        if self.cause is not None:
+            cause = self.cause.astype(object)
+            cause[self.cause < 0] = None
+            columns["cause"] = cause
+            columns["cause_similarity"] = self.cause_similarity
+            if self.ids is not None:
+                columns[f"cause_{self.id_column}"] = _named(self.ids, self.cause)
         write_table(path, columns, self.metadata(), inputs=inputs, what="selection")
 
     @staticmethod
@@ -379,16 +434,11 @@ class Selection:
         id_meta = meta.get("ids") or {}
         id_column = next((c for c in ID_COLUMNS if c in columns), id_meta.get("column", "id"))
         ids = columns.get(id_column)
-        twin = similarity = None
+        twin = similarity = cause = cause_similarity = None
         if "twin" in columns:
-            # Empty cells come back as NaN (or an all-empty column as None): twin -1, similarity NaN.
-            raw_twin, raw_sim = columns["twin"], columns.get("similarity")
-            twin = np.full(len(index), -1, dtype=np.int64)
-            if raw_twin is not None:
-                raw_twin = raw_twin.astype(np.float64)
-                present = ~np.isnan(raw_twin)
-                twin[present] = raw_twin[present].astype(np.int64)
-            similarity = np.full(len(index), np.nan) if raw_sim is None else raw_sim.astype(np.float64)
+            twin, similarity = _read_links(columns["twin"], columns.get("similarity"), len(index))
+        if "cause" in columns:
+            cause, cause_similarity = _read_links(columns["cause"], columns.get("cause_similarity"), len(index))
         return Selection(
             kept=np.flatnonzero(kept),
             n_total=len(index),
@@ -410,4 +460,112 @@ class Selection:
             ),
             twin=twin,
             similarity=similarity,
+            data=meta.get("data"),
+            cause=cause,
+            cause_similarity=cause_similarity,
         )
+
+
+def _named(ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The id of each linked row (None where the link is -1): a twin or a cause by path or id."""
+    out = np.empty(len(rows), dtype=object)
+    present = rows >= 0
+    out[present] = ids[rows[present]]
+    out[~present] = None
+    return out
+
+
+def _read_links(raw: np.ndarray | None, raw_sim: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A row-link column (twin, cause) and its cosine as written: empty cells come back as NaN (an
+    all-empty column as None), read as -1 and NaN."""
+    rows = np.full(n, -1, dtype=np.int64)
+    if raw is not None:
+        values = raw.astype(np.float64)
+        present = ~np.isnan(values)
+        rows[present] = values[present].astype(np.int64)
+    return rows, np.full(n, np.nan) if raw_sim is None else raw_sim.astype(np.float64)
+
+
+# ---------------------------------------------------------------- what a selection was made on
+def labels_fingerprint(labels: np.ndarray) -> str:
+    """A digest of the labels in row order: two sources of one size with other labels differ."""
+    import hashlib
+
+    arr = np.ascontiguousarray(np.asarray(labels).astype(np.int64))
+    return hashlib.blake2b(arr.tobytes(), digest_size=16).hexdigest()
+
+
+def data_record(data: Any) -> dict[str, Any]:
+    """What a selection (or score file, or result) was made on: the source's name, its number of
+    samples, a fingerprint of its labels (absent for a source without labels: an `embeddings:`
+    file without PATH.labels.npy) and its classes' name-to-number map (`classes`, absent when the
+    source has no class names). The pixels are not hashed: the same files embedded first
+    (`embeddings:`) and read as images later are the same data."""
+    labels = getattr(data, "y", None)
+    if labels is None:
+        labels = getattr(data, "labels", None)
+    record: dict[str, Any] = {"name": str(getattr(data, "name", "")), "n": int(getattr(data, "n", 0))}
+    if labels is not None and getattr(data, "has_labels", True) and getattr(data, "task_kind", "") == "classification":
+        record["labels_fingerprint"] = labels_fingerprint(labels)
+    names = getattr(data, "class_names", None)
+    if names is not None:
+        record["classes"] = {str(c): i for i, c in enumerate(names)}
+    return record
+
+
+def _relative(path: str, root: str | None) -> str:
+    if root:
+        try:
+            return os.path.relpath(path, root)
+        except ValueError:
+            return path
+    return path
+
+
+def check_matches(selection: Selection, data: Any, *, what: str = "selection") -> None:
+    """Refuse, in one line, a selection made on other data than `data`: the row count; the
+    `path`/`id` column against the data's ids row by row (paths compared relative to their
+    roots, so a moved folder still matches), naming the first row that differs; and the
+    recorded label fingerprint. A different name alone (a renamed file) is only logged."""
+    n = int(getattr(data, "n", len(getattr(data, "y", ()))))
+    name = getattr(data, "name", "the data")
+    if selection.n_total != n:
+        raise DataError(f"{what} covers {selection.n_total} samples but the data {name!r} has {n}; "
+                        "was it made on another dataset? (give the data it was made on)")
+    ids = getattr(data, "ids", None)
+    if selection.ids is not None and ids is not None:
+        mine = selection.ids.astype(str)
+        theirs = np.asarray(ids).astype(str)
+        if selection.id_column == "path":
+            root = getattr(data, "id_root", None)
+            same = mine == theirs
+            if not same.all() and selection.id_root and root:
+                mine = np.array([_relative(p, selection.id_root) for p in mine])
+                theirs = np.array([_relative(p, root) for p in theirs])
+                same = mine == theirs
+        else:
+            same = mine == theirs
+        if not same.all():
+            row = int(np.flatnonzero(~same)[0])
+            raise DataError(
+                f"{what} row {row} names {selection.id_column} {str(mine[row])!r} but row {row} of {name} is "
+                f"{str(theirs[row])!r}; it was made on other data (make it again on this data)"
+            )
+    record = selection.data or {}
+    if record:
+        here = data_record(data)
+        mine_fp, theirs_fp = record.get("labels_fingerprint"), here.get("labels_fingerprint")
+        if mine_fp and theirs_fp and mine_fp != theirs_fp:
+            raise DataError(
+                f"{what} was made on {record.get('name')!r}, whose labels differ from those of {name} "
+                f"(same size, {n} samples, other labels in row order); it was made on other data"
+            )
+        mine_cls, theirs_cls = record.get("classes"), here.get("classes")
+        if mine_cls and theirs_cls and mine_cls != theirs_cls:
+            raise DataError(
+                f"{what} was made on classes {', '.join(mine_cls)} but {name} has {', '.join(theirs_cls)}; "
+                "it was made on other data"
+            )
+        if record.get("name") and record["name"] != here["name"]:
+            log.info("%s was made on data named %r; checking it against %r (same samples)", what,
+                     record["name"], here["name"])

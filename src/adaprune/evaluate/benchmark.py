@@ -62,6 +62,7 @@ class BenchmarkResult:
     # the full set takes in `epochs` epochs (more epochs on a smaller subset).
     protocol: str = "epochs"
     training: dict[str, Any] = field(default_factory=dict)  # optimizer, lr, batch_size, weight_decay
+    data: dict[str, Any] | None = None  # `adaprune.selection.data_record`: the classes' name-to-number map too
 
     def describe_protocol(self) -> str:
         if self.protocol == "steps":
@@ -210,7 +211,10 @@ def run_benchmark(
                 runs.append(BenchmarkRun(name, float(p), int(seed), len(kept), metric.value, seconds,
                                          dict(metric.extras)))
     model = task.model if isinstance(task.model, str) else type(task.model).__name__
+    from adaprune.selection import data_record
+
     return BenchmarkResult(
+        data=data_record(task.data),
         dataset=task.data.name,
         n_train=task.n,
         n_test=task.n_test,
