@@ -53,6 +53,7 @@ import numpy as np
 
 from adaprune.cluster import BACKENDS, Clustering, normalize_rows, spherical_kmeans
 from adaprune.engine import ENGINES, Engine, LocalEngine, Shared, get_engine
+from adaprune.engine.base import check_cancelled
 from adaprune.engine.stages import StageStore, array_fingerprint
 from adaprune.errors import ConfigError, DataError
 from adaprune.methods.base import MethodResult, Selector
@@ -126,6 +127,7 @@ def cluster_redundancy(xc: np.ndarray, *, block_bytes: int = 64 * 2**20) -> np.n
     # Blocks of at most 256 rows also skip most of the upper triangle: about half the work of a square.
     b = int(max(1, min(n, 256, block_bytes // (4 * n))))
     for start in range(0, n, b):
+        check_cancelled()  # Ctrl-C: stop between blocks, not after the whole cluster
         stop = min(n, start + b)
         sims = xc[start:stop] @ xc[:stop].T  # (stop - start, stop)
         # Row r is sample start + r: only columns < start + r are earlier samples.
@@ -190,6 +192,7 @@ def border_redundancy(
     mh = np.full(len(halo), NO_EARLIER, dtype=np.float32)
     b = int(max(1, min(len(halo), 256, block_bytes // (4 * len(core)))))
     for start in range(0, len(halo), b):
+        check_cancelled()
         stop = min(len(halo), start + b)
         ranks = h_rank[start:stop]
         lo, hi = np.searchsorted(c_rank, [ranks[0], ranks[-1]])  # core [:lo] earlier than all, [hi:] later
@@ -253,6 +256,7 @@ def block_redundancy(block: ClusterBlock) -> tuple[np.ndarray, np.ndarray, np.nd
     emb = block.emb.get()
     idx_out, m_out, hidx_out, mh_out = [], [], [], []
     for idx, rank, hidx, hrank in zip(block.members, block.member_ranks, block.halo, block.halo_ranks, strict=True):
+        check_cancelled()
         if len(idx) == 0 or len(idx) + len(hidx) < 2:
             continue
         m_core, m_halo = block.kernel(_cluster_rows(emb, idx), rank, _cluster_rows(emb, hidx), hrank,
@@ -394,6 +398,7 @@ def block_twins(block: TwinBlock) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     emb = block.emb.get()
     q_out, t_out, s_out = [], [], []
     for idx, hidx, kept, hkept in zip(block.members, block.halo, block.member_kept, block.halo_kept, strict=True):
+        check_cancelled()
         gone, hgone = ~kept, ~hkept
         core, halo = _cluster_rows(emb, idx), _cluster_rows(emb, hidx)
         cand_ids = np.concatenate([idx[kept], hidx[hkept]])
@@ -705,6 +710,7 @@ class SemDeDup(Selector):
         keep_units[red.units.expand(np.arange(red.units.n_units))[kept]] = True
         twin, similarity = red.twins(keep_units, block_bytes=self.block_mb * 2**20, progress=progress,
                                      engine=engine)
+        cause, cause_similarity = self._causes(red, keep_units, progress=progress, engine=engine)
         details = {
             **extra,
             "clusters": cluster_summary(red.clustering.sizes()),
@@ -715,7 +721,25 @@ class SemDeDup(Selector):
             else 1,
         }
         return MethodResult(kept=kept, scores=red.units.expand(red.m).astype(np.float64), details=details,
-                            twin=twin, similarity=similarity)
+                            twin=twin, similarity=similarity, cause=cause, cause_similarity=cause_similarity)
+
+    def _causes(self, red: Redundancy, keep_units: np.ndarray, *, progress: bool,
+                engine: Engine | None) -> tuple[np.ndarray, np.ndarray]:
+        """Per sample: the earlier sample whose similarity removed it (`_causes.attach_causes`) and
+        that cosine, which is its M (-1 and NaN for kept samples)."""
+        from adaprune.methods._causes import attach_causes
+
+        rank = global_rank(red.clustering.distance, order=self.order)
+        units = attach_causes(red.rows, red.clustering, rank, ~keep_units, block_bytes=self.block_mb * 2**20,
+                              max_border=red.max_border, progress=progress, engine=engine)
+        sim = np.where(units >= 0, red.m.astype(np.float64), np.nan)
+        if red.units.grouped:
+            assert red.units.index is not None
+            n = len(red.units.index)
+            first = np.full(red.units.n_units, n, dtype=np.int64)
+            np.minimum.at(first, red.units.index, np.arange(n, dtype=np.int64))
+            units = np.where(units >= 0, first[np.maximum(units, 0)], -1)
+        return red.units.expand(units), red.units.expand(sim)
 
 
 def clustering_arrays(c: Clustering) -> dict[str, np.ndarray]:
