@@ -287,49 +287,45 @@ class Selection:
             object.__setattr__(self, "library_version", __version__)
 
     def _check_twins(self) -> None:
-        if (self.twin is None) != (self.similarity is None):
-            raise DataError("twin and similarity come together: give both or neither")
-        if self.twin is None or self.similarity is None:
+        twin, similarity = self._links("twin", "similarity")
+        if twin is None or similarity is None:
             return
-        twin = np.asarray(self.twin)
-        similarity = np.asarray(self.similarity, dtype=np.float64)
-        if twin.shape != (self.n_total,) or similarity.shape != (self.n_total,):
-            raise DataError(f"twin and similarity must have one value per sample ({self.n_total}), "
-                            f"got {twin.shape} and {similarity.shape}")
-        if len(twin) and not np.array_equal(twin, np.round(twin)):
-            raise DataError("twin must hold whole sample indices (-1 for none)")
-        twin = twin.astype(np.int64)
-        if len(twin) and (twin.min() < -1 or twin.max() >= self.n_total):
-            raise DataError(f"twin must hold sample indices in [0, {self.n_total}) or -1 for none")
         mask = self.mask
         if (twin[mask] >= 0).any() or not mask[twin[twin >= 0]].all():
             raise DataError("twin must name a kept sample for removed samples only (-1 for kept samples)")
-        if (np.isnan(similarity) != (twin < 0)).any():
-            raise DataError("similarity must be given exactly where twin names a sample")
         object.__setattr__(self, "twin", twin)
         object.__setattr__(self, "similarity", similarity)
 
     def _check_causes(self) -> None:
-        if (self.cause is None) != (self.cause_similarity is None):
-            raise DataError("cause and cause_similarity come together: give both or neither")
-        if self.cause is None or self.cause_similarity is None:
+        cause, similarity = self._links("cause", "cause_similarity")
+        if cause is None or similarity is None:
             return
-        cause = np.asarray(self.cause)
-        similarity = np.asarray(self.cause_similarity, dtype=np.float64)
-        if cause.shape != (self.n_total,) or similarity.shape != (self.n_total,):
-            raise DataError(f"cause and cause_similarity must have one value per sample ({self.n_total}), "
-                            f"got {cause.shape} and {similarity.shape}")
-        if len(cause) and not np.array_equal(cause, np.round(cause)):
-            raise DataError("cause must hold whole sample indices (-1 for none)")
-        cause = cause.astype(np.int64)
-        if len(cause) and (cause.min() < -1 or cause.max() >= self.n_total):
-            raise DataError(f"cause must hold sample indices in [0, {self.n_total}) or -1 for none")
         if (cause[self.mask] >= 0).any():
             raise DataError("cause must be -1 for kept samples: only a removed sample has a cause")
-        if (np.isnan(similarity) != (cause < 0)).any():
-            raise DataError("cause_similarity must be given exactly where cause names a sample")
         object.__setattr__(self, "cause", cause)
         object.__setattr__(self, "cause_similarity", similarity)
+
+    def _links(self, rows_name: str, sim_name: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """A per-sample link to another row (twin, cause) and its cosine, checked: both or neither,
+        one value per sample, whole indices in [0, N) or -1, the cosine given exactly where a link is."""
+        raw_rows, raw_sim = getattr(self, rows_name), getattr(self, sim_name)
+        if (raw_rows is None) != (raw_sim is None):
+            raise DataError(f"{rows_name} and {sim_name} come together: give both or neither")
+        if raw_rows is None or raw_sim is None:
+            return None, None
+        rows = np.asarray(raw_rows)
+        sim = np.asarray(raw_sim, dtype=np.float64)
+        if rows.shape != (self.n_total,) or sim.shape != (self.n_total,):
+            raise DataError(f"{rows_name} and {sim_name} must have one value per sample ({self.n_total}), "
+                            f"got {rows.shape} and {sim.shape}")
+        if len(rows) and not np.array_equal(rows, np.round(rows)):
+            raise DataError(f"{rows_name} must hold whole sample indices (-1 for none)")
+        rows = rows.astype(np.int64)
+        if len(rows) and (rows.min() < -1 or rows.max() >= self.n_total):
+            raise DataError(f"{rows_name} must hold sample indices in [0, {self.n_total}) or -1 for none")
+        if (np.isnan(sim) != (rows < 0)).any():
+            raise DataError(f"{sim_name} must be given exactly where {rows_name} names a sample")
+        return rows, sim
 
     @property
     def kept_indices(self) -> np.ndarray:

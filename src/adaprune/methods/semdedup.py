@@ -99,6 +99,15 @@ class Units:
         """Per-unit values as per-sample values."""
         return values if self.index is None else values[self.index]
 
+    def first_sample_of(self, units: np.ndarray) -> np.ndarray:
+        """Per entry naming a unit (-1: none), the unit's first sample (the same when ungrouped)."""
+        if self.index is None:
+            return units
+        n = len(self.index)
+        first = np.full(self.n_units, n, dtype=np.int64)
+        np.minimum.at(first, self.index, np.arange(n, dtype=np.int64))
+        return np.where(units >= 0, first[np.maximum(units, 0)], -1)
+
     def samples(self, unit_mask: np.ndarray) -> np.ndarray:
         """Sorted sample indices of the units where `unit_mask` is True."""
         return np.flatnonzero(self.expand(unit_mask)).astype(np.int64)
@@ -550,12 +559,7 @@ class Redundancy:
                                              max_border=self.max_border, progress=progress, engine=engine)
         if not self.units.grouped:
             return twin_units, sim_units
-        assert self.units.index is not None
-        n = len(self.units.index)
-        first = np.full(self.units.n_units, n, dtype=np.int64)
-        np.minimum.at(first, self.units.index, np.arange(n, dtype=np.int64))
-        twin = np.where(twin_units >= 0, first[np.maximum(twin_units, 0)], -1)
-        return self.units.expand(twin), self.units.expand(sim_units)
+        return self.units.expand(self.units.first_sample_of(twin_units)), self.units.expand(sim_units)
 
 
 def cluster_summary(sizes: np.ndarray) -> dict[str, Any]:
@@ -733,13 +737,7 @@ class SemDeDup(Selector):
         units = attach_causes(red.rows, red.clustering, rank, ~keep_units, block_bytes=self.block_mb * 2**20,
                               max_border=red.max_border, progress=progress, engine=engine)
         sim = np.where(units >= 0, red.m.astype(np.float64), np.nan)
-        if red.units.grouped:
-            assert red.units.index is not None
-            n = len(red.units.index)
-            first = np.full(red.units.n_units, n, dtype=np.int64)
-            np.minimum.at(first, red.units.index, np.arange(n, dtype=np.int64))
-            units = np.where(units >= 0, first[np.maximum(units, 0)], -1)
-        return red.units.expand(units), red.units.expand(sim)
+        return red.units.expand(red.units.first_sample_of(units)), red.units.expand(sim)
 
 
 def clustering_arrays(c: Clustering) -> dict[str, np.ndarray]:
