@@ -32,7 +32,8 @@ maximum. With `work_dir`, the clustering and every group of blocks are recorded 
 (`adaprune.engine.stages`), so a killed run resumes.
 
 Audit trail: once the kept set is final, `attach_twins` gives every removed sample the most similar
-kept sample among those it was compared with and their cosine (AdaDeDup calls it too).
+kept sample among those it was compared with and their cosine (AdaDeDup calls it too), and
+`_causes.attach_causes` the earlier sample whose cosine (its M) removed it, which may itself be removed.
 
 Groups (`Dataset.groups`): samples that must stay together are decided as one unit, embedded as the
 normalised mean of their members' unit embeddings. Whole groups are removed, highest M first,
