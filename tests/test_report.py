@@ -82,7 +82,7 @@ def test_selection_report_shows_classes_clusters_twins_and_extremes(tmp_path):
     # Cluster 0's kept fraction moved from 0.5 to 0.667 and has loss gap +0.2.
     assert "<td>0.500</td><td>0.667</td><td>+0.167</td><td>+0.2000</td>" in text
     pairs = re.findall(r'<div class="pair">.*?</div>([^<]*)</div>', text)
-    assert sorted(pairs) == sorted(f"#{i} → #{i - 1} · cos 0.990" for i in (1, 5, 7, 9))
+    assert sorted(pairs) == sorted(f"#{i} → kept twin #{i - 1} · cos 0.990" for i in (1, 5, 7, 9))
     # Two classes x (6 highest + 6 lowest) thumbnails, plus two per pair.
     assert text.count('class="thumb ') == 2 * 12 + 2 * 4
     assert "Not shown" not in text
@@ -98,7 +98,7 @@ def test_selection_report_degrades_without_twins_scores_or_data(tmp_path):
 
 def test_report_errors_are_one_line_and_write_nothing(tmp_path, capsys):
     write_selection(tmp_path / "sel.csv")
-    with pytest.raises(DataError, match="has 12 samples but the data 'toy-images' has 10"):
+    with pytest.raises(DataError, match="covers 12 samples but the data 'toy-images' has 10"):
         render_report(tmp_path / "sel.csv", data=toy_images(10))
     with pytest.raises(ConfigError, match="must end in .html"):
         write_report(tmp_path / "sel.csv", tmp_path / "r.txt")

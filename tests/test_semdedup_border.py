@@ -224,10 +224,11 @@ def test_threshold_refusals(tmp_path, capsys):
     assert main(["prune", f"npz:{npz}", "--method", "semdedup", "--threshold", "0.95", "--param", "n_clusters=2",
                  "--out", str(out), "--quiet"]) == 0
     header, *rows = out.read_text().splitlines()
-    assert header == "index,kept,score,twin,similarity"
+    assert header == "index,kept,score,twin,similarity,cause,cause_similarity"
     removed = [r.split(",") for r in rows if r.split(",")[1] == "0"]
     assert len(removed) == 3 and all(r[3] != "" and float(r[4]) > 0.95 for r in removed)
-    assert all(r.split(",")[3:] == ["", ""] for r in rows if r.split(",")[1] == "1")
+    assert all(r[5] != "" and float(r[6]) > 0.95 for r in removed)  # the cause: above the threshold
+    assert all(r.split(",")[3:] == ["", "", "", ""] for r in rows if r.split(",")[1] == "1")
 
 
 def test_adadedup_selection_carries_the_same_audit_trail():

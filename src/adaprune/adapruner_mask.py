@@ -170,7 +170,13 @@ class AdaPrunerMask:
     sizes), or the entries with w > 0.5 ("threshold", the paper's rule). `lambda_rule="constant"`
     holds lambda = lambda_scale instead of the paper's adaptive s * |r - c_r|.
 
-    The mask lives on the device of the losses it is given (moved on the first call)."""
+    The mask lives on the device of the losses it is given (moved on the first call).
+
+    `history` is a dict of per-epoch lists, one entry appended per pruning epoch (warm-up epochs
+    add none): `history["alpha"][e]` the sigmoid sharpness, `history["r"][e]` the mask's keep
+    fraction, `history["lambda"][e]` the weight of the budget term and `history["mean_w"][e]` the
+    mean mask weight, after pruning epoch e. It is not a list of per-epoch dicts:
+    `len(history["r"])` is the number of pruning epochs run."""
 
     def __init__(
         self,
@@ -229,6 +235,7 @@ class AdaPrunerMask:
         self.mask = torch.full((self.n_samples,), float(mask_init), requires_grad=True)
         self.optimizer = MaskSGD(self.mask, lr=mask_lr, momentum=mask_momentum, weight_decay=mask_weight_decay)
         self.epoch = 0  # epochs ended so far, warm-up included
+        # Per-epoch lists (see the class docstring): history[name][e] is the value after pruning epoch e.
         self.history: dict[str, list[float]] = {"alpha": [], "r": [], "lambda": [], "mean_w": []}
         self.done = False
         self.last_terms: LossTerms | None = None

@@ -20,6 +20,7 @@ from adaprune.evaluate.harness import EvaluationResult, evaluate_selection
 from adaprune.groups import whole_groups
 from adaprune.methods._labels import refuse_missing_labels
 from adaprune.methods.base import Method, MethodResult, Scorer
+from adaprune.naming import option
 from adaprune.registry import build_method, get_method, method_parameters
 from adaprune.scores import BALANCE_CHOICES, ScoreSet, select_scores
 from adaprune.selection import (
@@ -29,6 +30,7 @@ from adaprune.selection import (
     check_seed,
     check_threshold,
     count_classes,
+    data_record,
     describe_class_counts,
     starved_classes,
 )
@@ -147,8 +149,9 @@ def with_class_counts(selection: Selection, labels: np.ndarray | None) -> Select
     for c in starved_classes(counts, selection.realised_keep):
         log.warning(
             "class %s keeps %d of %d samples (%.0f%%, against %.0f%% overall: under %.0f%% of its share); "
-            "balance='class' (--balance class) keeps every class's share",
+            "%s keeps every class's share",
             c.label, c.kept, c.total, 100 * c.kept / c.total, 100 * selection.realised_keep, 100 * STARVED_SHARE,
+            option("balance='class'", "--balance class"),
         )
     return dataclasses.replace(selection, class_counts=counts)
 
@@ -273,7 +276,7 @@ def prune(
     })
     selection = with_class_counts(selection, getattr(task, "labels", None))
     selection = with_category_counts(selection, task.data)
-    return name_samples(selection, task.data)
+    return dataclasses.replace(name_samples(selection, task.data), data=data_record(task.data))
 
 
 def name_samples(selection: Selection, data: Dataset) -> Selection:
@@ -302,6 +305,12 @@ def _bind_to_source(selection: Selection, data: Any, n_keep: int) -> Selection:
                                                                         "n_after": len(kept)}}
             if selection.twin is not None and selection.similarity is not None:
                 changes["twin"], changes["similarity"] = _twins_within(kept, selection.twin, selection.similarity)
+            if selection.cause is not None and selection.cause_similarity is not None:
+                # A sample kept now has no cause of removal; a removed one keeps its cause.
+                now_kept = np.zeros(selection.n_total, dtype=bool)
+                now_kept[kept] = True
+                changes["cause"] = np.where(now_kept, -1, selection.cause)
+                changes["cause_similarity"] = np.where(now_kept, np.nan, selection.cause_similarity)
     ids = getattr(data, "ids", None)
     if ids is not None:
         changes["ids"] = ids
@@ -335,6 +344,8 @@ def _selection_of(result: MethodResult, method: Method, n_total: int, *, seed: i
         details={**result.details, **_training_details(method, train)},
         twin=result.twin,
         similarity=result.similarity,
+        cause=result.cause,
+        cause_similarity=result.cause_similarity,
     )
 
 
@@ -380,10 +391,12 @@ def score(
     n_threads = resolve_threads(threads, model=model, device=device)
     with torch_threads(n_threads):
         score_set = _with_training(method_obj.score_set(task, seed=seed, progress=progress), method_obj, task.train)
+    ids = getattr(task.data, "ids", None)
+    root = getattr(task.data, "id_root", None)
     return dataclasses.replace(score_set, details={
         **score_set.details, "threads": n_threads, "standardize": getattr(task, "standardizes", False),
         **input_record(task.data),
-    })
+    }, data=data_record(task.data), ids=ids, id_column="path" if root is not None else "id", id_root=root)
 
 
 def select(

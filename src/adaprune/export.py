@@ -22,11 +22,11 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from adaprune.errors import ConfigError, DataError
-from adaprune.io_utils import atomic_write_text
-from adaprune.selection import COMPOUND_IDS, Selection
+from adaprune.io_utils import atomic_write_text, new_folder_mode
+from adaprune.selection import COMPOUND_IDS, Selection, check_matches
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,8 @@ def kept_layout(selection: Selection) -> list[tuple[Path, Path]]:
 
 def build_in_place(target: Path, fill: Callable[[Path], T]) -> T:
     """`fill(folder)` writes into a temporary folder beside `target`, which is then renamed onto it:
-    the target appears complete or not at all. It must not exist yet, or be an empty folder."""
+    the target appears complete or not at all. It must not exist yet, or be an empty folder. The
+    folder follows the umask like files do (mkdtemp's own mode is private, 0700)."""
     if target.exists() and not (target.is_dir() and not any(target.iterdir())):
         raise ConfigError(f"export target {str(target)!r} already exists; give a new (or empty) folder")
     parent = target.parent if str(target.parent) else Path(".")
@@ -80,6 +81,7 @@ def build_in_place(target: Path, fill: Callable[[Path], T]) -> T:
         raise ConfigError(f"output folder {str(parent)!r} does not exist")
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent))
     try:
+        os.chmod(tmp, new_folder_mode())
         result = fill(tmp)
         if target.exists():
             target.rmdir()  # empty, checked above
@@ -90,15 +92,25 @@ def build_in_place(target: Path, fill: Callable[[Path], T]) -> T:
     return result
 
 
-def export_selection(selection: Selection | str, to: str | os.PathLike, *, mode: str = "link") -> ExportResult:
+def export_selection(selection: Selection | str, to: str | os.PathLike, *, mode: str = "link",
+                     data: Any = None) -> ExportResult:
     """Write the kept files of `selection` under the folder `to` (mode link or copy, keeping the
     relative layout), or the list of kept paths to the file `to` (mode list, one path a line).
 
     link makes hard links (same bytes, no extra space); where the target is on another device,
-    where hard links are impossible, it makes symbolic links to the absolute source path instead."""
+    where hard links are impossible, it makes symbolic links to the absolute source path instead.
+    `data` (a data spec or Dataset, optional): the source the selection should have been made on;
+    a selection whose paths, size or labels differ from it is refused before anything is written
+    (`adaprune.selection.check_matches`)."""
     if mode not in EXPORT_MODES:
         raise ConfigError(f"export mode must be one of {', '.join(EXPORT_MODES)}, got {mode!r}")
     sel = Selection.load(selection) if isinstance(selection, (str, os.PathLike)) else selection
+    if data is not None:
+        from adaprune.data import load_data
+
+        dataset = load_data(data) if isinstance(data, str) else data
+        check_matches(sel, dataset, what=f"selection {str(selection)!r}" if isinstance(selection, (str, os.PathLike))
+                      else "selection")
     target = Path(to)
     if sel.ids is not None and sel.id_column in COMPOUND_IDS:
         return _export_containers(sel, target, mode=mode)

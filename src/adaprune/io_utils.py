@@ -40,11 +40,21 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None
         raise
 
 
-def _new_file_mode() -> int:
+def _umask() -> int:
     # The umask can only be read by setting it; set it straight back.
     mask = os.umask(0o022)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
+
+
+def _new_file_mode() -> int:
+    return 0o666 & ~_umask()
+
+
+def new_folder_mode() -> int:
+    """The mode `mkdir` gives a new folder (0777 minus the umask: 0755 under umask 022), for a
+    folder made private by `tempfile.mkdtemp` (0700) and renamed into place."""
+    return 0o777 & ~_umask()
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -53,6 +53,14 @@ class ScoreSet:
     balance: str = "none"
     library_version: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    # What the scores were computed on (`adaprune.selection.data_record`): name, size, label
+    # fingerprint, classes' name-to-number map; `select` carries it into the selection.
+    data: dict[str, Any] | None = None
+    # The source's sample names (paths of a file source as a `path` column, other ids as `id`),
+    # carried into the selection by `select`, so it can be checked against the data later.
+    ids: np.ndarray | None = None
+    id_column: str = "id"
+    id_root: str | None = None
 
     def __post_init__(self) -> None:
         scores = np.asarray(self.scores, dtype=np.float64)
@@ -82,10 +90,14 @@ class ScoreSet:
             "n_total": self.n,
             "library_version": self.library_version,
             "details": self.details,
+            **({"data": self.data} if self.data is not None else {}),
+            **({"ids": {"column": self.id_column, "root": self.id_root}} if self.ids is not None else {}),
         }
 
     def save(self, path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = ()) -> None:
         columns = {"index": np.arange(self.n, dtype=np.int64), "score": self.scores, "label": self.labels}
+        if self.ids is not None:
+            columns[self.id_column] = self.ids
         write_table(path, columns, self.metadata(), inputs=inputs, what="scores")
 
     @staticmethod
@@ -97,6 +109,8 @@ class ScoreSet:
         if index is None or not np.array_equal(index, np.arange(len(index))):
             raise DataError(f"score file {str(path)!r}: index column must be 0..N-1 in order")
         labels = columns.get("label")
+        id_meta = meta.get("ids") or {}
+        id_column = next((c for c in ("path", "id") if c in columns), id_meta.get("column", "id"))
         return ScoreSet(
             scores=columns["score"].astype(np.float64),
             direction=Direction(bool(meta["higher_is_keep"]), meta.get("switch_keep")),
@@ -107,6 +121,10 @@ class ScoreSet:
             balance=meta.get("balance", "none"),
             library_version=meta.get("library_version", "unknown"),
             details=meta.get("details", {}),
+            data=meta.get("data"),
+            ids=columns.get(id_column),
+            id_column=id_column,
+            id_root=id_meta.get("root"),
         )
 
 
@@ -152,6 +170,10 @@ def select_scores(
         higher_is_keep=higher,
         library_version=scores.library_version,
         details={**scores.details, "selection_balance": balance},
+        data=scores.data,
+        ids=scores.ids,
+        id_column=scores.id_column,
+        id_root=scores.id_root,
     )
 
 

@@ -226,7 +226,20 @@ class Selection:
     can keep the relative layout. `skipped` lists input files left out as unreadable.
 
     Dedup methods add the audit trail: `twin[i]`, the kept sample a removed sample i is nearest to
-    (-1 where none: every kept sample), and `similarity[i]`, their cosine (NaN where none)."""
+    (-1 where none: every kept sample), and `similarity[i]`, their cosine (NaN where none). Where
+    the method knows it (SemDeDup), `cause[i]` is the sample whose similarity removed sample i:
+    the earlier sample it was compared with that it is most similar to (that similarity is its
+    score M_i, at or above the threshold in threshold mode; the cause may itself have been removed,
+    which is why `twin` and `cause` differ), and `cause_similarity[i]` that cosine (-1 / NaN for
+    kept samples). A file written by `save` names both by row (`twin`, `cause`) and, when the
+    source names its samples, by path or id too (`twin_path`/`twin_id`, `cause_path`/`cause_id`).
+
+    `kept` is the array of kept row indices (also `kept_indices`), not a 0/1 flag per row: the
+    file's `kept` column is the flag, which is `mask` here (`sel.mask.sum() == sel.n_kept`).
+
+    `data` records what the selection was made on (`data_record`): the source's name, its size,
+    a fingerprint of its labels, and its classes' name-to-number map; `evaluate`, `export --data`
+    and `report --data` compare it (and the ids) with the data they are given (`check_matches`)."""
 
     kept: np.ndarray
     n_total: int
@@ -245,6 +258,9 @@ class Selection:
     class_counts: tuple[ClassCount, ...] | None = None
     twin: np.ndarray | None = None
     similarity: np.ndarray | None = None
+    data: dict[str, Any] | None = None
+    cause: np.ndarray | None = None
+    cause_similarity: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         kept = np.asarray(self.kept, dtype=np.int64)
@@ -273,33 +289,57 @@ class Selection:
             object.__setattr__(self, "ids", ids)
         object.__setattr__(self, "skipped", tuple(str(p) for p in self.skipped))
         self._check_twins()
+        self._check_causes()
         if not self.library_version:
             from adaprune import __version__
 
             object.__setattr__(self, "library_version", __version__)
 
     def _check_twins(self) -> None:
-        if (self.twin is None) != (self.similarity is None):
-            raise DataError("twin and similarity come together: give both or neither")
-        if self.twin is None or self.similarity is None:
+        twin, similarity = self._links("twin", "similarity")
+        if twin is None or similarity is None:
             return
-        twin = np.asarray(self.twin)
-        similarity = np.asarray(self.similarity, dtype=np.float64)
-        if twin.shape != (self.n_total,) or similarity.shape != (self.n_total,):
-            raise DataError(f"twin and similarity must have one value per sample ({self.n_total}), "
-                            f"got {twin.shape} and {similarity.shape}")
-        if len(twin) and not np.array_equal(twin, np.round(twin)):
-            raise DataError("twin must hold whole sample indices (-1 for none)")
-        twin = twin.astype(np.int64)
-        if len(twin) and (twin.min() < -1 or twin.max() >= self.n_total):
-            raise DataError(f"twin must hold sample indices in [0, {self.n_total}) or -1 for none")
         mask = self.mask
         if (twin[mask] >= 0).any() or not mask[twin[twin >= 0]].all():
             raise DataError("twin must name a kept sample for removed samples only (-1 for kept samples)")
-        if (np.isnan(similarity) != (twin < 0)).any():
-            raise DataError("similarity must be given exactly where twin names a sample")
         object.__setattr__(self, "twin", twin)
         object.__setattr__(self, "similarity", similarity)
+
+    def _check_causes(self) -> None:
+        cause, similarity = self._links("cause", "cause_similarity")
+        if cause is None or similarity is None:
+            return
+        if (cause[self.mask] >= 0).any():
+            raise DataError("cause must be -1 for kept samples: only a removed sample has a cause")
+        object.__setattr__(self, "cause", cause)
+        object.__setattr__(self, "cause_similarity", similarity)
+
+    def _links(self, rows_name: str, sim_name: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """A per-sample link to another row (twin, cause) and its cosine, checked: both or neither,
+        one value per sample, whole indices in [0, N) or -1, the cosine given exactly where a link is."""
+        raw_rows, raw_sim = getattr(self, rows_name), getattr(self, sim_name)
+        if (raw_rows is None) != (raw_sim is None):
+            raise DataError(f"{rows_name} and {sim_name} come together: give both or neither")
+        if raw_rows is None or raw_sim is None:
+            return None, None
+        rows = np.asarray(raw_rows)
+        sim = np.asarray(raw_sim, dtype=np.float64)
+        if rows.shape != (self.n_total,) or sim.shape != (self.n_total,):
+            raise DataError(f"{rows_name} and {sim_name} must have one value per sample ({self.n_total}), "
+                            f"got {rows.shape} and {sim.shape}")
+        if len(rows) and not np.array_equal(rows, np.round(rows)):
+            raise DataError(f"{rows_name} must hold whole sample indices (-1 for none)")
+        rows = rows.astype(np.int64)
+        if len(rows) and (rows.min() < -1 or rows.max() >= self.n_total):
+            raise DataError(f"{rows_name} must hold sample indices in [0, {self.n_total}) or -1 for none")
+        if (np.isnan(sim) != (rows < 0)).any():
+            raise DataError(f"{sim_name} must be given exactly where {rows_name} names a sample")
+        return rows, sim
+
+    @property
+    def kept_indices(self) -> np.ndarray:
+        """Sorted row indices of the kept samples (the same array as `kept`)."""
+        return self.kept
 
     @property
     def n_kept(self) -> int:
@@ -323,6 +363,7 @@ class Selection:
 
     @property
     def mask(self) -> np.ndarray:
+        """One flag per row: True where kept (the file's 0/1 `kept` column)."""
         m = np.zeros(self.n_total, dtype=bool)
         m[self.kept] = True
         return m
@@ -346,6 +387,7 @@ class Selection:
                 "class_counts": None if self.class_counts is None else [
                     {"label": c.label, "total": c.total, "kept": c.kept} for c in self.class_counts
                 ],
+                **({"data": self.data} if self.data is not None else {}),
             }
         )
 
@@ -375,7 +417,22 @@ class Selection:
             twin[self.twin < 0] = None
             columns["twin"] = twin
             columns["similarity"] = self.similarity
+            columns.update(self._named_links("twin", self.twin))
+        if self.cause is not None:
+            cause = self.cause.astype(object)
+            cause[self.cause < 0] = None
+            columns["cause"] = cause
+            columns["cause_similarity"] = self.cause_similarity
+            columns.update(self._named_links("cause", self.cause))
         write_table(path, columns, self.metadata(), inputs=inputs, what="selection")
+
+    def _named_links(self, prefix: str, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """`twin_path` (or `twin_id`; `twin_shard` and `twin_key` for compound ids): the linked row's name."""
+        if self.ids is None:
+            return {}
+        if self.id_column in COMPOUND_IDS:
+            return {f"{prefix}_{part}": _named(self.ids[part], rows) for part in COMPOUND_IDS[self.id_column]}
+        return {f"{prefix}_{self.id_column}": _named(self.ids, rows)}
 
     @staticmethod
     def load(path: str | os.PathLike) -> Selection:
@@ -392,16 +449,11 @@ class Selection:
         compound = next((c for c, parts in COMPOUND_IDS.items() if all(p in columns for p in parts)), None)
         id_column = compound or next((c for c in ID_COLUMNS if c in columns), id_meta.get("column", "id"))
         ids = columns.get(id_column) if compound is None else _compound_ids(compound, columns)
-        twin = similarity = None
+        twin = similarity = cause = cause_similarity = None
         if "twin" in columns:
-            # Empty cells come back as NaN (or an all-empty column as None): twin -1, similarity NaN.
-            raw_twin, raw_sim = columns["twin"], columns.get("similarity")
-            twin = np.full(len(index), -1, dtype=np.int64)
-            if raw_twin is not None:
-                raw_twin = raw_twin.astype(np.float64)
-                present = ~np.isnan(raw_twin)
-                twin[present] = raw_twin[present].astype(np.int64)
-            similarity = np.full(len(index), np.nan) if raw_sim is None else raw_sim.astype(np.float64)
+            twin, similarity = _read_links(columns["twin"], columns.get("similarity"), len(index))
+        if "cause" in columns:
+            cause, cause_similarity = _read_links(columns["cause"], columns.get("cause_similarity"), len(index))
         return Selection(
             kept=np.flatnonzero(kept),
             n_total=len(index),
@@ -423,6 +475,9 @@ class Selection:
             ),
             twin=twin,
             similarity=similarity,
+            data=meta.get("data"),
+            cause=cause,
+            cause_similarity=cause_similarity,
         )
 
 
@@ -437,3 +492,113 @@ def _compound_ids(id_column: str, columns: dict[str, np.ndarray | None]) -> np.n
     out = np.empty(len(first), dtype=[(a, first.dtype), (b, second.dtype)])
     out[a], out[b] = first, second
     return out
+def _named(ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The id of each linked row (None where the link is -1): a twin or a cause by path or id."""
+    out = np.empty(len(rows), dtype=object)
+    present = rows >= 0
+    out[present] = ids[rows[present]]
+    out[~present] = None
+    return out
+
+
+def _read_links(raw: np.ndarray | None, raw_sim: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A row-link column (twin, cause) and its cosine as written: empty cells come back as NaN (an
+    all-empty column as None), read as -1 and NaN."""
+    rows = np.full(n, -1, dtype=np.int64)
+    if raw is not None:
+        values = raw.astype(np.float64)
+        present = ~np.isnan(values)
+        rows[present] = values[present].astype(np.int64)
+    return rows, np.full(n, np.nan) if raw_sim is None else raw_sim.astype(np.float64)
+
+
+# ---------------------------------------------------------------- what a selection was made on
+def labels_fingerprint(labels: np.ndarray) -> str:
+    """A digest of the labels in row order: two sources of one size with other labels differ."""
+    import hashlib
+
+    arr = np.ascontiguousarray(np.asarray(labels).astype(np.int64))
+    return hashlib.blake2b(arr.tobytes(), digest_size=16).hexdigest()
+
+
+def data_record(data: Any) -> dict[str, Any]:
+    """What a selection (or score file, or result) was made on: the source's name, its number of
+    samples, a fingerprint of its labels (absent for a source without labels: an `embeddings:`
+    file without PATH.labels.npy) and its classes' name-to-number map (`classes`, absent when the
+    source has no class names). The pixels are not hashed: the same files embedded first
+    (`embeddings:`) and read as images later are the same data."""
+    labels = getattr(data, "y", None)
+    if labels is None:
+        labels = getattr(data, "labels", None)
+    record: dict[str, Any] = {"name": str(getattr(data, "name", "")), "n": int(getattr(data, "n", 0))}
+    if labels is not None and getattr(data, "has_labels", True) and getattr(data, "task_kind", "") == "classification":
+        record["labels_fingerprint"] = labels_fingerprint(labels)
+    names = getattr(data, "class_names", None)
+    if names is not None:
+        record["classes"] = {str(c): i for i, c in enumerate(names)}
+    return record
+
+
+def _relative(path: str, root: str | None) -> str:
+    if root:
+        try:
+            return os.path.relpath(path, root)
+        except ValueError:
+            return path
+    return path
+
+
+def _id_strings(ids: np.ndarray) -> np.ndarray:
+    """Ids as text to compare: a compound id (shard+key, file+row) as its two parts joined by a tab."""
+    if ids.dtype.names:
+        a, b = ids.dtype.names
+        return np.asarray([f"{x}\t{y}" for x, y in zip(ids[a].tolist(), ids[b].tolist(), strict=True)])
+    return ids.astype(str)
+
+
+def check_matches(selection: Selection, data: Any, *, what: str = "selection") -> None:
+    """Refuse, in one line, a selection made on other data than `data`: the row count; the
+    `path`/`id` column against the data's ids row by row (paths compared relative to their
+    roots, so a moved folder still matches), naming the first row that differs; and the
+    recorded label fingerprint. A different name alone (a renamed file) is only logged."""
+    n = int(getattr(data, "n", len(getattr(data, "y", ()))))
+    name = getattr(data, "name", "the data")
+    if selection.n_total != n:
+        raise DataError(f"{what} covers {selection.n_total} samples but the data {name!r} has {n}; "
+                        "was it made on another dataset? (give the data it was made on)")
+    ids = getattr(data, "ids", None)
+    if selection.ids is not None and ids is not None:
+        mine, theirs = _id_strings(selection.ids), _id_strings(np.asarray(ids))
+        if selection.id_column == "path":
+            root = getattr(data, "id_root", None)
+            same = mine == theirs
+            if not same.all() and selection.id_root and root:
+                mine = np.array([_relative(p, selection.id_root) for p in mine])
+                theirs = np.array([_relative(p, root) for p in theirs])
+                same = mine == theirs
+        else:
+            same = mine == theirs
+        if not same.all():
+            row = int(np.flatnonzero(~same)[0])
+            raise DataError(
+                f"{what} row {row} names {selection.id_column} {str(mine[row])!r} but row {row} of {name} is "
+                f"{str(theirs[row])!r}; it was made on other data (make it again on this data)"
+            )
+    record = selection.data or {}
+    if record:
+        here = data_record(data)
+        mine_fp, theirs_fp = record.get("labels_fingerprint"), here.get("labels_fingerprint")
+        if mine_fp and theirs_fp and mine_fp != theirs_fp:
+            raise DataError(
+                f"{what} was made on {record.get('name')!r}, whose labels differ from those of {name} "
+                f"(same size, {n} samples, other labels in row order); it was made on other data"
+            )
+        mine_cls, theirs_cls = record.get("classes"), here.get("classes")
+        if mine_cls and theirs_cls and mine_cls != theirs_cls:
+            raise DataError(
+                f"{what} was made on classes {', '.join(mine_cls)} but {name} has {', '.join(theirs_cls)}; "
+                "it was made on other data"
+            )
+        if record.get("name") and record["name"] != here["name"]:
+            log.info("%s was made on data named %r; checking it against %r (same samples)", what,
+                     record["name"], here["name"])

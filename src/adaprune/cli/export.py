@@ -17,8 +17,10 @@ log = logging.getLogger("adaprune")
               help="New folder for the kept files (link, copy), or the list file to write (list).")
 @click.option("--mode", default="link", show_default=True, type=click.Choice(["link", "copy", "list"]),
               help="link: hard links (symlinks across devices); copy: copies; list: one kept path a line.")
+@click.option("--data", default=None, metavar="DATA",
+              help="The source SELECTION was made on: refuse a selection whose paths (or size, labels) differ.")
 @quiet_option
-def command(selection, target, mode, quiet) -> None:
+def command(selection, target, mode, data, quiet) -> None:
     """Write the kept files of a file-source SELECTION under --to, keeping their relative layout.
 
     A selection of webdataset: or parquet: rows (shard+key, file+row columns) is written as new tar
@@ -26,7 +28,7 @@ def command(selection, target, mode, quiet) -> None:
     from adaprune.export import export_selection
 
     setup_logging(quiet)
-    result = export_selection(selection, target, mode=mode)
+    result = export_selection(selection, target, mode=mode, data=data)
     how = {"link": f"{result.hard_links} hard links, {result.symlinks} symlinks", "copy": "copies",
            "list": "paths"}[mode]
     if result.containers and mode != "list":

@@ -30,13 +30,18 @@ _register_commands()
 def main(argv: list[str] | None = None) -> int:
     """Entry point: errors become one line `adaprune: error: ...` and exit code 2."""
     debug = os.environ.get("ADAPRUNE_DEBUG") == "1"
+    from adaprune.naming import cli_context
+
     try:
-        cli.main(args=argv, prog_name="adaprune", standalone_mode=False)
+        with cli_context():  # messages name CLI flags, not API arguments
+            cli.main(args=argv, prog_name="adaprune", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("adaprune: error: aborted", err=True)
-        return 130
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl-C into Abort (after printing a newline).
+        interrupted = isinstance(exc.__cause__, KeyboardInterrupt)
+        click.echo(f"adaprune: error: {'interrupted' if interrupted else 'aborted'}", err=True)
+        return _interrupted(argv)
     except click.ClickException as exc:
         if debug:
             raise
@@ -49,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         click.echo("adaprune: error: interrupted", err=True)
-        return 130
+        return _interrupted(argv)
     except Exception as exc:
         if debug:
             raise
@@ -57,6 +62,18 @@ def main(argv: list[str] | None = None) -> int:
                    err=True)
         return 1
     return 0
+
+
+def _interrupted(argv: list[str] | None) -> int:
+    """Exit code 130 after Ctrl-C. Run as the `adaprune` command (argv None), the process ends at
+    once: every output is written atomically and every temporary was removed as the interrupt
+    unwound, and the interpreter's own teardown (freeing large arrays, unloading torch) can take
+    seconds on a busy machine, which would read as a Ctrl-C ignored. Called from Python, it returns."""
+    if argv is None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    return 130
 
 
 if __name__ == "__main__":

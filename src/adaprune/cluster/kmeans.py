@@ -14,12 +14,17 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 
 from adaprune.engine import Engine, LocalEngine, Shared
 from adaprune.errors import ConfigError, DataError, MissingDependencyError, require
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -233,9 +238,33 @@ def spherical_kmeans(
 
 
 def _train(xs: np.ndarray, init: np.ndarray, *, n_iter: int, seed: int, backend: str) -> np.ndarray:
-    if backend == "faiss":
-        return _train_faiss(xs, init, n_iter=n_iter, seed=seed)
-    return _train_sklearn(xs, init, n_iter=n_iter, seed=seed)
+    fit = _train_faiss if backend == "faiss" else _train_sklearn
+    return interruptible(fit, xs, init, n_iter=n_iter, seed=seed)
+
+
+def interruptible(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`fn(*args, **kwargs)` run so that Ctrl-C stops the caller at once: a faiss or scikit-learn
+    fit is one long call into C, during which Python delivers no signal to the thread running it.
+    From the main thread the call runs in a daemon thread while the main thread waits in 0.1 s
+    slices, where a KeyboardInterrupt arrives; the abandoned fit finishes (or dies with the
+    process) in the background, and nothing of it is kept. From any other thread: a plain call."""
+    if threading.current_thread() is not threading.main_thread():
+        return fn(*args, **kwargs)
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn(*args, **kwargs)
+        except BaseException as exc:  # handed to the caller below
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, name="adaprune-kmeans", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.1)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _train_two_level(

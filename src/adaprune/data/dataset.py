@@ -3,12 +3,16 @@ a lazy array-like (`adaprune.data.images.ImageFiles`) that decodes files when a 
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
 from adaprune.errors import DataError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,18 +80,57 @@ class Dataset:
         return self.x_test is not None
 
     def with_test(self, other: Dataset) -> Dataset:
-        """This training set with `other`'s training arrays as its test split."""
-        return Dataset(
-            name=self.name,
-            x=self.x,
-            y=self.y,
+        """This training set with `other`'s training arrays as its test split.
+
+        Class names are part of the data: when both sides name their classes (`folder:` class
+        folders, a `files:` manifest with named labels), the test labels are renumbered to the
+        training numbering by name (`match_test_labels`). A test source may hold a subset of the
+        training classes (it then scores exactly like the full test set restricted to those
+        classes); a test class the training source lacks is refused in one line naming it."""
+        y_test = match_test_labels(self, other)
+        return dataclasses.replace(
+            self,
             x_test=other.x,
-            y_test=other.y,
-            class_names=self.class_names,
+            y_test=y_test,
             source_paths=self.source_paths + other.source_paths,
-            groups=self.groups,
-            ids=self.ids,
         )
+
+    def class_map(self) -> dict[str, int] | None:
+        """The name-to-number map of the classes (None when the source has no class names)."""
+        return None if self.class_names is None else {n: i for i, n in enumerate(self.class_names)}
+
+
+def match_test_labels(train: Dataset, test: Dataset) -> np.ndarray:
+    """`test`'s labels in `train`'s numbering, matched by class name where both sides have names."""
+    if train.class_names is None or test.class_names is None:
+        if train.class_names is not None and len(test.y) and int(test.y.max()) >= len(train.class_names):
+            raise DataError(
+                f"test source {test.name!r} has label {int(test.y.max())} but {train.name!r} has "
+                f"{len(train.class_names)} classes ({', '.join(train.class_names)}); expected labels "
+                f"0..{len(train.class_names) - 1}"
+            )
+        if (train.class_names is None) != (test.class_names is None):
+            named = train if train.class_names is not None else test
+            log.warning("only %s names its classes; the test labels are taken as class numbers as they are",
+                        named.name)
+        return test.y
+    index = train.class_map()
+    assert index is not None
+    unknown = [c for c in test.class_names if c not in index]
+    if unknown:
+        raise DataError(
+            f"test source {test.name!r} has class {unknown[0]!r}, which the training source {train.name!r} "
+            f"does not have (its classes: {', '.join(train.class_names)})"
+        )
+    mapping = np.array([index[c] for c in test.class_names], dtype=np.int64)
+    missing = [c for c in train.class_names if c not in set(test.class_names)]
+    if missing:
+        log.warning("test source %s lacks %d of %d training classes (%s); its classes are matched by name, "
+                    "so the test metric covers the %d classes it has", test.name, len(missing),
+                    len(train.class_names), ", ".join(missing), len(test.class_names))
+    elif tuple(test.class_names) != tuple(train.class_names):
+        log.info("test classes matched to the training classes by name")
+    return mapping[test.y]
 
 
 def validate_groups(groups: np.ndarray, n: int, *, what: str) -> None:

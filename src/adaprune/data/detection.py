@@ -28,6 +28,7 @@ import numpy as np
 
 from adaprune.errors import ConfigError, DataError, require
 from adaprune.io_utils import atomic_write_text, refuse_input_paths
+from adaprune.naming import option
 
 log = logging.getLogger(__name__)
 
@@ -646,7 +647,8 @@ def load_coco(
     file_names: list[str] = []
     for i, (_, img) in enumerate(images):
         if not isinstance(img, dict) or "id" not in img or not isinstance(img.get("file_name"), str):
-            raise DataError(f"COCO file {annotations!r}: image {i} needs an 'id' and a 'file_name'")
+            raise DataError(f"COCO file {annotations!r}: image #{i} (its place in the images list) needs an 'id' "
+                            "and a 'file_name'")
         if img["id"] in image_index:
             raise DataError(f"COCO file {annotations!r}: image id {img['id']!r} appears twice")
         w, h = img.get("width"), img.get("height")
@@ -661,31 +663,33 @@ def load_coco(
     owner = np.empty(len(anns), dtype=np.int64)
     for a, (_, ann) in enumerate(anns):
         if not isinstance(ann, dict):
-            raise DataError(f"COCO file {annotations!r}: annotation {a} is not an object")
-        aid = ann.get("id", f"#{a}")
+            raise DataError(f"COCO file {annotations!r}: annotation #{a} (its place in the annotations list) "
+                            "is not an object")
+        # Name it by its id where it has one, else by its place in the list.
+        aid = f"annotation id {ann['id']!r}" if "id" in ann else f"annotation #{a} (no id)"
         if ann.get("image_id") not in image_index:
             raise DataError(
-                f"COCO file {annotations!r}: annotation {aid!r} points at unknown image id {ann.get('image_id')!r}"
+                f"COCO file {annotations!r}: {aid} points at unknown image id {ann.get('image_id')!r}"
             )
         if ann.get("category_id") not in cat_index:
             raise DataError(
-                f"COCO file {annotations!r}: annotation {aid!r} has unknown category id {ann.get('category_id')!r}; "
+                f"COCO file {annotations!r}: {aid} has unknown category id {ann.get('category_id')!r}; "
                 f"categories are {sorted(cat_index)}"
             )
         i = image_index[ann["image_id"]]
         owner[a] = i
         bbox = ann.get("bbox")
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(_number(v) for v in bbox)):
-            raise DataError(f"COCO file {annotations!r}: annotation {aid!r} needs a bbox [x, y, width, height]")
+            raise DataError(f"COCO file {annotations!r}: {aid} needs a bbox [x, y, width, height]")
         x, y, w, h = bbox
         if w <= 0 or h <= 0:
-            raise DataError(f"COCO file {annotations!r}: annotation {aid!r} has a box of non-positive size {bbox}")
+            raise DataError(f"COCO file {annotations!r}: {aid} has a box of non-positive size {bbox}")
         iw, ih = sizes[i]
         tol = 1.0  # a pixel of slack for boxes rounded outwards
         if x < -tol or y < -tol or x + w > iw + tol or y + h > ih + tol:
             raise DataError(
-                f"COCO file {annotations!r}: annotation {aid!r} box {bbox} lies outside its "
-                f"{iw:g}x{ih:g} image (id {ann['image_id']!r})"
+                f"COCO file {annotations!r}: {aid} box {bbox} lies outside its "
+                f"{iw:g}x{ih:g} image (image id {ann['image_id']!r})"
             )
         if ann.get("iscrowd", 0):
             continue  # crowd regions are not objects to detect (pycocotools ignores them too)
@@ -765,7 +769,8 @@ def _coco_groups(images: list[dict], field_name: str, *, what: str) -> np.ndarra
     values = []
     for img in images:
         if field_name not in img:
-            raise DataError(f"--group-by {field_name!r}: image id {img.get('id')!r} in {what!r} has no such field")
+            given = option("group_by=", "--group-by ")
+            raise DataError(f"{given}{field_name!r}: image id {img.get('id')!r} in {what!r} has no such field")
         values.append(str(img[field_name]))
     return np.asarray(values)
 
@@ -915,12 +920,14 @@ def _regex_groups(paths: list[str], pattern: str) -> np.ndarray:
     try:
         rx = re.compile(pattern)
     except re.error as exc:
-        raise ConfigError(f"--group-by {pattern!r} is not a valid regular expression: {exc}") from None
+        given = option("group_by=", "--group-by ")
+        raise ConfigError(f"{given}{pattern!r} is not a valid regular expression: {exc}") from None
     out = []
     for q in paths:
         m = rx.search(Path(q).name)
         if m is None:
-            raise DataError(f"--group-by {pattern!r} does not match the file name {Path(q).name!r}")
+            given = option("group_by=", "--group-by ")
+            raise DataError(f"{given}{pattern!r} does not match the file name {Path(q).name!r}")
         out.append(m.group(1) if rx.groups else m.group(0))
     return np.asarray(out)
 

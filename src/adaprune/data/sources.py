@@ -13,6 +13,7 @@ import numpy as np
 from adaprune.data.dataset import Dataset
 from adaprune.data.detection import DetectionDataset
 from adaprune.errors import ConfigError, DataError, describe_value, require
+from adaprune.naming import option
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,8 @@ def _load_spec(spec: str, *, group_by: str | None = None, on_bad_file: str = "st
 
         return load_detection(kind, arg, group_by=group_by, size=size)
     if group_by is not None:
-        raise ConfigError(f"--group-by applies to the detection sources {DETECTION_SPECS}, not {spec!r}")
+        raise ConfigError(f"{option('group_by', '--group-by')} applies to the detection sources {DETECTION_SPECS}, "
+                          f"not {spec!r}")
     if size is not None:
         raise ConfigError(f"--input-size applies to the detection sources {DETECTION_SPECS}, not {spec!r}")
     if kind == "npz":

@@ -32,6 +32,7 @@ from adaprune.data.detection import (
     check_input_size,
 )
 from adaprune.errors import ConfigError
+from adaprune.naming import option
 
 SIZE = 64
 CLASSES = ("car", "pedestrian", "truck", "cyclist", "sign")
@@ -264,7 +265,8 @@ def load_synthdet(n: int = SYNTHDET_DEFAULT_N, *, seed: int = 0, group_by: str |
     groups = None
     if group_by is not None:
         if group_by not in coco["images"][0]:
-            raise ConfigError(f"--group-by {group_by!r}: synthdet images have fields {', '.join(coco['images'][0])}")
+            given = option("group_by=", "--group-by ")
+            raise ConfigError(f"{given}{group_by!r}: synthdet images have fields {', '.join(coco['images'][0])}")
         groups = np.asarray([str(img[group_by]) for img in coco["images"]])
     document = CocoDocument(
         path=f"synthdet:{n}",

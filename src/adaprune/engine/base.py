@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from adaprune.errors import ConfigError
+from adaprune.naming import option
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,25 @@ def single_threaded_blas():
     return threadpool_limits(limits=1)
 
 
+# Set while a local map is being abandoned (Ctrl-C, or an error in one item): the stages running
+# in its threads check it between their blocks (`check_cancelled`) and stop, so the map returns
+# within a block's time instead of finishing every queued item first.
+_CANCEL = threading.Event()
+
+
+class Cancelled(Exception):
+    """A stage stopped because its map was abandoned; never seen by the user (the map re-raises
+    the original KeyboardInterrupt or error)."""
+
+
+def check_cancelled() -> None:
+    """Call between blocks of a long stage: raises `Cancelled` once the map running it is abandoned
+    (a no-op in a Ray worker or a plain loop, where nothing sets it). In the main thread it is also
+    where a pending Ctrl-C is delivered, at the latest."""
+    if _CANCEL.is_set() and threading.current_thread() is not threading.main_thread():
+        raise Cancelled
+
+
 def default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
@@ -128,13 +149,23 @@ class LocalEngine(Engine):
                 out.append(fn(item))
                 bar.update()
             return out
-        with ThreadPoolExecutor(self.workers) as pool:
+        pool = ThreadPoolExecutor(self.workers)
+        try:
             futures = [pool.submit(fn, item) for item in items]
             results = []
             for f in futures:
                 results.append(f.result())
                 bar.update()
             return results
+        except BaseException:
+            # Ctrl-C (or a failed item): drop the queued items and tell the running ones to stop at
+            # their next block, instead of waiting for every item (`with` would wait for all).
+            _CANCEL.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)
+            _CANCEL.clear()
 
     def share(self, array: Any) -> Shared:
         return InProcess(array)
@@ -147,7 +178,8 @@ def get_engine(engine: str | Engine | None = None, *, address: str | None = None
         return engine
     if engine is None or engine == "local":
         if address is not None:
-            raise ConfigError("--ray-address applies to --engine ray")
+            engine_ray = option("engine='ray'", "--engine ray")
+            raise ConfigError(f"{option('address', '--ray-address')} applies to {engine_ray}")
         return LocalEngine(workers or default_workers())
     if engine == "ray":
         from adaprune.engine.ray import RayEngine

@@ -63,6 +63,7 @@ class BenchmarkResult:
     protocol: str = "epochs"
     training: dict[str, Any] = field(default_factory=dict)  # optimizer, lr, batch_size, weight_decay
     input_size: int | None = None  # detection: the side images were letterboxed to
+    data: dict[str, Any] | None = None  # `adaprune.selection.data_record`: the classes' name-to-number map too
 
     def describe_protocol(self) -> str:
         size = "" if self.input_size is None else f", images letterboxed to {self.input_size} px"
@@ -212,7 +213,10 @@ def run_benchmark(
                 runs.append(BenchmarkRun(name, float(p), int(seed), len(kept), metric.value, seconds,
                                          dict(metric.extras)))
     model = task.model if isinstance(task.model, str) else type(task.model).__name__
+    from adaprune.selection import data_record
+
     return BenchmarkResult(
+        data=data_record(task.data),
         dataset=task.data.name,
         n_train=task.n,
         n_test=task.n_test,

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from adaprune.errors import ConfigError
-from adaprune.selection import Selection
+from adaprune.selection import Selection, check_matches, data_record
 from adaprune.tasks.base import Metric, Task
 from adaprune.training.loop import fit
 
@@ -59,6 +59,8 @@ class EvaluationResult:
     protocol: str = "epochs"
     subset_epochs: int | None = None
     input_size: int | None = None  # detection: the side images were letterboxed to
+    # The data trained and tested on (`adaprune.selection.data_record`): its classes' name-to-number map included.
+    data: dict | None = None
 
     def describe_protocol(self) -> str:
         size = "" if self.input_size is None else f"; images letterboxed to {self.input_size} px"
@@ -113,11 +115,7 @@ def evaluate_selection(
     progress: bool = True,
     match_steps: bool = False,
 ) -> EvaluationResult:
-    if selection.n_total != task.n:
-        raise ConfigError(
-            f"selection covers {selection.n_total} samples but {task.data.name} has {task.n}; "
-            "was it made on another dataset?"
-        )
+    check_matches(selection, task.data)
     if not seeds:
         raise ConfigError("seeds must name at least one seed")
     subset = tuple(train_and_test(task, selection.kept, seed=s, progress=progress, match_steps=match_steps)
@@ -138,4 +136,5 @@ def evaluate_selection(
         protocol="steps" if match_steps else "epochs",
         subset_epochs=matched_schedule(task, selection.n_kept)[0] if match_steps else task.train.epochs,
         input_size=getattr(task.data, "input_size", None),
+        data=data_record(task.data),
     )

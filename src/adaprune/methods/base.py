@@ -19,13 +19,16 @@ from adaprune.tasks import Task
 class MethodResult:
     """What a method hands back: kept indices, optional per-sample scores, diagnostics, and for
     dedup methods the audit trail: `twin` (the kept sample a removed one is nearest to, -1 for none)
-    and `similarity` (their cosine, NaN for none)."""
+    and `similarity` (their cosine, NaN for none); and where the method knows it, `cause` (the
+    sample whose similarity removed it, -1 for none) and `cause_similarity` (that cosine)."""
 
     kept: np.ndarray
     scores: np.ndarray | None = None
     details: dict[str, Any] = field(default_factory=dict)
     twin: np.ndarray | None = None
     similarity: np.ndarray | None = None
+    cause: np.ndarray | None = None
+    cause_similarity: np.ndarray | None = None
 
 
 def check_epochs_runs(epochs: int, runs: int, *, min_epochs: int = 1) -> None:

@@ -32,7 +32,8 @@ maximum. With `work_dir`, the clustering and every group of blocks are recorded 
 (`adaprune.engine.stages`), so a killed run resumes.
 
 Audit trail: once the kept set is final, `attach_twins` gives every removed sample the most similar
-kept sample among those it was compared with and their cosine (AdaDeDup calls it too).
+kept sample among those it was compared with and their cosine (AdaDeDup calls it too), and
+`_causes.attach_causes` the earlier sample whose cosine (its M) removed it, which may itself be removed.
 
 Groups (`Dataset.groups`): samples that must stay together are decided as one unit, embedded as the
 normalised mean of their members' unit embeddings. Whole groups are removed, highest M first,
@@ -53,6 +54,7 @@ import numpy as np
 
 from adaprune.cluster import BACKENDS, Clustering, normalize_rows, spherical_kmeans
 from adaprune.engine import ENGINES, Engine, LocalEngine, Shared, get_engine
+from adaprune.engine.base import check_cancelled
 from adaprune.engine.stages import StageStore, array_fingerprint
 from adaprune.errors import ConfigError, DataError
 from adaprune.methods.base import MethodResult, Selector
@@ -98,6 +100,15 @@ class Units:
         """Per-unit values as per-sample values."""
         return values if self.index is None else values[self.index]
 
+    def first_sample_of(self, units: np.ndarray) -> np.ndarray:
+        """Per entry naming a unit (-1: none), the unit's first sample (the same when ungrouped)."""
+        if self.index is None:
+            return units
+        n = len(self.index)
+        first = np.full(self.n_units, n, dtype=np.int64)
+        np.minimum.at(first, self.index, np.arange(n, dtype=np.int64))
+        return np.where(units >= 0, first[np.maximum(units, 0)], -1)
+
     def samples(self, unit_mask: np.ndarray) -> np.ndarray:
         """Sorted sample indices of the units where `unit_mask` is True."""
         return np.flatnonzero(self.expand(unit_mask)).astype(np.int64)
@@ -126,6 +137,7 @@ def cluster_redundancy(xc: np.ndarray, *, block_bytes: int = 64 * 2**20) -> np.n
     # Blocks of at most 256 rows also skip most of the upper triangle: about half the work of a square.
     b = int(max(1, min(n, 256, block_bytes // (4 * n))))
     for start in range(0, n, b):
+        check_cancelled()  # Ctrl-C: stop between blocks, not after the whole cluster
         stop = min(n, start + b)
         sims = xc[start:stop] @ xc[:stop].T  # (stop - start, stop)
         # Row r is sample start + r: only columns < start + r are earlier samples.
@@ -190,6 +202,7 @@ def border_redundancy(
     mh = np.full(len(halo), NO_EARLIER, dtype=np.float32)
     b = int(max(1, min(len(halo), 256, block_bytes // (4 * len(core)))))
     for start in range(0, len(halo), b):
+        check_cancelled()
         stop = min(len(halo), start + b)
         ranks = h_rank[start:stop]
         lo, hi = np.searchsorted(c_rank, [ranks[0], ranks[-1]])  # core [:lo] earlier than all, [hi:] later
@@ -253,6 +266,7 @@ def block_redundancy(block: ClusterBlock) -> tuple[np.ndarray, np.ndarray, np.nd
     emb = block.emb.get()
     idx_out, m_out, hidx_out, mh_out = [], [], [], []
     for idx, rank, hidx, hrank in zip(block.members, block.member_ranks, block.halo, block.halo_ranks, strict=True):
+        check_cancelled()
         if len(idx) == 0 or len(idx) + len(hidx) < 2:
             continue
         m_core, m_halo = block.kernel(_cluster_rows(emb, idx), rank, _cluster_rows(emb, hidx), hrank,
@@ -394,6 +408,7 @@ def block_twins(block: TwinBlock) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     emb = block.emb.get()
     q_out, t_out, s_out = [], [], []
     for idx, hidx, kept, hkept in zip(block.members, block.halo, block.member_kept, block.halo_kept, strict=True):
+        check_cancelled()
         gone, hgone = ~kept, ~hkept
         core, halo = _cluster_rows(emb, idx), _cluster_rows(emb, hidx)
         cand_ids = np.concatenate([idx[kept], hidx[hkept]])
@@ -545,12 +560,7 @@ class Redundancy:
                                              max_border=self.max_border, progress=progress, engine=engine)
         if not self.units.grouped:
             return twin_units, sim_units
-        assert self.units.index is not None
-        n = len(self.units.index)
-        first = np.full(self.units.n_units, n, dtype=np.int64)
-        np.minimum.at(first, self.units.index, np.arange(n, dtype=np.int64))
-        twin = np.where(twin_units >= 0, first[np.maximum(twin_units, 0)], -1)
-        return self.units.expand(twin), self.units.expand(sim_units)
+        return self.units.expand(self.units.first_sample_of(twin_units)), self.units.expand(sim_units)
 
 
 def cluster_summary(sizes: np.ndarray) -> dict[str, Any]:
@@ -705,6 +715,7 @@ class SemDeDup(Selector):
         keep_units[red.units.expand(np.arange(red.units.n_units))[kept]] = True
         twin, similarity = red.twins(keep_units, block_bytes=self.block_mb * 2**20, progress=progress,
                                      engine=engine)
+        cause, cause_similarity = self._causes(red, keep_units, progress=progress, engine=engine)
         details = {
             **extra,
             "clusters": cluster_summary(red.clustering.sizes()),
@@ -715,7 +726,19 @@ class SemDeDup(Selector):
             else 1,
         }
         return MethodResult(kept=kept, scores=red.units.expand(red.m).astype(np.float64), details=details,
-                            twin=twin, similarity=similarity)
+                            twin=twin, similarity=similarity, cause=cause, cause_similarity=cause_similarity)
+
+    def _causes(self, red: Redundancy, keep_units: np.ndarray, *, progress: bool,
+                engine: Engine | None) -> tuple[np.ndarray, np.ndarray]:
+        """Per sample: the earlier sample whose similarity removed it (`_causes.attach_causes`) and
+        that cosine, which is its M (-1 and NaN for kept samples)."""
+        from adaprune.methods._causes import attach_causes
+
+        rank = global_rank(red.clustering.distance, order=self.order)
+        units = attach_causes(red.rows, red.clustering, rank, ~keep_units, block_bytes=self.block_mb * 2**20,
+                              max_border=red.max_border, progress=progress, engine=engine)
+        sim = np.where(units >= 0, red.m.astype(np.float64), np.nan)
+        return red.units.expand(red.units.first_sample_of(units)), red.units.expand(sim)
 
 
 def clustering_arrays(c: Clustering) -> dict[str, np.ndarray]:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from adaprune.report._html import esc, figure_img, is_drawable, meta_list, new_figure, page, section, table, thumbnail
-from adaprune.selection import Selection
+from adaprune.selection import Selection, check_matches
 from adaprune.tables import read_table
 
 MAX_PAIRS = 36
@@ -87,6 +87,15 @@ def _per_cluster(details: dict[str, Any]) -> str | None:
                    table(["cluster", "samples", "kept (initial)", "kept (final)", "change", "loss gap d_c"], rows))
 
 
+def _name(selection: Selection, i: int) -> str:
+    """A sample as the user knows it: its file name (path sources), its id, else its row."""
+    if selection.ids is None:
+        return f"#{i}"
+    if selection.id_column == "path":
+        return Path(str(selection.ids[i])).name
+    return f"id {selection.ids[i]}"
+
+
 def _pairs(selection: Selection, data: Any, twin: np.ndarray, similarity: np.ndarray | None) -> str:
     mask = selection.mask
     twin = np.where(np.isnan(twin.astype(np.float64)), -1, twin.astype(np.float64)).astype(np.int64)
@@ -96,20 +105,56 @@ def _pairs(selection: Selection, data: Any, twin: np.ndarray, similarity: np.nda
                        "<p class=\"note\">No removed sample names a kept twin in this selection.</p>")
     sim = similarity.astype(np.float64) if similarity is not None else np.full(selection.n_total, np.nan)
     order = removed[np.argsort(-np.nan_to_num(sim[removed], nan=-np.inf), kind="stable")][:MAX_PAIRS]
+    cause = selection.cause
+    cause_sim = selection.cause_similarity
     cells = []
     for i in order:
         j = int(twin[i])
-        label = f"#{i} → #{j}" + ("" if np.isnan(sim[i]) else f" · cos {sim[i]:.3f}")
+        label = f"{_name(selection, i)} → kept twin {_name(selection, j)}" + (
+            "" if np.isnan(sim[i]) else f" · cos {sim[i]:.3f}")
+        if cause is not None and cause_sim is not None and cause[i] >= 0:
+            label += f"; removed because of {_name(selection, int(cause[i]))} (cos {cause_sim[i]:.3f}"
+            label += ", itself removed)" if not mask[cause[i]] else ")"
         cells.append(
             "<div class=\"pair\"><div class=\"two\">"
-            + thumbnail(np.asarray(data.x[i]), css="removed", title=f"removed #{i}")
-            + thumbnail(np.asarray(data.x[j]), css="kept", title=f"kept #{j}")
+            + thumbnail(np.asarray(data.x[i]), css="removed", title=f"removed {_name(selection, i)} (row {i})")
+            + thumbnail(np.asarray(data.x[j]), css="kept", title=f"kept {_name(selection, j)} (row {j})")
             + f"</div>{esc(label)}</div>"
         )
     note = (f"<p class=\"note\">{removed.size} removed samples name the kept sample they duplicate; the "
-            f"{len(order)} most similar are shown (red: removed, green: the kept twin).</p>")
+            f"{len(order)} most similar are shown (red: removed, green: the kept twin, the nearest KEPT sample, "
+            "column <code>twin</code>, cosine <code>similarity</code>).")
+    if cause is not None:
+        note += (" “Removed because of” names the earlier sample whose similarity removed it (column "
+                 "<code>cause</code>, cosine <code>cause_similarity</code>: its score, at or above the threshold "
+                 "in threshold mode). That sample may itself have been removed, so the twin's cosine can lie "
+                 "below the threshold.")
+    note += "</p>"
     return section("Removed samples and the kept sample each duplicates", note,
                    "<div class=\"grid\">" + "".join(cells) + "</div>")
+
+
+# Score values with a meaning of their own, per method, explained wherever the report shows them.
+SPECIAL_SCORES: dict[str, dict[float, str]] = {
+    "semdedup": {-1.0: "-1: no earlier sample was compared with it (the first of its cluster in keep "
+                       "priority), so it duplicates nothing"},
+    "adadedup": {-1.0: "-1: no earlier sample was compared with it (the first of its cluster in keep "
+                       "priority), so it duplicates nothing"},
+}
+
+
+def special_score_notes(selection: Selection) -> list[str]:
+    """What each special value among the shown scores means (-1 for SemDeDup's M), and NaN."""
+    scores = np.asarray(selection.scores, dtype=np.float64)
+    notes = [text for value, text in SPECIAL_SCORES.get(selection.method, {}).items() if np.any(scores == value)]
+    epochs = selection.params.get("epochs") if selection.method == "forgetting" else None
+    if isinstance(epochs, int) and np.any(scores >= epochs):
+        # forgetting_events gives a sample never classified correctly T, above any possible count.
+        notes.append(f"{epochs} or more (the epochs observed): never classified correctly, counted above any "
+                     "number of forgetting events")
+    if np.isnan(scores).any():
+        notes.append(f"NaN: no score ({int(np.isnan(scores).sum())} samples, not shown; pruned first)")
+    return notes
 
 
 def _extremes(selection: Selection, data: Any) -> str:
@@ -137,21 +182,20 @@ def _extremes(selection: Selection, data: Any) -> str:
             )
             rows.append(f"<div class=\"row\"><span class=\"label\">{esc(names[c])}: {label}</span>{cells}</div>")
         blocks.append("".join(rows))
+    special = special_score_notes(selection)
     note = (f"<p class=\"note\">Score: {esc(direction)}. Border green: kept; red: removed. "
-            + (f"First {MAX_CLASSES_SHOWN} classes shown." if len(classes) == MAX_CLASSES_SHOWN else "") + "</p>")
+            + (f"First {MAX_CLASSES_SHOWN} classes shown. " if len(classes) == MAX_CLASSES_SHOWN else "")
+            + ("Special values: " + "; ".join(esc(t) for t in special) + "." if special else "") + "</p>")
     return section("Highest- and lowest-scored samples per class", note, *blocks)
 
 
 def render_selection_report(selection_path: str | Path, data: Any | None = None) -> str:
     """`data` is the Dataset the selection was made on (None: no per-class numbers, no pictures)."""
-    from adaprune.errors import DataError
-
     selection = Selection.load(selection_path)
     columns, _ = read_table(selection_path, what="selection")
     twin, similarity = _optional_column(columns, "twin"), _optional_column(columns, "similarity")
-    if data is not None and getattr(data, "n", len(data.y)) != selection.n_total:
-        raise DataError(f"selection {str(selection_path)!r} has {selection.n_total} samples but the data "
-                        f"{getattr(data, 'name', '')!r} has {len(data.y)}; give the data it was made on")
+    if data is not None:
+        check_matches(selection, data, what=f"selection {str(selection_path)!r}")
     about = [
         ("method", selection.method), ("parameters", selection.params), ("seed", selection.seed),
         ("kept", f"{selection.n_kept} of {selection.n_total} ({selection.realised_keep:.1%}; requested "
