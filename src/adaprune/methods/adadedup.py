@@ -506,16 +506,22 @@ class AdaDeDup(SemDeDup):
         units, cluster = red.units, red.clustering.assignment
         k = red.clustering.n_clusters
         sizes = units.sizes
+        twin_units, twin_sim = attach_twins(red.rows, red.clustering, ~removed, block_bytes=self.block_mb * 2**20,
+                                            max_border=red.max_border, progress=progress, engine=engine)
+        copies = removed & ~locked & (twin_units >= 0) & (np.nan_to_num(twin_sim, nan=-1.0) >= self.copy_cosine)
+        locked |= copies
+        protected[twin_units[copies]] = True
+        if n_remove - int(sizes[locked].sum()) == 0:  # every removal is a copy: nothing can move, no proxy trains
+            return removed, {"locked_samples": int(sizes[locked].sum()), "free_budget": 0, "proxies_trained": 0,
+                             "d": np.zeros(k), "s": np.zeros(k), "tau2": 0.0, "clusters_defined": 0,
+                             "clusters_moved": 0}
         fold = np.full(units.n_units, -1, dtype=np.int64)
         fold[~removed] = crossfit_folds(cluster[~removed], self.folds, rng)
         held, per_fold = crossfit_unit_losses(proxy, units, removed, fold, self.folds, store=store, stage=stage)
         level = float((sizes * held).sum() / sizes.sum())
-        twin_units, twin_sim = attach_twins(red.rows, red.clustering, ~removed, block_bytes=self.block_mb * 2**20,
-                                            max_border=red.max_border, progress=progress, engine=engine)
-        copies = removed & ~locked & (twin_units >= 0) & (np.nan_to_num(twin_sim, nan=-1.0) >= self.copy_cosine)
-        new_locks = copies | explained_by_twin(per_fold, removed & ~locked, twin_units, self.lock_tol * level)
-        locked |= new_locks
-        protected[twin_units[new_locks]] = True
+        same_loss = explained_by_twin(per_fold, removed & ~locked, twin_units, self.lock_tol * level)
+        locked |= same_loss
+        protected[twin_units[same_loss]] = True
         free = ~locked & ~protected
         n_free = n_remove - int(sizes[locked].sum())
         size_free = np.bincount(cluster[free], weights=sizes[free], minlength=k).astype(np.int64)
@@ -536,7 +542,8 @@ class AdaDeDup(SemDeDup):
         else:  # nothing to move: the current selection stands exactly
             new_removed = removed
         info = {
-            "locked_samples": int(sizes[locked].sum()), "free_budget": n_free, "probe_share": share,
+            "locked_samples": int(sizes[locked].sum()), "free_budget": n_free, "proxies_trained": self.folds,
+            "probe_share": share,
             "mean_probe": gaps.mean, "n_probe": gaps.n, "centre": gaps.centre, "scale": gaps.scale,
             "d": gaps.d, "se": gaps.se, "tau2": tau2, "s": s, "p_before": p, "p_adapted": adapted,
             "factor": factor, "p_after": _rates(new_removed & free, sizes, cluster, size_free),
