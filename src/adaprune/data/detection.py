@@ -168,6 +168,9 @@ class DetectionDataset:
     float32 array of xyxy boxes in input pixels and `labels[i]` the (k,) int64 category indices
     0..K-1 (`class_names` in order; `category_ids` the source's own ids). `ids` names every image
     (COCO image ids, YOLO file paths, synthdet ids); `groups` ties images kept or dropped together.
+    `crowd[i]` (COCO `iscrowd: 1`) is a (k, 5) float32 array of crowd regions, xyxy in input
+    pixels and the category index: never trained on, but kept for evaluation, where pycocotools
+    ignores a detection matched to a crowd region (`crowd_test` for the test split).
     The test split only ever reports mAP, never chooses anything."""
 
     task_kind: ClassVar[str] = "detection"
@@ -186,6 +189,8 @@ class DetectionDataset:
     source_paths: tuple[str, ...] = field(default_factory=tuple)
     image_paths: tuple[str, ...] = ()  # file sources: one path per training image
     document: CocoDocument | YoloDocument | None = None
+    crowd: tuple[np.ndarray, ...] | None = None
+    crowd_test: tuple[np.ndarray, ...] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.x)
@@ -238,7 +243,7 @@ class DetectionDataset:
             raise DataError(
                 f"test source {other.name!r} is {other.input_size} px but {self.name!r} is {self.input_size}"
             )
-        return _replace(self, x_test=other.x, boxes_test=other.boxes, labels_test=other.labels,
+        return _replace(self, x_test=other.x, boxes_test=other.boxes, labels_test=other.labels, crowd_test=other.crowd,
                         source_paths=self.source_paths + other.source_paths)
 
     def with_groups(self, groups: np.ndarray | None) -> DetectionDataset:
@@ -416,6 +421,7 @@ def load_coco(
 
     boxes: list[list[list[float]]] = [[] for _ in images]
     labels: list[list[int]] = [[] for _ in images]
+    crowd: list[list[list[float]]] = [[] for _ in images]
     owner = np.empty(len(anns), dtype=np.int64)
     for a, (_, ann) in enumerate(anns):
         if not isinstance(ann, dict):
@@ -446,7 +452,9 @@ def load_coco(
                 f"{iw:g}x{ih:g} image (id {ann['image_id']!r})"
             )
         if ann.get("iscrowd", 0):
-            continue  # crowd regions are not objects to detect (pycocotools ignores them too)
+            # Not an object to train on; kept for evaluation, where pycocotools ignores what matches it.
+            crowd[i].append([x, y, x + w, y + h, cat_index[ann["category_id"]]])
+            continue
         boxes[i].append([x, y, x + w, y + h])
         labels[i].append(cat_index[ann["category_id"]])
 
@@ -458,6 +466,10 @@ def load_coco(
     scale = size / sizes  # (N, 2): x and y factors to input pixels
     box_arrays = tuple(_scaled(b, scale[i]) for i, b in enumerate(boxes))
     label_arrays = tuple(np.asarray(lab, dtype=np.int64) for lab in labels)
+    crowd_arrays = None
+    if any(crowd):
+        crowd_arrays = tuple(np.concatenate([_scaled([r[:4] for r in c], scale[i]), np.asarray(
+            [r[4] for r in c], dtype=np.float32).reshape(-1, 1)], axis=1) for i, c in enumerate(crowd))
     ids = np.asarray([img["id"] for _, img in images])
     groups = None
     if group_by is not None:
@@ -481,6 +493,7 @@ def load_coco(
         source_paths=(str(p),),
         image_paths=tuple(str(q) for q in paths),
         document=document,
+        crowd=crowd_arrays,
     )
 
 
@@ -609,7 +622,9 @@ def load_yolo(path: str, *, size: int = DEFAULT_INPUT_SIZE, group_by: str | None
     if root_entry:
         root = Path(root_entry) if Path(root_entry).is_absolute() else p.parent / root_entry
     what = f"YOLO data file {path!r}"
-    train = [q.resolve() if q.exists() else q for q in _yolo_images(config["train"], root, what=what)]
+    # As given (made absolute), never resolved: the label path is derived from the path the yaml names,
+    # as Ultralytics does, so an images/ folder that is a symlink still finds labels/ beside it.
+    train = [q.absolute() for q in _yolo_images(config["train"], root, what=what)]
     if not train:
         raise DataError(f"{what}: the train split has no images")
     _check_files_exist(train, what=what)

@@ -69,6 +69,7 @@ from adaprune.methods.semdedup import (
     removal_order,
     remove_units,
 )
+from adaprune.params import Boolean, CallableValue, Interval
 from adaprune.registry import register_method
 from adaprune.tasks import Task
 
@@ -292,6 +293,18 @@ class AdaDeDup(SemDeDup):
     higher_is_keep = False
     trains_model = True
     has_threshold = False  # the feedback moves a budget between clusters: it needs one
+    param_spec = SemDeDup.param_spec.extend({
+        "feedback": Boolean(),
+        "epochs": Interval(int, 1, None),
+        "folds": Interval(int, 2, None),  # cross-fitting holds one fold out
+        "rounds": Interval(int, 1, None),
+        "z": [Interval(float, 0, None), None],  # None: Bonferroni over the clusters
+        "alpha_plus": Interval(float, 0, None),
+        "alpha_minus": Interval(float, 0, None),
+        "beta": Interval(float, 0, None),
+        "p_max": Interval(float, 0, 1, closed="right"),
+        "proxy_losses": [CallableValue("a callable(train_indices) -> losses"), None],
+    })
 
     def __init__(
         self,
@@ -319,20 +332,6 @@ class AdaDeDup(SemDeDup):
             encoder=encoder, embeddings=embeddings, n_clusters=n_clusters, n_iter=n_iter,
             kmeans_sample=kmeans_sample, order=order, backend=backend, block_mb=block_mb,
         )
-        if not isinstance(feedback, bool):
-            raise ConfigError(f"feedback must be true or false, got {feedback!r}")
-        if epochs < 1 or rounds < 1:
-            raise ConfigError(f"epochs and rounds must be at least 1, got {epochs} and {rounds}")
-        if folds < 2:
-            raise ConfigError(f"folds must be at least 2 (cross-fitting holds one fold out), got {folds}")
-        if z is not None and z < 0:
-            raise ConfigError(f"z must be >= 0 (or None: Bonferroni over the clusters), got {z}")
-        if alpha_plus < 0 or alpha_minus < 0 or beta < 0:
-            raise ConfigError("alpha_plus, alpha_minus and beta must be >= 0")
-        if not 0 < p_max <= 1:
-            raise ConfigError(f"p_max must be in (0, 1], got {p_max}")
-        if proxy_losses is not None and not callable(proxy_losses):
-            raise ConfigError(f"proxy_losses must be a callable(train_indices) -> losses, got {proxy_losses!r}")
         self.feedback = feedback
         self.epochs = epochs
         self.folds = folds

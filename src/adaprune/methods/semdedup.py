@@ -56,6 +56,7 @@ from adaprune.engine import ENGINES, Engine, LocalEngine, Shared, get_engine
 from adaprune.engine.stages import StageStore, array_fingerprint
 from adaprune.errors import ConfigError, DataError
 from adaprune.methods.base import MethodResult, Selector
+from adaprune.params import AnyString, Interval, ParamSpec, StrOptions
 from adaprune.registry import register_method
 from adaprune.selection import check_threshold
 from adaprune.tasks import Task
@@ -64,6 +65,11 @@ log = logging.getLogger(__name__)
 
 NO_EARLIER = -1.0  # M of a cluster's first sample: nothing earlier to be a duplicate of
 BLOCK_ROWS = 262_144  # rows per unit of work mapped by the engine (whole clusters and their neighbours)
+# The partition of the clusters into blocks, and of blocks into recorded groups (--work-dir), is a
+# function of the data alone, never of the engine's worker count: a run killed on 8 workers resumes
+# on 1 (or the other way round) with every finished group still valid and every pair compared.
+BLOCKS_PER_RUN = 32  # blocks of about total / 32 rows (BLOCK_ROWS at most): work for up to ~32 workers
+GROUP_BLOCKS = 16  # blocks per completion record
 ORDERS = ("farthest", "closest")
 
 
@@ -324,7 +330,8 @@ def semdedup_redundancy(
     members = clustering.members()
     neighbours = clustering.neighbour_members(max_border)
     sizes = np.array([len(a) + len(b) for a, b in zip(members, neighbours, strict=True)], dtype=np.int64)
-    target = int(max(1, min(BLOCK_ROWS, int(sizes.sum()) // (4 * max(1, engine.workers)) + 1)))
+    target = int(max(1, min(BLOCK_ROWS, int(sizes.sum()) // BLOCKS_PER_RUN + 1)))
+    partition = cluster_blocks(sizes, target_rows=target)
     shared = engine.share(emb)
     blocks = [
         ClusterBlock(
@@ -336,22 +343,24 @@ def semdedup_redundancy(
             block_bytes=block_bytes,
             kernel=kernel,
         )
-        for ids in cluster_blocks(sizes, target_rows=target)
+        for ids in partition
     ]
     if store is None:
         for result in engine.map(block_redundancy, blocks, desc="semdedup", progress=progress):
             _merge_block(m, result)
         return m
-    group = max(1, 2 * engine.workers)
-    for g, start in enumerate(range(0, len(blocks), group)):
+    for g, start in enumerate(range(0, len(blocks), GROUP_BLOCKS)):
         name = f"redundancy-{g:05d}"
-        done = store.load(name)
+        # The record names the clusters it covers: a record from another partition is never reused.
+        part = {"clusters": [[int(ids[0]), int(ids[-1])] for ids in partition[start : start + GROUP_BLOCKS]]}
+        done = store.load(name, part=part)
         if done is None:
-            results = engine.map(block_redundancy, blocks[start : start + group], desc="semdedup", progress=progress)
+            results = engine.map(block_redundancy, blocks[start : start + GROUP_BLOCKS], desc="semdedup",
+                                 progress=progress)
             done = {key: _concat([r[i] for r in results], dtype)
                     for i, (key, dtype) in enumerate((("rows", np.int64), ("m", np.float32),
                                                       ("halo_rows", np.int64), ("halo_m", np.float32)))}
-            store.save(name, done)
+            store.save(name, done, part=part)
         _merge_block(m, (done["rows"], done["m"], done["halo_rows"], done["halo_m"]))
     return m
 
@@ -590,6 +599,21 @@ class SemDeDup(Selector):
 
     higher_is_keep = False
     has_threshold = True
+    param_spec = ParamSpec({
+        "encoder": AnyString("an encoder spec"),
+        "embeddings": [AnyString("a path to a .npy"), None],
+        "n_clusters": [Interval(int, 1, None), None],
+        "n_iter": Interval(int, 1, None),
+        "kmeans_sample": [Interval(int, 1, None), None],
+        "order": StrOptions(ORDERS),
+        "backend": StrOptions(BACKENDS),
+        "block_mb": Interval(int, 1, None),
+        "nearest_clusters": Interval(int, 1, None),
+        "border_cosine": Interval(float, -1, 1),
+        "engine": StrOptions(ENGINES),
+        "ray_address": [AnyString("a Ray address"), None],
+        "work_dir": [AnyString("a folder"), None],
+    })
 
     def __init__(
         self,
@@ -608,20 +632,6 @@ class SemDeDup(Selector):
         ray_address: str | None = None,
         work_dir: str | None = None,
     ) -> None:
-        if engine not in ENGINES:
-            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-        if order not in ORDERS:
-            raise ConfigError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
-        if n_clusters is not None and n_clusters < 1:
-            raise ConfigError(f"n_clusters must be at least 1, got {n_clusters}")
-        if backend not in BACKENDS:
-            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        if block_mb < 1:
-            raise ConfigError(f"block_mb must be at least 1, got {block_mb}")
-        if not isinstance(nearest_clusters, int) or nearest_clusters < 1:
-            raise ConfigError(f"nearest_clusters must be an integer >= 1, got {nearest_clusters!r}")
-        if not (isinstance(border_cosine, (int, float)) and -1.0 <= border_cosine <= 1.0):
-            raise ConfigError(f"border_cosine must be a cosine in [-1, 1], got {border_cosine!r}")
         self.encoder = encoder
         self.embeddings = embeddings
         self.n_clusters = n_clusters
