@@ -161,7 +161,8 @@ def test_validation_runs_once_per_construction(monkeypatch):
     """A subclass constructor calling its parent's through super() is checked by its own spec only."""
     calls = []
     real = ParamSpec.validate
-    monkeypatch.setattr(ParamSpec, "validate", lambda self, owner, values: calls.append(owner) or real(self, owner, values))
+    monkeypatch.setattr(ParamSpec, "validate",
+                        lambda self, owner, values: calls.append(owner) or real(self, owner, values))
     build_method("adadedup", {})
     build_method("kcenter", {})
     build_method("herding", {})  # no constructor of its own: the inherited one checks herding's spec

@@ -59,7 +59,9 @@ class _Package(types.ModuleType):
     and `adaprune.evaluate` is both the public function and the name of the subpackage the
     function lives beside: once anything imported `adaprune.evaluate.harness` (load_data does),
     `adaprune.evaluate(...)` would be the module. A subpackage never replaces a public function:
-    `from adaprune.evaluate.harness import ...` still works (through sys.modules)."""
+    `from adaprune.evaluate.harness import ...` and `from adaprune.evaluate import harness` still
+    work (through sys.modules); only `import adaprune.evaluate.harness as h`, which walks the
+    attributes, finds the function."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _LAZY and isinstance(value, types.ModuleType):

@@ -528,7 +528,7 @@ def _yolo_images(entry: Any, root: Path, *, what: str) -> list[Path]:
         return [p for e in entry for p in _yolo_images(e, root, what=what)]
     if not isinstance(entry, str):
         raise DataError(f"{what}: a split must be a path or a list of paths, got {entry!r}")
-    from adaprune.data.sources import IMAGE_SUFFIXES
+    from adaprune.data.images import IMAGE_SUFFIXES
 
     target = Path(entry) if Path(entry).is_absolute() else root / entry
     if target.is_dir():
@@ -665,29 +665,3 @@ def _regex_groups(paths: list[str], pattern: str) -> np.ndarray:
             raise DataError(f"--group-by {pattern!r} does not match the file name {Path(q).name!r}")
         out.append(m.group(1) if rx.groups else m.group(0))
     return np.asarray(out)
-
-
-# ---------------------------------------------------------------- dispatch
-def load_detection(kind: str, arg: str, *, group_by: str | None = None) -> DetectionDataset:
-    """`coco:ANNOTATIONS.json[:IMAGES_DIR]`, `yolo:DATA.yaml` or `synthdet[:N]`."""
-    if kind == "coco":
-        if not arg:
-            raise ConfigError("data source 'coco' needs a path: coco:ANNOTATIONS.json[:IMAGES_DIR]")
-        ann, sep, images_dir = arg.partition(".json:")
-        ann = ann + ".json" if sep else arg
-        return load_coco(ann, images_dir or None, group_by=group_by)
-    if kind == "yolo":
-        if not arg:
-            raise ConfigError("data source 'yolo' needs a path: yolo:DATA.yaml")
-        return load_yolo(arg, group_by=group_by)
-    if kind == "synthdet":
-        from adaprune.data.synthdet import load_synthdet
-
-        if not arg:
-            return load_synthdet(group_by=group_by)
-        try:
-            n = int(arg)
-        except ValueError:
-            raise ConfigError(f"synthdet size must be a whole number of training images, got {arg!r}") from None
-        return load_synthdet(n, group_by=group_by)
-    raise ConfigError(f"unknown detection source {kind!r}")

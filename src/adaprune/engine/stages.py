@@ -24,7 +24,7 @@ from adaprune.io_utils import atomic_write, atomic_write_text
 log = logging.getLogger(__name__)
 
 
-def array_fingerprint(array: Any) -> dict:
+def input_identity(array: Any) -> dict:
     """Identity of an input array: a memory-mapped .npy by path, size and modification time (hashing
     10 GB on every run would cost more than some stages); an in-memory array by a hash of its bytes."""
     ref = npy_file_of(array)

@@ -52,8 +52,9 @@ from typing import Any
 import numpy as np
 
 from adaprune.cluster import BACKENDS, Clustering, normalize_rows, spherical_kmeans
+from adaprune.cluster.kmeans import group_sums
 from adaprune.engine import ENGINES, Engine, LocalEngine, Shared, get_engine
-from adaprune.engine.stages import StageStore, array_fingerprint
+from adaprune.engine.stages import StageStore, input_identity
 from adaprune.errors import ConfigError, DataError
 from adaprune.methods.base import MethodResult, Selector
 from adaprune.params import AnyString, Interval, ParamSpec, StrOptions
@@ -115,7 +116,8 @@ class Units:
         sums = np.zeros((self.n_units, emb.shape[1]), dtype=np.float64)
         for start in range(0, len(emb), chunk_rows):
             block = normalize_rows(emb[start : start + chunk_rows])
-            np.add.at(sums, self.index[start : start + len(block)], block)
+            present, part = group_sums(self.index[start : start + len(block)], block)
+            sums[present] += part
         return normalize_rows(sums)
 
 
@@ -661,8 +663,8 @@ class SemDeDup(Selector):
             # Every parameter that changes a stage's result is in the key (nearest_clusters and
             # border_cosine included); where and how the stages run is not.
             params = {k: v for k, v in self.params().items() if k not in ("engine", "ray_address", "work_dir")}
-            key = {"embeddings": array_fingerprint(emb), "seed": seed, "params": params,
-                   "groups": None if units.index is None else array_fingerprint(units.index)}
+            key = {"embeddings": input_identity(emb), "seed": seed, "params": params,
+                   "groups": None if units.index is None else input_identity(units.index)}
             store = StageStore(self.work_dir, key)
         own = engine is None
         engine = self._engine() if engine is None else engine

@@ -81,7 +81,8 @@ class DetectionTask:
     def with_train(self, train: TrainConfig) -> DetectionTask:
         return dataclasses.replace(self, train=train)
 
-    def new_model(self, seed: int) -> nn.Module:
+    def new_model(self, seed: int, *, indices: np.ndarray | None = None) -> nn.Module:
+        """A fresh detector from `seed`; `indices` changes nothing (images are not standardised)."""
         num_classes = self.data.num_classes
         if callable(self.model):
             factory = self.model
