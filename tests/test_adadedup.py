@@ -237,7 +237,7 @@ def test_adadedup_needs_labels_and_validates_parameters():
         AdaDeDup(n_clusters=3).run(task, 100, seed=0, progress=False)
     with pytest.raises(ConfigError, match="p_max"):
         AdaDeDup(p_max=0.0)
-    with pytest.raises(ConfigError, match="epochs and rounds"):
+    with pytest.raises(ConfigError, match=r"^adadedup: rounds must be an int >= 1, got 0$"):
         AdaDeDup(rounds=0)
     with pytest.raises(ConfigError, match="folds"):
         AdaDeDup(folds=1)

@@ -587,7 +587,7 @@ class SemDeDup(Selector):
         embeddings: a .npy of one row per sample to use instead of the encoder
         n_clusters: k-means clusters (None: round(sqrt(N)) up to 1e6 rows, then N / 1000)
         n_iter: k-means iterations
-        kmeans_sample: rows the centroids are trained on (None: min(N, 64 x n_clusters))
+        kmeans_sample: rows the centroids are trained on (None: min(N, max(64 K, 10000)); 32 K from K = 512)
         order: priority by distance to the own centroid: farthest first, or closest
         backend: k-means backend: auto, faiss or sklearn
         block_mb: memory limit of one block of similarities, in MB
