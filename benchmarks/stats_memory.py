@@ -6,12 +6,16 @@ indices=half)` (a subset's). Reported: the process's peak resident memory (ru_ma
 build and after, and the file size. The mapped file's pages count towards resident memory once
 read, so a build that reads the file once and copies nothing adds about the file's size.
 
-    python benchmarks/stats_memory.py [--rows 500000 --dim 128]"""
+    python benchmarks/stats_memory.py [--rows 500000 --dim 128] [--before-src DIR --before-label TEXT]
+
+With `--before-src` (a `src/` folder of another revision, e.g. from `git archive`), its
+whole-set build is measured too, on the same file, for a before/after row."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -45,6 +49,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=500_000)
     parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--before-src", default=None, help="src/ of another revision to measure too")
+    parser.add_argument("--before-label", default="before", help="how to name that revision in the table")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "emb.npy"
@@ -56,15 +62,20 @@ def main() -> None:
         del out
         file_mb = path.stat().st_size / 2**20
         rows = {}
-        for mode in ("full", "subset"):
+        runs = [("full", "full", None), ("subset", "subset", None)]
+        if args.before_src:
+            runs.insert(0, (f"full ({args.before_label})", "full", args.before_src))
+        for label, mode, src in runs:
+            env = None if src is None else {**os.environ, "PYTHONPATH": src}
             res = subprocess.run([sys.executable, "-c", CHILD, str(path), mode], capture_output=True, text=True,
-                                 check=True)
-            rows[mode] = json.loads(res.stdout.strip().splitlines()[-1])
-    payload = {"rows": args.rows, "dim": args.dim, "file_mb": file_mb, "runs": rows}
+                                 check=True, env=env)
+            rows[label] = json.loads(res.stdout.strip().splitlines()[-1])
+    payload = {"rows": args.rows, "dim": args.dim, "file_mb": file_mb, "runs": rows,
+               "before_src": args.before_src, "before_label": args.before_label}
     lines = ["| statistics of | file (MB) | peak RSS before build (MB) | peak RSS after build (MB) |",
              "|---|---|---|---|"]
     for mode, r in rows.items():
-        what = "all rows" if mode == "full" else "every second row (a subset)"
+        what = {"full": "all rows", "subset": "every second row (a subset)"}.get(mode, f"all rows, {mode[6:-1]}")
         lines.append(f"| {what} | {file_mb:.0f} | {r['before_mb']:.0f} | {r['after_mb']:.0f} |")
     write_results("stats_memory", payload, "\n".join(lines) + "\n")
     print("\n".join(lines))
