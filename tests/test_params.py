@@ -187,3 +187,9 @@ def test_methods_verbose_shows_what_each_parameter_accepts(capsys):
     assert main(["methods", "-v"]) == 0
     out = capsys.readouterr().out
     assert "epochs=20  [an int >= 1]" in out and "kmeans_sample=None  [an int >= 1 or None]" in out
+
+
+def test_none_reads_as_none_for_optional_strings():
+    from adaprune.cli.options import parse_params
+
+    assert parse_params("semdedup", ["work_dir=none", "embeddings=e.npy"]) == {"work_dir": None, "embeddings": "e.npy"}

@@ -603,7 +603,8 @@ class SemDeDup(Selector):
     has_threshold = True
     param_spec = ParamSpec({
         "encoder": AnyString("an encoder spec"),
-        "embeddings": [AnyString("a path to a .npy"), None],
+        # None first, so `--param work_dir=none` reads as None rather than a folder named "none".
+        "embeddings": [None, AnyString("a path to a .npy")],
         "n_clusters": [Interval(int, 1, None), None],
         "n_iter": Interval(int, 1, None),
         "kmeans_sample": [Interval(int, 1, None), None],
@@ -613,8 +614,8 @@ class SemDeDup(Selector):
         "nearest_clusters": Interval(int, 1, None),
         "border_cosine": Interval(float, -1, 1),
         "engine": StrOptions(ENGINES),
-        "ray_address": [AnyString("a Ray address"), None],
-        "work_dir": [AnyString("a folder"), None],
+        "ray_address": [None, AnyString("a Ray address")],
+        "work_dir": [None, AnyString("a folder")],
     })
 
     def __init__(
