@@ -29,7 +29,7 @@ def test_scoped_and_plain_params_are_typed_and_routed():
     (["el2n.epochs=2"], "names method 'el2n', which is not in --methods"),
     (["adapruner.nope=1"], "method 'adapruner' has no parameter 'nope'"),
     (["nope=1"], "no method in --methods (random, adapruner) has a parameter 'nope'"),
-    (["adapruner.epochs=two"], "expects int"),
+    (["adapruner.epochs=two"], "epochs must be an int >= 1, got 'two'"),
 ])
 def test_param_errors_name_the_value(items, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -224,17 +224,17 @@ def test_resume_after_a_changed_middle_row_recomputes_it(tmp_path, monkeypatch):
     np.testing.assert_array_equal(np.load(out), np.load(fresh.path))
 
 
-def test_array_fingerprint_sees_every_row():
-    from adaprune.embed.fingerprint import array_fingerprint
+def test_array_digest_sees_every_row():
+    from adaprune.embed.fingerprint import array_digest
 
     x = np.random.default_rng(0).random((1000, 7)).astype(np.float32)
-    base = array_fingerprint(x, chunk_rows=64)
-    assert base == array_fingerprint(x.copy(), chunk_rows=64)
-    assert base == array_fingerprint(x, chunk_rows=100)  # the digest does not depend on the chunking
+    base = array_digest(x, chunk_rows=64)
+    assert base == array_digest(x.copy(), chunk_rows=64)
+    assert base == array_digest(x, chunk_rows=100)  # the digest does not depend on the chunking
     for row in (0, 500, 999):
         y = x.copy()
         y[row, 3] += 1e-3
-        assert array_fingerprint(y) != base
+        assert array_digest(y) != base
 
 
 def test_pixels_pca_paths_agree_on_a_planted_subspace(monkeypatch):

@@ -143,8 +143,9 @@ def test_killed_prune_resumes_without_redoing_finished_stages(tmp_path, monkeypa
     np.save(emb, x)
     # Blocks of about 100 rows (members and border neighbours), recorded `group` at a time.
     monkeypatch.setattr(sd, "BLOCK_ROWS", 100)
+    monkeypatch.setattr(sd, "GROUP_BLOCKS", 4)
     monkeypatch.setattr("adaprune.engine.base.default_workers", lambda: 2)  # a 2-thread local engine
-    group = 2 * get_engine("local").workers
+    group = sd.GROUP_BLOCKS
     base = ["prune", f"embeddings:{emb}", "--method", "semdedup", "--prune", "0.2", "--quiet"]
     real_block = sd.block_redundancy
     calls = {"n": 0}
@@ -263,3 +264,45 @@ def test_actor_pool_raises_the_workers_own_error(ray_session):
         for index, result in RayEngine().stream_with_actor_pool(lambda: square_or_refuse, [0, 1, 2, 3, 4]):
             got[index] = int(result[0, 0])
     assert all(got[i] == i * i for i in got) and 3 not in got
+
+
+@pytest.mark.parametrize("resume_workers", [4, 5])
+def test_resume_with_another_worker_count_gives_the_uninterrupted_answer(tmp_path, monkeypatch, resume_workers):
+    """Killed right after the first recorded group with 1 worker, resumed with more: every pair is
+    still compared (the same M, so the same selection) as in one uninterrupted run. The partition
+    of the clusters into recorded groups must not depend on the worker count (or be in the key)."""
+    from adaprune.engine.stages import StageStore
+
+    x, _ = planted(n_centres=40, per=25, d=8, seed=3)
+    units = Units.from_groups(None, len(x))
+    kwargs = dict(n_clusters=30, seed=0, backend="sklearn")
+    clean = compute_redundancy(x, units, engine=LocalEngine(workers=1), **kwargs)
+    real_save = StageStore.save
+
+    def killed_after_first_group(self, name, arrays, **kw):
+        real_save(self, name, arrays, **kw)
+        if name.startswith("redundancy-"):
+            raise KeyboardInterrupt("killed")
+
+    key = {"embeddings": "planted", "seed": 0}
+    monkeypatch.setattr(StageStore, "save", killed_after_first_group)
+    with pytest.raises(KeyboardInterrupt):
+        compute_redundancy(x, units, engine=LocalEngine(workers=1), store=StageStore(tmp_path, key), **kwargs)
+    assert sorted(p.name for p in tmp_path.glob("redundancy-*.done.json")) == ["redundancy-00000.done.json"]
+    monkeypatch.setattr(StageStore, "save", real_save)
+    resumed = compute_redundancy(x, units, engine=LocalEngine(workers=resume_workers),
+                                 store=StageStore(tmp_path, key), **kwargs)
+    assert int((clean.m > 0.99).sum()) >= 80  # the planted copies, there to be lost
+    assert np.array_equal(resumed.m, clean.m)
+    assert np.array_equal(resumed.select(800)[0], clean.select(800)[0])
+
+
+def test_a_group_record_from_another_partition_is_not_reused(tmp_path):
+    """The partition is in each record's key: a record of other clusters is recomputed, not merged."""
+    from adaprune.engine.stages import StageStore
+
+    store = StageStore(tmp_path, {"k": 1})
+    store.save("redundancy-00000", {"m": np.zeros(2)}, part={"clusters": [[0, 3]]})
+    assert store.load("redundancy-00000", part={"clusters": [[0, 3]]}) is not None
+    assert store.load("redundancy-00000", part={"clusters": [[0, 1], [2, 5]]}) is None
+    assert store.load("redundancy-00000") is None

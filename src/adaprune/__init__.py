@@ -6,6 +6,8 @@ CLI's `--help`, `--version` and `methods` never import torch."""
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -50,6 +52,24 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
+
+
+class _Package(types.ModuleType):
+    """The package's module type. Importing a subpackage binds it as an attribute of its parent,
+    and `adaprune.evaluate` is both the public function and the name of the subpackage the
+    function lives beside: once anything imported `adaprune.evaluate.harness` (load_data does),
+    `adaprune.evaluate(...)` would be the module. A subpackage never replaces a public function:
+    `from adaprune.evaluate.harness import ...` and `from adaprune.evaluate import harness` still
+    work (through sys.modules); only `import adaprune.evaluate.harness as h`, which walks the
+    attributes, finds the function."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [

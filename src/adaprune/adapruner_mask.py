@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 from adaprune.errors import ConfigError, DataError
+from adaprune.params import Interval, ParamSpec, StrOptions
 from adaprune.selection import Budget, Selection, select_top_k
 
 log = logging.getLogger(__name__)
@@ -124,37 +125,33 @@ def adapruner_loss(
     return LossTerms(total=l_cls + l_sel + lam * l_comp, cls=l_cls, sel=l_sel, comp=l_comp, lam=lam, r=r)
 
 
-def check_adapruner_params(
-    *,
-    warmup_epochs: int,
-    epochs: int,
-    max_extra_epochs: int,
-    alpha_start: float,
-    alpha_max: float,
-    lambda_scale: float,
-    epsilon: float,
-    mask_lr: float,
-    binarize: str,
-    balance: str = "none",
-    lambda_rule: str = "adaptive",
-) -> None:
-    if warmup_epochs < 0 or epochs < 1 or max_extra_epochs < 0:
-        raise ConfigError(
-            f"need warmup_epochs >= 0, epochs >= 1, max_extra_epochs >= 0; "
-            f"got {warmup_epochs}, {epochs}, {max_extra_epochs}"
-        )
-    if not 0 < alpha_start <= alpha_max:
-        raise ConfigError(f"need 0 < alpha_start <= alpha_max, got {alpha_start} and {alpha_max}")
-    if binarize not in BINARIZE_CHOICES:
-        raise ConfigError(f"binarize must be 'budget' or 'threshold', got {binarize!r}")
-    if balance not in BALANCE_CHOICES:
-        raise ConfigError(f"balance must be 'none' or 'class', got {balance!r}")
+# The parameters AdaPruner (the method) and AdaPrunerMask (for a user's loop) share, with their
+# constraints: written once, checked once at construction of either (adaprune.params).
+ADAPRUNER_SPEC = ParamSpec({
+    "warmup_epochs": Interval(int, 0, None),
+    "epochs": Interval(int, 1, None),
+    "max_extra_epochs": Interval(int, 0, None),
+    "alpha_start": Interval(float, 0, None, closed="neither"),
+    "alpha_max": Interval(float, 0, None, closed="neither"),
+    "lambda_scale": Interval(float, 0, None),
+    "epsilon": Interval(float, 0, 1),
+    "mask_init": Interval(float, None, None),
+    "mask_lr": Interval(float, 0, None, closed="neither"),
+    "mask_momentum": Interval(float, 0, 1, closed="left"),
+    "mask_weight_decay": Interval(float, 0, None),
+    "sel_eps": Interval(float, 0, None, closed="neither"),  # -log(loss + sel_eps) needs loss + sel_eps > 0
+    "binarize": StrOptions(BINARIZE_CHOICES),
+    "balance": StrOptions(BALANCE_CHOICES),
+    "lambda_rule": StrOptions(LAMBDA_RULES),
+})
+
+
+def check_adapruner_params(*, alpha_start: float, alpha_max: float, binarize: str, balance: str = "none") -> None:
+    """What no single parameter's constraint says (each one is checked against ADAPRUNER_SPEC)."""
+    if alpha_start > alpha_max:
+        raise ConfigError(f"need alpha_start <= alpha_max, got {alpha_start} and {alpha_max}")
     if balance == "class" and binarize != "budget":
         raise ConfigError("balance='class' needs binarize='budget' (the threshold rule has no quota to split)")
-    if lambda_rule not in LAMBDA_RULES:
-        raise ConfigError(f"lambda_rule must be one of {', '.join(LAMBDA_RULES)}, got {lambda_rule!r}")
-    if mask_lr <= 0 or epsilon < 0 or lambda_scale < 0:
-        raise ConfigError("mask_lr must be > 0, epsilon and lambda_scale >= 0")
 
 
 class AdaPrunerMask:
@@ -203,11 +200,9 @@ class AdaPrunerMask:
         if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
             raise ConfigError(f"n_samples must be a positive integer, got {n_samples!r}")
         self.budget = Budget.from_args(keep=keep)
-        check_adapruner_params(
-            warmup_epochs=warmup_epochs, epochs=epochs, max_extra_epochs=max_extra_epochs,
-            alpha_start=alpha_start, alpha_max=alpha_max, lambda_scale=lambda_scale,
-            epsilon=epsilon, mask_lr=mask_lr, binarize=binarize, balance=balance, lambda_rule=lambda_rule,
-        )
+        given = locals()
+        ADAPRUNER_SPEC.validate("AdaPrunerMask", {name: given[name] for name in ADAPRUNER_SPEC})
+        check_adapruner_params(alpha_start=alpha_start, alpha_max=alpha_max, binarize=binarize, balance=balance)
         if balance == "class":
             if labels is None:
                 raise ConfigError("AdaPrunerMask balance='class' needs labels (one class label per sample)")
@@ -262,10 +257,7 @@ class AdaPrunerMask:
 
     def params(self) -> dict[str, Any]:
         """The parameters that define the schedule (recorded in the selection's metadata)."""
-        names = ("warmup_epochs", "epochs", "max_extra_epochs", "alpha_start", "alpha_max", "lambda_scale",
-                 "epsilon", "mask_init", "mask_lr", "mask_momentum", "mask_weight_decay", "sel_eps", "binarize",
-                 "balance", "lambda_rule")
-        return {name: getattr(self, name) for name in names}
+        return {name: getattr(self, name) for name in ADAPRUNER_SPEC}
 
     # ------------------------------------------------------------ per batch
     def _to_device(self, device: torch.device) -> None:

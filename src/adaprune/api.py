@@ -19,7 +19,7 @@ from adaprune.evaluate.benchmark import BenchmarkResult, run_benchmark
 from adaprune.evaluate.harness import EvaluationResult, evaluate_selection
 from adaprune.groups import whole_groups
 from adaprune.methods._labels import refuse_missing_labels
-from adaprune.methods.base import Method, MethodResult, Scorer
+from adaprune.methods.base import Method, MethodResult, Scorer, check_finite_scores
 from adaprune.naming import option
 from adaprune.registry import build_method, get_method, method_parameters
 from adaprune.scores import BALANCE_CHOICES, ScoreSet, select_scores
@@ -332,6 +332,7 @@ def _twins_within(kept: np.ndarray, twin: np.ndarray, similarity: np.ndarray) ->
 
 def _selection_of(result: MethodResult, method: Method, n_total: int, *, seed: int,
                   requested_keep: float, train: TrainConfig) -> Selection:
+    check_finite_scores(method.name, result.scores)
     return Selection(
         kept=result.kept,
         n_total=n_total,

@@ -79,7 +79,7 @@ def build_method(name: str, params: dict[str, Any] | None = None) -> Any:
     cls = get_method(name)
     params = dict(params or {})
     valid = method_parameters(cls)
-    unknown = sorted(set(params) - set(valid))
+    unknown = sorted(set(params) - set(valid))  # values are checked by the class's param_spec
     if unknown:
         raise ConfigError(
             f"method {name!r} has no parameter {', '.join(map(repr, unknown))}; "
@@ -97,6 +97,8 @@ class MethodInfo:
     parameters: dict[str, Any]
     # One line per parameter, from the `Parameters:` block of the class docstring (see parameter_docs).
     parameter_help: dict[str, str] = field(default_factory=dict)
+    # What each parameter accepts, from the method's `param_spec` ("an int >= 1 or None").
+    parameter_types: dict[str, str] = field(default_factory=dict)
 
 
 def method_parameters(cls: type) -> dict[str, inspect.Parameter]:
@@ -168,6 +170,7 @@ def list_registered_methods() -> list[MethodInfo]:
                 direction=cls.describe_direction(),
                 parameters=params,
                 parameter_help=parameter_docs(cls),
+                parameter_types={n: cls.param_spec.describe(n) for n in params if n in cls.param_spec},
             )
         )
     return infos
@@ -188,9 +191,11 @@ class _Literal(str):
 
 
 def index_fingerprint() -> str:
-    """sha256 over the files a listing depends on: every method module, the direction text, this file."""
+    """sha256 over the files a listing depends on: every method module, the direction text, the
+    parameter specs, this file."""
     files = sorted(p for p in (_PACKAGE_DIR / "methods").rglob("*.py") if p != _INDEX_PATH)
-    files += [_PACKAGE_DIR / "scores.py", _PACKAGE_DIR / "registry.py"]
+    # The direction text, this file, the constraint phrases, and AdaPruner's spec (it lives beside the mask).
+    files += [_PACKAGE_DIR / name for name in ("scores.py", "registry.py", "params.py", "adapruner_mask.py")]
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.relative_to(_PACKAGE_DIR).as_posix().encode())

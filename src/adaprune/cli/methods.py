@@ -9,7 +9,7 @@ from adaprune.cli.options import quiet_option, setup_logging
 
 @click.command("methods")
 @click.option("-v", "--verbose", is_flag=True,
-              help="Also list each method's parameters: default and a one-line description.")
+              help="Also list each method's parameters: default, what it accepts, a one-line description.")
 @quiet_option
 def command(verbose: bool, quiet: bool) -> None:
     """List the registered pruning methods."""
@@ -22,5 +22,6 @@ def command(verbose: bool, quiet: bool) -> None:
         click.echo(f"{info.name.ljust(width)}  {info.kind:8}  {info.direction:22}  {info.summary}")
         if verbose:
             for key, default in info.parameters.items():
-                text = info.parameter_help.get(key, "")
+                accepts = info.parameter_types.get(key)
+                text = " ".join(t for t in (f"[{accepts}]" if accepts else "", info.parameter_help.get(key, "")) if t)
                 click.echo(f"{'':{width}}    {key}={default!r}" + (f"  {text}" if text else ""))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 import sys
 from collections.abc import Sequence
@@ -147,27 +146,9 @@ def parse_fraction_list(value: str, *, what: str) -> list[float]:
     return out
 
 
-def _coerce(raw: str, default: Any, *, key: str) -> Any:
-    if isinstance(default, bool):
-        low = raw.lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"parameter {key} expects true or false, got {raw!r}")
-    for typ in (int, float):
-        if isinstance(default, typ):
-            try:
-                return typ(raw)
-            except ValueError:
-                raise ConfigError(f"parameter {key} expects {typ.__name__}, got {raw!r}") from None
-    if default is None or default is inspect.Parameter.empty:
-        for typ in (int, float):
-            try:
-                return typ(raw)
-            except ValueError:
-                pass
-    return raw
+def _coerce(method: str, key: str, raw: str) -> Any:
+    """--param text as a value of the method's parameter `key`, by its declared constraints."""
+    return get_method(method).param_spec.parse(method, key, raw)
 
 
 def _split_param(item: str) -> tuple[str, str]:
@@ -178,7 +159,7 @@ def _split_param(item: str) -> tuple[str, str]:
 
 
 def parse_params(method: str, items: Sequence[str]) -> dict[str, Any]:
-    """--param KEY=VALUE pairs, typed by the method's declared defaults. Without any, only the name
+    """--param KEY=VALUE pairs, typed by the method's parameter spec. Without any, only the name
     is checked (from the method index), so a bad input fails before torch is imported."""
     if not items:
         check_method_name(method)
@@ -191,7 +172,7 @@ def parse_params(method: str, items: Sequence[str]) -> dict[str, Any]:
             raise ConfigError(
                 f"method {method!r} has no parameter {key!r}; it takes: {', '.join(declared) or 'none'}"
             )
-        out[key] = _coerce(raw, declared[key].default, key=key)
+        out[key] = _coerce(method, key, raw)
     return out
 
 
@@ -212,12 +193,12 @@ def parse_method_params(methods: Sequence[str], items: Sequence[str]) -> dict[st
             if name not in declared[method]:
                 raise ConfigError(f"method {method!r} has no parameter {name!r}; it takes: "
                                   f"{', '.join(declared[method]) or 'none'}")
-            scoped[method][name] = _coerce(raw, declared[method][name].default, key=key)
+            scoped[method][name] = _coerce(method, name, raw)
             continue
         takers = [m for m in methods if key in declared[m]]
         if not takers:
             raise ConfigError(f"no method in --methods ({', '.join(methods)}) has a parameter {key!r}; "
                               f"`adaprune methods -v` lists them")
         for m in takers:
-            plain[m][key] = _coerce(raw, declared[m][key].default, key=key)
+            plain[m][key] = _coerce(m, key, raw)
     return {m: {**plain[m], **scoped[m]} for m in methods if plain[m] or scoped[m]}

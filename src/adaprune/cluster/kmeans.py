@@ -3,10 +3,10 @@
 The centroids are trained on a seeded random sample of the rows; every row is then assigned to
 its nearest centroid in chunks read from the (possibly memory-mapped) array, so the full array is
 never copied or normalised in memory. Both backends start from the same initial centroids (a
-seeded draw of sample rows) and run Lloyd iterations: faiss with `spherical=True` (centroids
-renormalised each step) or scikit-learn's KMeans on the unit-normalised sample (centroids
-normalised at the end). Initial centroids come from k-means++ on a seeded sub-sample, and
-the final assignment is the same exact chunked matrix product for both, so on well-separated data
+seeded draw of sample rows) and run spherical Lloyd iterations (centroids renormalised every
+step): faiss with `spherical=True`, or the same iterations in numpy ("sklearn": scikit-learn
+seeds). Initial centroids come from scikit-learn's k-means++ on a seeded sub-sample, and the
+final assignment is the same exact chunked matrix product for both, so on well-separated data
 the two backends reach the same partition.
 """
 
@@ -194,7 +194,7 @@ def spherical_kmeans(
     """Cluster the rows of `x` (N, D) by cosine similarity.
 
     `n_clusters` defaults to `default_n_clusters(N)`. Centroids are trained on `sample_size` rows
-    drawn with `seed` (default: min(N, 64 K), all rows when N is small; 32 K with a coarse level),
+    drawn with `seed` (default: min(N, max(64 K, 10,000)); 32 K instead of 64 K with a coarse level),
     then all N rows are assigned in chunks, mapped by `engine` (local by default); `nearest` > 1
     also records each row's next-nearest clusters (same pass). From TWO_LEVEL_MIN_K clusters on,
     training and assignment go through a coarse level (see `CoarseLevel`). `x` may be a read-only
@@ -296,27 +296,29 @@ def _train_two_level(
 
 
 def _init_centroids(xs: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """Greedy k-means++ seeding (D^2 sampling, the best of 2 + ln K candidates per step, as in
-    scikit-learn) from `rng` on at most 8 K of the sample rows, so both backends start from the same
-    centroids and seeding stays a small part of the cost."""
+    """k-means++ seeding (scikit-learn's `kmeans_plusplus`: D^2 sampling, the best of 2 + ln K
+    candidates per step) seeded from `rng`, on at most 8 K of the sample rows, so both backends
+    start from the same centroids and seeding stays a small part of the cost. Unit rows: the
+    squared Euclidean distance is 2 - 2 cos, so D^2 sampling is cosine sampling."""
+    from sklearn.cluster import kmeans_plusplus
+
     sub = xs if len(xs) <= 8 * k else xs[np.sort(rng.choice(len(xs), size=8 * k, replace=False))]
-    n_trials = 2 + int(np.log(k))
-    chosen = np.empty(k, dtype=np.int64)
-    chosen[0] = rng.integers(len(sub))
-    # Unit rows: squared distance = 2 - 2 cos.
-    d2 = np.maximum(2.0 - 2.0 * (sub @ sub[chosen[0]]), 0.0).astype(np.float64)
-    for j in range(1, k):
-        total = d2.sum()
-        if total <= 0:  # fewer distinct rows than clusters
-            chosen[j:] = rng.choice(len(sub), k - j)
-            break
-        cands = np.searchsorted(np.cumsum(d2), rng.random(n_trials) * total, side="right")
-        cands = np.minimum(cands, len(sub) - 1)
-        cand_d2 = np.minimum(d2[None, :], np.maximum(2.0 - 2.0 * (sub[cands] @ sub.T), 0.0))
-        best = int(np.argmin(cand_d2.sum(axis=1)))
-        chosen[j] = cands[best]
-        d2 = cand_d2[best]
-    return np.ascontiguousarray(sub[chosen], dtype=np.float32)
+    sub = np.ascontiguousarray(sub, dtype=np.float32)
+    centres, _ = kmeans_plusplus(sub, k, x_squared_norms=np.einsum("ij,ij->i", sub, sub),
+                                 random_state=int(rng.integers(2**31 - 1)))
+    return np.ascontiguousarray(centres, dtype=np.float32)
+
+
+def group_sums(index: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the groups present in `index`, sorted; the float64 sum of each one's `rows`), `index[i]`
+    being row i's group: one sparse (groups x rows) indicator product, far faster than np.add.at
+    (and its result is only as large as the groups present)."""
+    from scipy import sparse
+
+    groups, inverse = np.unique(np.asarray(index, dtype=np.int64), return_inverse=True)
+    indicator = sparse.csr_matrix((np.ones(len(inverse)), (inverse.reshape(-1), np.arange(len(inverse)))),
+                                  shape=(len(groups), len(inverse)))
+    return groups, np.asarray(indicator @ np.asarray(rows, dtype=np.float64))
 
 
 def _train_faiss(xs: np.ndarray, init: np.ndarray, *, n_iter: int, seed: int) -> np.ndarray:
@@ -340,12 +342,24 @@ def _train_faiss(xs: np.ndarray, init: np.ndarray, *, n_iter: int, seed: int) ->
 
 
 def _train_sklearn(xs: np.ndarray, init: np.ndarray, *, n_iter: int, seed: int) -> np.ndarray:
-    from sklearn.cluster import KMeans
-
-    km = KMeans(n_clusters=len(init), init=init, n_init=1, max_iter=n_iter, tol=0.0, random_state=seed,
-                algorithm="lloyd")
-    km.fit(xs)
-    return normalize_rows(km.cluster_centers_)
+    """Spherical Lloyd iterations on unit rows (the faiss backend's `spherical=True`): assign every
+    row to its most similar centroid, then move each centroid to its members' renormalised mean;
+    an empty cluster keeps its centroid. Stops early once no centroid moves. (scikit-learn's KMeans
+    is Euclidean Lloyd, whose centroids are not unit vectors between steps; only the seeding,
+    `kmeans_plusplus`, is scikit-learn's.)"""
+    centroids = np.array(init, dtype=np.float32)
+    k = len(centroids)
+    chunk = max(1, _ASSIGN_BYTES // (4 * max(1, k)))
+    for _ in range(n_iter):
+        assign = np.concatenate([np.argmax(xs[start : start + chunk] @ centroids.T, axis=1)
+                                 for start in range(0, len(xs), chunk)])
+        filled, sums = group_sums(assign, xs)
+        moved = centroids.copy()
+        moved[filled] = normalize_rows(sums)
+        if np.array_equal(moved, centroids):
+            break
+        centroids = moved
+    return centroids
 
 
 @dataclass(frozen=True)

@@ -279,6 +279,9 @@ class DetectionDataset:
     float32 array of xyxy boxes in input pixels and `labels[i]` the (k,) int64 category indices
     0..K-1 (`class_names` in order; `category_ids` the source's own ids). `ids` names every image
     (COCO image ids, YOLO file paths, synthdet ids); `groups` ties images kept or dropped together.
+    `crowd[i]` (COCO `iscrowd: 1`) is a (k, 5) float32 array of crowd regions, xyxy in input
+    pixels and the category index: never trained on, but kept for evaluation, where pycocotools
+    ignores a detection matched to a crowd region (`crowd_test` for the test split).
     The test split only ever reports mAP, never chooses anything."""
 
     task_kind: ClassVar[str] = "detection"
@@ -298,6 +301,8 @@ class DetectionDataset:
     image_paths: tuple[str, ...] = ()  # file sources: one path per training image
     document: Any = None  # CocoDocument, YoloDocument, or a document that writes itself (VocDocument)
     letterbox: Letterbox | None = None  # how each training image was fitted to the input (None: as it came)
+    crowd: tuple[np.ndarray, ...] | None = None
+    crowd_test: tuple[np.ndarray, ...] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.x)
@@ -350,7 +355,7 @@ class DetectionDataset:
             raise DataError(
                 f"test source {other.name!r} is {other.input_size} px but {self.name!r} is {self.input_size}"
             )
-        return _replace(self, x_test=other.x, boxes_test=other.boxes, labels_test=other.labels,
+        return _replace(self, x_test=other.x, boxes_test=other.boxes, labels_test=other.labels, crowd_test=other.crowd,
                         source_paths=self.source_paths + other.source_paths)
 
     def with_groups(self, groups: np.ndarray | None) -> DetectionDataset:
@@ -660,6 +665,7 @@ def load_coco(
 
     boxes: list[list[list[float]]] = [[] for _ in images]
     labels: list[list[int]] = [[] for _ in images]
+    crowd: list[list[list[float]]] = [[] for _ in images]
     owner = np.empty(len(anns), dtype=np.int64)
     for a, (_, ann) in enumerate(anns):
         if not isinstance(ann, dict):
@@ -692,7 +698,9 @@ def load_coco(
                 f"{iw:g}x{ih:g} image (image id {ann['image_id']!r})"
             )
         if ann.get("iscrowd", 0):
-            continue  # crowd regions are not objects to detect (pycocotools ignores them too)
+            # Not an object to train on; kept for evaluation, where pycocotools ignores what matches it.
+            crowd[i].append([x, y, x + w, y + h, cat_index[ann["category_id"]]])
+            continue
         boxes[i].append([x, y, x + w, y + h])
         labels[i].append(cat_index[ann["category_id"]])
 
@@ -705,6 +713,10 @@ def load_coco(
     warn_if_small(letterbox, what=f"COCO file {p.name!r}")
     box_arrays = tuple(_to_input(letterbox, i, b) for i, b in enumerate(boxes))
     label_arrays = tuple(np.asarray(lab, dtype=np.int64) for lab in labels)
+    crowd_arrays = None
+    if any(crowd):
+        crowd_arrays = tuple(np.concatenate([_to_input(letterbox, i, [r[:4] for r in c]), np.asarray(
+            [r[4] for r in c], dtype=np.float32).reshape(-1, 1)], axis=1) for i, c in enumerate(crowd))
     ids = np.asarray([img["id"] for _, img in images])
     groups = None
     if group_by is not None:
@@ -729,6 +741,7 @@ def load_coco(
         image_paths=tuple(str(q) for q in paths),
         document=document,
         letterbox=letterbox,
+        crowd=crowd_arrays,
     )
 
 
@@ -784,7 +797,7 @@ def _yolo_images(entry: Any, root: Path, *, what: str) -> list[Path]:
         return [p for e in entry for p in _yolo_images(e, root, what=what)]
     if not isinstance(entry, str):
         raise DataError(f"{what}: a split must be a path or a list of paths, got {entry!r}")
-    from adaprune.data.sources import IMAGE_SUFFIXES
+    from adaprune.data.images import IMAGE_SUFFIXES
 
     target = Path(entry) if Path(entry).is_absolute() else root / entry
     if target.is_dir():
@@ -881,7 +894,9 @@ def load_yolo(path: str, *, size: int = DEFAULT_INPUT_SIZE, group_by: str | None
     if root_entry:
         root = Path(root_entry) if Path(root_entry).is_absolute() else p.parent / root_entry
     what = f"YOLO data file {path!r}"
-    train = [q.resolve() if q.exists() else q for q in _yolo_images(config["train"], root, what=what)]
+    # As given (made absolute), never resolved: the label path is derived from the path the yaml names,
+    # as Ultralytics does, so an images/ folder that is a symlink still finds labels/ beside it.
+    train = [q.absolute() for q in _yolo_images(config["train"], root, what=what)]
     if not train:
         raise DataError(f"{what}: the train split has no images")
     _check_files_exist(train, what=what)
@@ -930,35 +945,3 @@ def _regex_groups(paths: list[str], pattern: str) -> np.ndarray:
             raise DataError(f"{given}{pattern!r} does not match the file name {Path(q).name!r}")
         out.append(m.group(1) if rx.groups else m.group(0))
     return np.asarray(out)
-
-
-# ---------------------------------------------------------------- dispatch
-def load_detection(kind: str, arg: str, *, group_by: str | None = None, size: int | None = None) -> DetectionDataset:
-    """`coco:ANNOTATIONS.json[:IMAGES_DIR]`, `yolo:DATA.yaml`, `voc:DIR` or `synthdet[:N]`, letterboxed to
-    `size` px (None: DEFAULT_INPUT_SIZE; synthdet: its own 64 px frames)."""
-    sized = {} if size is None else {"size": size}
-    if kind == "coco":
-        if not arg:
-            raise ConfigError("data source 'coco' needs a path: coco:ANNOTATIONS.json[:IMAGES_DIR]")
-        ann, sep, images_dir = arg.partition(".json:")
-        ann = ann + ".json" if sep else arg
-        return load_coco(ann, images_dir or None, group_by=group_by, **sized)
-    if kind == "yolo":
-        if not arg:
-            raise ConfigError("data source 'yolo' needs a path: yolo:DATA.yaml")
-        return load_yolo(arg, group_by=group_by, **sized)
-    if kind == "voc":
-        from adaprune.data.voc import load_voc
-
-        return load_voc(arg, group_by=group_by, **sized)
-    if kind == "synthdet":
-        from adaprune.data.synthdet import load_synthdet
-
-        if not arg:
-            return load_synthdet(group_by=group_by, **sized)
-        try:
-            n = int(arg)
-        except ValueError:
-            raise ConfigError(f"synthdet size must be a whole number of training images, got {arg!r}") from None
-        return load_synthdet(n, group_by=group_by, **sized)
-    raise ConfigError(f"unknown detection source {kind!r}")

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from adaprune.data.dataset import Dataset
-from adaprune.data.detection import DetectionDataset
+from adaprune.data.detection import DetectionDataset, load_coco, load_yolo
+from adaprune.data.images import IMAGE_SUFFIXES  # noqa: F401 (where callers have found it)
 from adaprune.errors import ConfigError, DataError, describe_value, require
 from adaprune.naming import option
 
@@ -25,7 +26,6 @@ SPEC_HELP = (
 DETECTION_KINDS = ("coco", "yolo", "voc", "synthdet")
 # (N, H, W) with H == W and at least this side is read as grey images, not as sequences.
 MIN_GREY_SIDE = 8
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
 def load_data(spec: str | Dataset | DetectionDataset, *, test: str | Dataset | DetectionDataset | None = None,
@@ -72,8 +72,6 @@ def _load_spec(spec: str, *, group_by: str | None = None, on_bad_file: str = "st
                           f"{describe_value(spec)}")
     kind, _, arg = spec.partition(":")
     if kind in DETECTION_KINDS:
-        from adaprune.data.detection import load_detection
-
         return load_detection(kind, arg, group_by=group_by, size=size)
     if group_by is not None:
         raise ConfigError(f"{option('group_by', '--group-by')} applies to the detection sources {DETECTION_SPECS}, "
@@ -223,3 +221,35 @@ def load_mnist1d(n_train: int = 4000) -> Dataset:
         x_test=raw["x_test"][:, None, :].astype(np.float32),
         y_test=raw["y_test"].astype(np.int64),
     )
+
+
+# The detection formats: dispatched here, with the other sources (data/detection.py reads the files).
+def load_detection(kind: str, arg: str, *, group_by: str | None = None, size: int | None = None) -> DetectionDataset:
+    """`coco:ANNOTATIONS.json[:IMAGES_DIR]`, `yolo:DATA.yaml`, `voc:DIR` or `synthdet[:N]`, letterboxed to
+    `size` px (None: DEFAULT_INPUT_SIZE; synthdet: its own 64 px frames)."""
+    sized = {} if size is None else {"size": size}
+    if kind == "coco":
+        if not arg:
+            raise ConfigError("data source 'coco' needs a path: coco:ANNOTATIONS.json[:IMAGES_DIR]")
+        ann, sep, images_dir = arg.partition(".json:")
+        ann = ann + ".json" if sep else arg
+        return load_coco(ann, images_dir or None, group_by=group_by, **sized)
+    if kind == "yolo":
+        if not arg:
+            raise ConfigError("data source 'yolo' needs a path: yolo:DATA.yaml")
+        return load_yolo(arg, group_by=group_by, **sized)
+    if kind == "voc":
+        from adaprune.data.voc import load_voc
+
+        return load_voc(arg, group_by=group_by, **sized)
+    if kind == "synthdet":
+        from adaprune.data.synthdet import load_synthdet
+
+        if not arg:
+            return load_synthdet(group_by=group_by, **sized)
+        try:
+            n = int(arg)
+        except ValueError:
+            raise ConfigError(f"synthdet size must be a whole number of training images, got {arg!r}") from None
+        return load_synthdet(n, group_by=group_by, **sized)
+    raise ConfigError(f"unknown detection source {kind!r}")

@@ -26,7 +26,7 @@ from adaprune.embed.encoders import (
     get_encoder,
     resolve_encoder_spec,
 )
-from adaprune.embed.fingerprint import array_fingerprint, texts_fingerprint
+from adaprune.embed.fingerprint import array_digest, texts_fingerprint
 from adaprune.embed.writer import DTYPES, partial_paths, write_chunked
 from adaprune.engine import Engine, LocalEngine, Shared, get_engine
 from adaprune.errors import ConfigError, DataError
@@ -165,7 +165,7 @@ def embed(
               **manifest_fingerprint(file_paths)}
         refuse_changed_inputs(out, fp)
     else:
-        fp = _fingerprint(enc.spec, seed, tuple(x.shape), dataset.name, array_fingerprint(x))
+        fp = _fingerprint(enc.spec, seed, tuple(x.shape), dataset.name, array_digest(x))
     fp["model"] = model if isinstance(enc, ModelEncoder) else None
     runner = get_engine(engine, address=ray_address)
     try:

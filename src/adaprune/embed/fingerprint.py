@@ -12,7 +12,7 @@ import numpy as np
 CHUNK_ROWS = 4096
 
 
-def array_fingerprint(x: np.ndarray, *, chunk_rows: int = CHUNK_ROWS) -> str:
+def array_digest(x: np.ndarray, *, chunk_rows: int = CHUNK_ROWS) -> str:
     """A digest of every row of `x` (dtype and shape included), read `chunk_rows` rows at a time so
     a memory-mapped array is never loaded whole; the same for any `chunk_rows`."""
     digest = hashlib.blake2b(digest_size=20)

@@ -13,6 +13,29 @@ in Ray's object store for an in-memory array."""
 
 from __future__ import annotations
 
-from adaprune.engine.base import ENGINES, Engine, LocalEngine, Shared, get_engine
+from adaprune.engine import base
+from adaprune.engine.base import ENGINES, Engine, LocalEngine, Shared
+from adaprune.errors import ConfigError
+from adaprune.naming import option
 
 __all__ = ["ENGINES", "Engine", "LocalEngine", "Shared", "get_engine"]
+
+
+# Dispatch by name lives here, above both engines: engine/ray.py builds on engine/base.py, and
+# base.py never needs to know about ray.py.
+def get_engine(engine: str | Engine | None = None, *, address: str | None = None, workers: int | None = None) -> Engine:
+    """An engine by name: "local" (the default; `workers` threads) or "ray" (`address` of a running
+    cluster, or a local one started here when None; needs `pip install 'adaprune[ray]'`)."""
+    if isinstance(engine, Engine):
+        return engine
+    if engine is None or engine == "local":
+        if address is not None:
+            engine_ray = option("engine='ray'", "--engine ray")
+            raise ConfigError(f"{option('address', '--ray-address')} applies to {engine_ray}")
+        return LocalEngine(workers or base.default_workers())
+    if engine == "ray":
+        from adaprune.engine.ray import RayEngine
+
+        return RayEngine(address=address, num_cpus=workers)
+    raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+

@@ -16,7 +16,6 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from adaprune.errors import ConfigError
-from adaprune.naming import option
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +101,12 @@ def check_cancelled() -> None:
 
 
 def default_workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
+    """CPUs this process may run on (its affinity mask: taskset, cgroup cpusets), at most 8."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        available = os.cpu_count() or 1
+    return max(1, min(8, available))
 
 
 class Engine(ABC):
@@ -169,20 +173,3 @@ class LocalEngine(Engine):
 
     def share(self, array: Any) -> Shared:
         return InProcess(array)
-
-
-def get_engine(engine: str | Engine | None = None, *, address: str | None = None, workers: int | None = None) -> Engine:
-    """An engine by name: "local" (the default; `workers` threads) or "ray" (`address` of a running
-    cluster, or a local one started here when None; needs `pip install 'adaprune[ray]'`)."""
-    if isinstance(engine, Engine):
-        return engine
-    if engine is None or engine == "local":
-        if address is not None:
-            engine_ray = option("engine='ray'", "--engine ray")
-            raise ConfigError(f"{option('address', '--ray-address')} applies to {engine_ray}")
-        return LocalEngine(workers or default_workers())
-    if engine == "ray":
-        from adaprune.engine.ray import RayEngine
-
-        return RayEngine(address=address, num_cpus=workers)
-    raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")

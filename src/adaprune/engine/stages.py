@@ -24,7 +24,7 @@ from adaprune.io_utils import atomic_write, atomic_write_text
 log = logging.getLogger(__name__)
 
 
-def array_fingerprint(array: Any) -> dict:
+def input_identity(array: Any) -> dict:
     """Identity of an input array: a memory-mapped .npy by path, size and modification time (hashing
     10 GB on every run would cost more than some stages); an in-memory array by a hash of its bytes."""
     ref = npy_file_of(array)
@@ -48,12 +48,18 @@ class StageStore:
     def _paths(self, name: str) -> tuple[Path, Path]:
         return self.folder / f"{name}.npz", self.folder / f"{name}.done.json"
 
-    def load(self, name: str) -> dict[str, np.ndarray] | None:
+    def _key(self, part: dict | None) -> dict:
+        """The run's key, with the share of the work a stage covers (`part`) when it has one."""
+        return self.key if part is None else {**self.key, "part": json.loads(json.dumps(part, sort_keys=True))}
+
+    def load(self, name: str, *, part: dict | None = None) -> dict[str, np.ndarray] | None:
+        """A finished stage's arrays, or None when it is missing or was computed for another key
+        (other inputs, settings, or another `part` of the work)."""
         data, record = self._paths(name)
         if not (data.is_file() and record.is_file()):
             return None
         try:
-            if json.loads(record.read_text(encoding="utf-8")).get("key") != self.key:
+            if json.loads(record.read_text(encoding="utf-8")).get("key") != self._key(part):
                 log.info("work dir: stage %s was computed for other inputs or settings; recomputing", name)
                 return None
             with np.load(data, allow_pickle=False) as npz:
@@ -63,7 +69,7 @@ class StageStore:
         log.info("work dir: stage %s already finished; reusing it", name)
         return arrays
 
-    def save(self, name: str, arrays: dict[str, np.ndarray]) -> None:
+    def save(self, name: str, arrays: dict[str, np.ndarray], *, part: dict | None = None) -> None:
         data, record = self._paths(name)
         record.unlink(missing_ok=True)
 
@@ -72,4 +78,4 @@ class StageStore:
                 np.savez(fh, **arrays)
 
         atomic_write(data, write)
-        atomic_write_text(record, json.dumps({"key": self.key}, sort_keys=True) + "\n")
+        atomic_write_text(record, json.dumps({"key": self._key(part)}, sort_keys=True) + "\n")

@@ -96,7 +96,8 @@ def train_and_test(
     """Train a fresh model (initialised from `seed`) on `indices` of the training set; the test metric,
     read once at the end. `match_steps`: as many optimisation steps as on the full set."""
     task.require_test()  # fail before training when there is no test split
-    model = task.new_model(seed)
+    # Input statistics (standardisation) from the subset it trains on, never from the pruned rows.
+    model = task.new_model(seed, indices=None if indices is None else np.asarray(indices, dtype=np.int64))
     idx = None if indices is None else torch.from_numpy(np.asarray(indices, dtype=np.int64))
     epochs = max_steps = None
     if match_steps and idx is not None:

@@ -15,7 +15,7 @@ import numpy as np
 from adaprune.cluster import Clustering
 from adaprune.engine import Engine, LocalEngine, Shared
 from adaprune.engine.base import check_cancelled
-from adaprune.methods.semdedup import BLOCK_ROWS, _cluster_rows, _concat, cluster_blocks
+from adaprune.methods._blocks import BLOCK_ROWS, _cluster_rows, _concat, cluster_blocks
 
 
 @dataclass(frozen=True)

@@ -14,15 +14,14 @@ import numpy as np
 
 from adaprune.errors import ConfigError
 from adaprune.methods.base import Scorer
+from adaprune.params import AnyString, Boolean, Interval, ParamSpec
 from adaprune.tasks import Task
 
 log = logging.getLogger(__name__)
 
 
-def check_embedding(embedding: str, epochs: int) -> None:
-    """Fail early on a bad embedding name (an unknown `adaprune.embed` spec included) or epochs."""
-    if not (isinstance(embedding, str) and embedding):
-        raise ConfigError(f"embedding must be 'model' or an encoder spec, got {embedding!r}")
+def check_embedding(embedding: str) -> None:
+    """Fail early on an unknown embedding name (an `adaprune.embed` spec); its type is in the spec."""
     if embedding != "model":
         from adaprune.embed.encoders import get_encoder
 
@@ -30,8 +29,9 @@ def check_embedding(embedding: str, epochs: int) -> None:
             get_encoder(embedding)
         except ConfigError as exc:
             raise ConfigError(f"embedding must be 'model' or an encoder spec: {exc}") from None
-    if not (isinstance(epochs, int) and epochs >= 1):
-        raise ConfigError(f"epochs must be an integer >= 1, got {epochs!r}")
+
+
+EMBEDDING = AnyString("'model' or an encoder spec")
 
 
 def is_embeddings_source(data: object) -> bool:
@@ -83,9 +83,10 @@ class EmbeddingScorer(Scorer):
 
     higher_is_keep = True
     trains_model = True
+    param_spec = ParamSpec({"embedding": EMBEDDING, "epochs": Interval(int, 1, None), "balance": Boolean()})
 
     def __init__(self, *, embedding: str = "model", epochs: int = 10, balance: bool = True) -> None:
-        check_embedding(embedding, epochs)
+        check_embedding(embedding)
         self.embedding = embedding
         self.epochs = epochs
         self.balance = balance

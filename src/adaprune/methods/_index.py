@@ -4,7 +4,7 @@ What `adaprune methods` lists, so that listing imports no method module (and no 
 tests/test_startup.py fails when this drifts from the registered classes."""
 # ruff: noqa: E501
 
-FINGERPRINT = '7cf6989fe6986fb3e60586e160297a118a71346edaeb1cd680a39905a19aefd8'
+FINGERPRINT = '3cab2e4282318ce5701d43a66026ac5d56ab8312c2b1f3ffa5e219ecedd301c3'
 
 METHODS = [
     {
@@ -13,7 +13,8 @@ METHODS = [
         'kind': 'selector',
         'direction': 'owns its keep decision',
         'parameters': {'encoder': "'auto'", 'embeddings': 'None', 'n_clusters': 'None', 'n_iter': '20', 'kmeans_sample': 'None', 'order': "'farthest'", 'backend': "'auto'", 'block_mb': '64', 'nearest_clusters': '2', 'border_cosine': '0.9', 'engine': "'local'", 'ray_address': 'None', 'work_dir': 'None', 'feedback': 'True', 'epochs': '5', 'folds': '3', 'rounds': '2', 'shrink': 'True', 'alpha_plus': '1.0', 'alpha_minus': '1.0', 'beta': '0.5', 'p_max': '0.95', 'lock_tol': '0.05', 'copy_cosine': '0.999', 'proxy_losses': 'None'},
-        'parameter_help': {'encoder': 'embedding to cluster: auto, identity, pixels[:DIM], model[:EPOCHS], clip:PATH', 'embeddings': 'a .npy of one row per sample to use instead of the encoder', 'n_clusters': 'k-means clusters (None: round(sqrt(N)) up to 1e6 rows, then N / 1000)', 'n_iter': 'k-means iterations', 'kmeans_sample': 'rows the centroids are trained on (None: min(N, 64 x n_clusters))', 'order': 'priority by distance to the own centroid: farthest first, or closest', 'backend': 'k-means backend: auto, faiss or sklearn', 'block_mb': 'memory limit of one block of similarities, in MB', 'nearest_clusters': '2 also compares a sample with its second-nearest cluster near the border; 1: own only', 'border_cosine': 'pairs at this cosine or above that the clustering splits are still compared', 'engine': 'where the growing stages run: local (threads) or ray', 'ray_address': 'the Ray cluster to join (engine ray; None: start or find a local one)', 'work_dir': 'keep each finished stage here so a killed run resumes', 'feedback': "false: the density step alone (exactly semdedup's selection at this budget)", 'epochs': 'training epochs of the proxy model (each proxy trains on the kept samples outside its fold)', 'folds': 'cross-fitting folds of the kept set: each proxy scores the fold it did not train on', 'rounds': 'most rounds of probe, shrink and adapt (each from the last selection; stops when nothing moves)', 'shrink': 'true: James-Stein shrinkage of the cluster gaps by their estimated spread; false: face value', 'alpha_plus': 'a_c for clusters whose next removals the proxy cannot predict (s_c > 0: prune less)', 'alpha_minus': 'a_c for clusters whose next removals it predicts (s_c <= 0: prune more)', 'beta': "strength of the additive adaptation p'_c = p_c - beta a_c s_c", 'p_max': "highest fraction of a cluster's free samples that may be pruned", 'lock_tol': "a pruned sample whose loss is within lock_tol x the mean held-out loss of its kept twin's under every proxy stays pruned (its twin kept)", 'copy_cosine': 'a pruned sample at this cosine or above to its kept twin is a copy: it stays pruned (its twin kept) whatever the proxy says (1.0: only exact copies)', 'proxy_losses': 'your proxy: callable(train_indices) -> per-sample losses of all N (default: ours)'},
+        'parameter_help': {'encoder': 'embedding to cluster: auto, identity, pixels[:DIM], model[:EPOCHS], clip:PATH', 'embeddings': 'a .npy of one row per sample to use instead of the encoder', 'n_clusters': 'k-means clusters (None: round(sqrt(N)) up to 1e6 rows, then N / 1000)', 'n_iter': 'k-means iterations', 'kmeans_sample': 'rows the centroids are trained on (None: min(N, max(64 K, 10000)); 32 K from K = 512)', 'order': 'priority by distance to the own centroid: farthest first, or closest', 'backend': 'k-means backend: auto, faiss or sklearn', 'block_mb': 'memory limit of one block of similarities, in MB', 'nearest_clusters': '2 also compares a sample with its second-nearest cluster near the border; 1: own only', 'border_cosine': 'pairs at this cosine or above that the clustering splits are still compared', 'engine': 'where the growing stages run: local (threads) or ray', 'ray_address': 'the Ray cluster to join (engine ray; None: start or find a local one)', 'work_dir': 'keep each finished stage here so a killed run resumes', 'feedback': "false: the density step alone (exactly semdedup's selection at this budget)", 'epochs': 'training epochs of the proxy model (each proxy trains on the kept samples outside its fold)', 'folds': 'cross-fitting folds of the kept set: each proxy scores the fold it did not train on', 'rounds': 'most rounds of probe, shrink and adapt (each from the last selection; stops when nothing moves)', 'shrink': 'true: James-Stein shrinkage of the cluster gaps by their estimated spread; false: face value', 'alpha_plus': 'a_c for clusters whose next removals the proxy cannot predict (s_c > 0: prune less)', 'alpha_minus': 'a_c for clusters whose next removals it predicts (s_c <= 0: prune more)', 'beta': "strength of the additive adaptation p'_c = p_c - beta a_c s_c", 'p_max': "highest fraction of a cluster's free samples that may be pruned", 'lock_tol': "a pruned sample whose loss is within lock_tol x the mean held-out loss of its kept twin's under every proxy stays pruned (its twin kept)", 'copy_cosine': 'a pruned sample at this cosine or above to its kept twin is a copy: it stays pruned (its twin kept) whatever the proxy says (1.0: only exact copies)', 'proxy_losses': 'your proxy: callable(train_indices) -> per-sample losses of all N (default: ours)'},
+        'parameter_types': {'encoder': 'an encoder spec', 'embeddings': 'None or a path to a .npy', 'n_clusters': 'an int >= 1 or None', 'n_iter': 'an int >= 1', 'kmeans_sample': 'an int >= 1 or None', 'order': "one of 'closest', 'farthest'", 'backend': "one of 'auto', 'faiss', 'sklearn'", 'block_mb': 'an int >= 1', 'nearest_clusters': 'an int >= 1', 'border_cosine': 'a float in [-1, 1]', 'engine': "one of 'local', 'ray'", 'ray_address': 'None or a Ray address', 'work_dir': 'None or a folder', 'feedback': 'true or false', 'epochs': 'an int >= 1', 'folds': 'an int >= 2', 'rounds': 'an int >= 1', 'shrink': 'true or false', 'alpha_plus': 'a float >= 0', 'alpha_minus': 'a float >= 0', 'beta': 'a float >= 0', 'p_max': 'a float in (0, 1]', 'lock_tol': 'a float >= 0', 'copy_cosine': 'a float in [-1, 1]', 'proxy_losses': 'a callable(train_indices) -> losses or None'},
     },
     {
         'name': 'adapruner',
@@ -22,6 +23,7 @@ METHODS = [
         'direction': 'owns its keep decision',
         'parameters': {'warmup_epochs': '5', 'epochs': '20', 'max_extra_epochs': '10', 'alpha_start': '0.1', 'alpha_max': '5.0', 'lambda_scale': '100.0', 'epsilon': '0.02', 'mask_init': '1.0', 'mask_lr': '20.0', 'mask_momentum': '0.9', 'mask_weight_decay': '0.0', 'sel_eps': '1e-05', 'binarize': "'budget'", 'balance': "'none'", 'lambda_rule': "'adaptive'"},
         'parameter_help': {'warmup_epochs': 'epochs of plain training on every sample before the mask moves', 'epochs': 'pruning epochs, over which alpha rises from alpha_start to alpha_max', 'max_extra_epochs': 'most epochs at alpha_max waiting for |r - c_r| <= epsilon', 'alpha_start': 'sigmoid scale of the mask, w = sigmoid(alpha * m), at the first pruning epoch', 'alpha_max': 'sigmoid scale reached at the last pruning epoch', 'lambda_scale': 's in lambda = s * |r - c_r|, the weight of the compression term', 'epsilon': 'tolerance on |r - c_r| (kept fraction of the mask against the budget) that ends training', 'mask_init': 'initial mask value m (1.0: every sample starts kept)', 'mask_lr': 'SGD step on the mask (its gradients are O(1/batch), hence large)', 'mask_momentum': 'SGD momentum of the mask', 'mask_weight_decay': 'weight decay on the mask', 'sel_eps': 'epsilon inside L_sel = w * -log(CE + sel_eps)', 'binarize': "budget: keep exactly the budget ranked by m; threshold: keep w > 0.5 (the paper's rule)", 'balance': 'none: one global ranking of m; class: per-class quotas in proportion to class sizes (budget)', 'lambda_rule': "adaptive: lambda = s * |r - c_r| (the paper's); constant: lambda = s"},
+        'parameter_types': {'warmup_epochs': 'an int >= 0', 'epochs': 'an int >= 1', 'max_extra_epochs': 'an int >= 0', 'alpha_start': 'a float > 0', 'alpha_max': 'a float > 0', 'lambda_scale': 'a float >= 0', 'epsilon': 'a float in [0, 1]', 'mask_init': 'a finite float', 'mask_lr': 'a float > 0', 'mask_momentum': 'a float in [0, 1)', 'mask_weight_decay': 'a float >= 0', 'sel_eps': 'a float > 0', 'binarize': "one of 'budget', 'threshold'", 'balance': "one of 'class', 'none'", 'lambda_rule': "one of 'adaptive', 'constant'"},
     },
     {
         'name': 'aum',
@@ -30,6 +32,7 @@ METHODS = [
         'direction': 'higher score = keep',
         'parameters': {'epochs': '10', 'runs': '1'},
         'parameter_help': {'epochs': 'training epochs; the margin is averaged over their end-of-epoch evaluations', 'runs': 'independently seeded models averaged'},
+        'parameter_types': {'epochs': 'an int >= 1', 'runs': 'an int >= 1'},
     },
     {
         'name': 'ccs',
@@ -38,6 +41,7 @@ METHODS = [
         'direction': 'owns its keep decision',
         'parameters': {'base': "'el2n'", 'base_params': 'None', 'beta': 'None', 'strata': '50', 'epochs': 'None'},
         'parameter_help': {'base': 'name of the registered scoring method whose score is stratified', 'base_params': 'keyword parameters of the base method', 'beta': "fraction of all samples dropped from the hard end first; None = the paper's per-rate table", 'strata': 'number of equal-width score bins sampled evenly', 'epochs': "training epochs passed to a base that trains (None = the base's default)"},
+        'parameter_types': {'base': 'the name of a scoring method', 'base_params': 'a mapping of names to values or None', 'beta': 'a float in [0, 1) or None', 'strata': 'an int >= 1', 'epochs': 'an int >= 1 or None'},
     },
     {
         'name': 'cgscore',
@@ -46,6 +50,7 @@ METHODS = [
         'direction': 'higher score = keep',
         'parameters': {'repetitions': '3', 'max_block': '2000', 'ridge': '1e-06'},
         'parameter_help': {'repetitions': 'other-class draws averaged per sample', 'max_block': 'most samples in one kernel block (memory grows with its square)', 'ridge': 'ridge added to the kernel, times its mean diagonal'},
+        'parameter_types': {'repetitions': 'an int >= 1', 'max_block': 'an int >= 2', 'ridge': 'a float >= 0'},
     },
     {
         'name': 'el2n',
@@ -54,6 +59,7 @@ METHODS = [
         'direction': 'higher score = keep',
         'parameters': {'epochs': '10', 'runs': '3'},
         'parameter_help': {'epochs': 'training epochs before the error norm is read', 'runs': 'independently seeded models averaged'},
+        'parameter_types': {'epochs': 'an int >= 1', 'runs': 'an int >= 1'},
     },
     {
         'name': 'forgetting',
@@ -62,6 +68,7 @@ METHODS = [
         'direction': 'higher score = keep',
         'parameters': {'epochs': '10', 'runs': '1', 'tie_break': 'True'},
         'parameter_help': {'epochs': 'training epochs whose end-of-epoch predictions are compared', 'runs': 'independently seeded models averaged', 'tie_break': 'break ties within a count by mean loss (below one count step)'},
+        'parameter_types': {'epochs': 'an int >= 2', 'runs': 'an int >= 1', 'tie_break': 'true or false'},
     },
     {
         'name': 'glister',
@@ -70,6 +77,7 @@ METHODS = [
         'direction': 'owns its keep decision',
         'parameters': {'epochs': '5', 'val_fraction': '0.1', 'eta': '0.01', 'greedy_batch': '16', 'balance': 'True'},
         'parameter_help': {'epochs': 'training epochs on the non-validation part before the greedy search', 'val_fraction': 'fraction of each class held out as the validation split', 'eta': 'SGD step of the Taylor update of the validation gradient', 'greedy_batch': 'samples picked per gradient update', 'balance': 'one greedy search per class with class quotas'},
+        'parameter_types': {'epochs': 'an int >= 1', 'val_fraction': 'a float in (0, 1)', 'eta': 'a float >= 0', 'greedy_batch': 'an int >= 1', 'balance': 'true or false'},
     },
     {
         'name': 'grand',
@@ -78,6 +86,7 @@ METHODS = [
         'direction': 'higher score = keep',
         'parameters': {'epochs': '0', 'runs': '3', 'last_layer': 'False', 'chunk_size': 'None'},
         'parameter_help': {'epochs': 'training epochs before the gradient norm is read (0: at initialisation)', 'runs': 'independently seeded models averaged', 'last_layer': 'gradient of the final linear layer only (closed form, fast)', 'chunk_size': 'samples per vmap chunk (None: about 256 MiB of gradients)'},
+        'parameter_types': {'epochs': 'an int >= 0', 'runs': 'an int >= 1', 'last_layer': 'true or false', 'chunk_size': 'an int >= 1 or None'},
     },
     {
         'name': 'herding',
@@ -86,6 +95,7 @@ METHODS = [
         'direction': 'higher score = keep',
         'parameters': {'embedding': "'model'", 'epochs': '10', 'balance': 'True'},
         'parameter_help': {'embedding': "'model' (penultimate features of a trained task model; on an embeddings: source, the vectors as given), 'standardized', or an encoder spec such as 'pixels:64' or 'clip:PATH'", 'epochs': "training epochs of the task model (embedding='model' only)", 'balance': 'run per class and keep class quotas'},
+        'parameter_types': {'embedding': "'model' or an encoder spec", 'epochs': 'an int >= 1', 'balance': 'true or false'},
     },
     {
         'name': 'kcenter',
@@ -94,6 +104,7 @@ METHODS = [
         'direction': 'higher score = keep',
         'parameters': {'embedding': "'model'", 'epochs': '10', 'balance': 'True', 'start': "'random'"},
         'parameter_help': {'embedding': "'model' (penultimate features of a trained task model; on an embeddings: source, the vectors as given), 'standardized', or an encoder spec such as 'pixels:64' or 'clip:PATH'", 'epochs': "training epochs of the task model (embedding='model' only)", 'balance': 'run per class and keep class quotas', 'start': 'first centre: random (drawn from the seed) or mean (the point nearest the mean)'},
+        'parameter_types': {'embedding': "'model' or an encoder spec", 'epochs': 'an int >= 1', 'balance': 'true or false', 'start': "one of 'mean', 'random'"},
     },
     {
         'name': 'moderate',
@@ -102,6 +113,7 @@ METHODS = [
         'direction': 'higher score = keep',
         'parameters': {'embedding': "'model'", 'epochs': '10', 'balance': 'True'},
         'parameter_help': {'embedding': "'model' (penultimate features of a trained task model; on an embeddings: source, the vectors as given), 'standardized', or an encoder spec such as 'pixels:64' or 'clip:PATH'", 'epochs': "training epochs of the task model (embedding='model' only)", 'balance': 'run per class and keep class quotas'},
+        'parameter_types': {'embedding': "'model' or an encoder spec", 'epochs': 'an int >= 1', 'balance': 'true or false'},
     },
     {
         'name': 'prototypes',
@@ -110,6 +122,7 @@ METHODS = [
         'direction': 'higher score = keep (flips when keep < 0.5)',
         'parameters': {'embedding': "'auto'", 'n_clusters': 'None', 'switch_keep': '0.5', 'n_iter': '20', 'epochs': '10'},
         'parameter_help': {'embedding': "'auto' (vectors as given, PCA pixels for images), 'model' (task model features) or an encoder spec such as 'pixels:64' or 'clip:PATH'", 'n_clusters': 'k-means clusters (None: the number of classes, or sqrt(N) without labels)', 'switch_keep': 'kept fraction below which easy (near) samples are kept instead of hard ones', 'n_iter': 'k-means iterations', 'epochs': "training epochs of the task model (embedding='model' only)"},
+        'parameter_types': {'embedding': "'model' or an encoder spec", 'n_clusters': 'an int >= 1 or None', 'switch_keep': 'a float in [0, 1]', 'n_iter': 'an int >= 1', 'epochs': 'an int >= 1'},
     },
     {
         'name': 'random',
@@ -118,6 +131,7 @@ METHODS = [
         'direction': 'higher score = keep',
         'parameters': {'stratified': 'False'},
         'parameter_help': {'stratified': "keep each class's share of the kept set"},
+        'parameter_types': {'stratified': 'true or false'},
     },
     {
         'name': 'semdedup',
@@ -125,7 +139,8 @@ METHODS = [
         'kind': 'selector',
         'direction': 'owns its keep decision',
         'parameters': {'encoder': "'auto'", 'embeddings': 'None', 'n_clusters': 'None', 'n_iter': '20', 'kmeans_sample': 'None', 'order': "'farthest'", 'backend': "'auto'", 'block_mb': '64', 'nearest_clusters': '2', 'border_cosine': '0.9', 'engine': "'local'", 'ray_address': 'None', 'work_dir': 'None'},
-        'parameter_help': {'encoder': 'embedding to cluster: auto, identity, pixels[:DIM], model[:EPOCHS], clip:PATH', 'embeddings': 'a .npy of one row per sample to use instead of the encoder', 'n_clusters': 'k-means clusters (None: round(sqrt(N)) up to 1e6 rows, then N / 1000)', 'n_iter': 'k-means iterations', 'kmeans_sample': 'rows the centroids are trained on (None: min(N, 64 x n_clusters))', 'order': 'priority by distance to the own centroid: farthest first, or closest', 'backend': 'k-means backend: auto, faiss or sklearn', 'block_mb': 'memory limit of one block of similarities, in MB', 'nearest_clusters': '2 also compares a sample with its second-nearest cluster near the border; 1: own only', 'border_cosine': 'pairs at this cosine or above that the clustering splits are still compared', 'engine': 'where the growing stages run: local (threads) or ray', 'ray_address': 'the Ray cluster to join (engine ray; None: start or find a local one)', 'work_dir': 'keep each finished stage here so a killed run resumes'},
+        'parameter_help': {'encoder': 'embedding to cluster: auto, identity, pixels[:DIM], model[:EPOCHS], clip:PATH', 'embeddings': 'a .npy of one row per sample to use instead of the encoder', 'n_clusters': 'k-means clusters (None: round(sqrt(N)) up to 1e6 rows, then N / 1000)', 'n_iter': 'k-means iterations', 'kmeans_sample': 'rows the centroids are trained on (None: min(N, max(64 K, 10000)); 32 K from K = 512)', 'order': 'priority by distance to the own centroid: farthest first, or closest', 'backend': 'k-means backend: auto, faiss or sklearn', 'block_mb': 'memory limit of one block of similarities, in MB', 'nearest_clusters': '2 also compares a sample with its second-nearest cluster near the border; 1: own only', 'border_cosine': 'pairs at this cosine or above that the clustering splits are still compared', 'engine': 'where the growing stages run: local (threads) or ray', 'ray_address': 'the Ray cluster to join (engine ray; None: start or find a local one)', 'work_dir': 'keep each finished stage here so a killed run resumes'},
+        'parameter_types': {'encoder': 'an encoder spec', 'embeddings': 'None or a path to a .npy', 'n_clusters': 'an int >= 1 or None', 'n_iter': 'an int >= 1', 'kmeans_sample': 'an int >= 1 or None', 'order': "one of 'closest', 'farthest'", 'backend': "one of 'auto', 'faiss', 'sklearn'", 'block_mb': 'an int >= 1', 'nearest_clusters': 'an int >= 1', 'border_cosine': 'a float in [-1, 1]', 'engine': "one of 'local', 'ray'", 'ray_address': 'None or a Ray address', 'work_dir': 'None or a folder'},
     },
     {
         'name': 'uncertainty',
@@ -134,5 +149,6 @@ METHODS = [
         'direction': 'higher score = keep',
         'parameters': {'measure': "'entropy'", 'epochs': '10', 'runs': '1'},
         'parameter_help': {'measure': 'entropy, least_confidence or margin of the softmax', 'epochs': 'training epochs before the softmax is read', 'runs': 'independently seeded models averaged'},
+        'parameter_types': {'measure': "one of 'entropy', 'least_confidence', 'margin'", 'epochs': 'an int >= 1', 'runs': 'an int >= 1'},
     },
 ]

@@ -91,6 +91,7 @@ from adaprune.methods.semdedup import (
     removal_order,
     remove_units,
 )
+from adaprune.params import Boolean, CallableValue, Interval
 from adaprune.registry import method_parameters, register_method
 from adaprune.tasks import Task
 
@@ -368,6 +369,20 @@ class AdaDeDup(SemDeDup):
     higher_is_keep = False
     trains_model = True
     has_threshold = False  # the feedback moves a budget between clusters: it needs one
+    param_spec = SemDeDup.param_spec.extend({
+        "feedback": Boolean(),
+        "epochs": Interval(int, 1, None),
+        "folds": Interval(int, 2, None),  # cross-fitting holds one fold out
+        "rounds": Interval(int, 1, None),
+        "shrink": Boolean(),
+        "alpha_plus": Interval(float, 0, None),
+        "alpha_minus": Interval(float, 0, None),
+        "beta": Interval(float, 0, None),
+        "p_max": Interval(float, 0, 1, closed="right"),
+        "lock_tol": Interval(float, 0, None),
+        "copy_cosine": Interval(float, -1, 1),
+        "proxy_losses": [CallableValue("a callable(train_indices) -> losses"), None],
+    })
 
     @_with_semdedup_parameters
     def __init__(
@@ -392,24 +407,7 @@ class AdaDeDup(SemDeDup):
             raise ConfigError(f"adadedup got unknown parameter(s) {', '.join(unknown)}; it takes semdedup's "
                               f"({', '.join(SEMDEDUP_PARAMETERS)}) and feedback, epochs, folds, rounds, shrink, "
                               "alpha_plus, alpha_minus, beta, p_max, lock_tol, copy_cosine, proxy_losses")
-        super().__init__(**semdedup)
-        for name, value in (("feedback", feedback), ("shrink", shrink)):
-            if not isinstance(value, bool):
-                raise ConfigError(f"{name} must be true or false, got {value!r}")
-        if epochs < 1 or rounds < 1:
-            raise ConfigError(f"epochs and rounds must be at least 1, got {epochs} and {rounds}")
-        if folds < 2:
-            raise ConfigError(f"folds must be at least 2 (cross-fitting holds one fold out), got {folds}")
-        if alpha_plus < 0 or alpha_minus < 0 or beta < 0:
-            raise ConfigError(f"alpha_plus, alpha_minus and beta must be >= 0, got {alpha_plus}, {alpha_minus}, {beta}")
-        if not 0 < p_max <= 1:
-            raise ConfigError(f"p_max must be in (0, 1], got {p_max}")
-        if not lock_tol >= 0:
-            raise ConfigError(f"lock_tol must be >= 0, got {lock_tol}")
-        if not (isinstance(copy_cosine, (int, float)) and -1.0 <= copy_cosine <= 1.0):
-            raise ConfigError(f"copy_cosine must be a cosine in [-1, 1], got {copy_cosine!r}")
-        if proxy_losses is not None and not callable(proxy_losses):
-            raise ConfigError(f"proxy_losses must be a callable(train_indices) -> losses, got {proxy_losses!r}")
+        super().__init__(**semdedup)  # every value was checked against param_spec before this ran
         self.feedback = feedback
         self.epochs = epochs
         self.folds = folds
@@ -558,13 +556,13 @@ class AdaDeDup(SemDeDup):
         """Completion records of the proxies' losses under `work_dir` (a proxy is the expensive part)."""
         if self.work_dir is None or self.proxy_losses is not None:
             return None  # a user's callable has no stable identity to key a record by
-        from adaprune.engine.stages import array_fingerprint
+        from adaprune.engine.stages import input_identity
 
         params = {k: v for k, v in self.params().items() if k not in ("engine", "ray_address", "work_dir")}
         labels = task.labels if task.labels is not None else np.zeros(0)
         red = self.redundancy(task, seed=seed, progress=False)  # cached: the rows that were clustered
         key = {"method": "adadedup", "n": task.n, "n_keep": n_keep, "seed": seed, "params": params,
-               "rows": array_fingerprint(red.rows), "labels": array_fingerprint(np.asarray(labels)),
+               "rows": input_identity(red.rows), "labels": input_identity(np.asarray(labels)),
                "model": str(getattr(task, "model", "")), "train": repr(getattr(task, "train", ""))}
         return StageStore(Path(self.work_dir) / "adadedup", key)
 

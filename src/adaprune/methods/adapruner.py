@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 # The loss terms, the schedule and the mask's optimizer are written once, in adapruner_mask.
-from adaprune.adapruner_mask import AdaPrunerMask, check_adapruner_params
+from adaprune.adapruner_mask import ADAPRUNER_SPEC, AdaPrunerMask, check_adapruner_params
 from adaprune.errors import ConfigError
 from adaprune.methods.base import MethodResult, Selector
 from adaprune.registry import register_method
@@ -57,6 +57,7 @@ class AdaPruner(Selector):
 
     higher_is_keep = True
     trains_model = True
+    param_spec = ADAPRUNER_SPEC  # the same parameters as AdaPrunerMask
 
     def __init__(
         self,
@@ -77,11 +78,7 @@ class AdaPruner(Selector):
         balance: str = "none",
         lambda_rule: str = "adaptive",
     ) -> None:
-        check_adapruner_params(
-            warmup_epochs=warmup_epochs, epochs=epochs, max_extra_epochs=max_extra_epochs,
-            alpha_start=alpha_start, alpha_max=alpha_max, lambda_scale=lambda_scale,
-            epsilon=epsilon, mask_lr=mask_lr, binarize=binarize, balance=balance, lambda_rule=lambda_rule,
-        )
+        check_adapruner_params(alpha_start=alpha_start, alpha_max=alpha_max, binarize=binarize, balance=balance)
         self.warmup_epochs = warmup_epochs
         self.epochs = epochs
         self.max_extra_epochs = max_extra_epochs

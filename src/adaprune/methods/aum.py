@@ -17,7 +17,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from adaprune.methods.base import Scorer, check_epochs_runs
+from adaprune.methods.base import Scorer
+from adaprune.params import Interval, ParamSpec
 from adaprune.registry import register_method
 from adaprune.scores import aum
 from adaprune.tasks.classification import ClassificationTask
@@ -46,8 +47,9 @@ class AUM(Scorer):
     higher_is_hard: ClassVar[bool | None] = False
     trains_model = True
 
+    param_spec = ParamSpec({"epochs": Interval(int, 1, None), "runs": Interval(int, 1, None)})
+
     def __init__(self, *, epochs: int = 10, runs: int = 1) -> None:
-        check_epochs_runs(epochs, runs)
         self.epochs = epochs
         self.runs = runs
 

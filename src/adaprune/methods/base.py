@@ -3,6 +3,8 @@ module turns scores into a kept set) or a Selector (owns its keep decision)."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -10,6 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from adaprune.errors import ConfigError
+from adaprune.params import ParamSpec
 from adaprune.registry import method_parameters
 from adaprune.scores import Direction, ScoreSet, keep_from_scores
 from adaprune.tasks import Task
@@ -31,16 +34,48 @@ class MethodResult:
     cause_similarity: np.ndarray | None = None
 
 
-def check_epochs_runs(epochs: int, runs: int, *, min_epochs: int = 1) -> None:
-    if not isinstance(epochs, int) or epochs < min_epochs:
-        raise ConfigError(f"epochs must be an integer >= {min_epochs}, got {epochs!r}")
-    if not isinstance(runs, int) or runs < 1:
-        raise ConfigError(f"runs must be an integer >= 1, got {runs!r}")
+def check_finite_scores(method: str, scores: np.ndarray | None) -> None:
+    """Refuse a method's scores when any is NaN or infinite: ranking them would keep an arbitrary
+    set (NaN ties break by index) without saying so."""
+    if scores is None:
+        return
+    bad = ~np.isfinite(np.asarray(scores, dtype=np.float64))
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise ConfigError(
+            f"{method}: {int(bad.sum())} of {bad.size} scores are not finite (sample {first}: "
+            f"{float(np.asarray(scores, dtype=np.float64)[first])}); refusing to select by them"
+        )
+
+
+def _validated_init(init: Any) -> Any:
+    """`init` preceded by the check of its arguments (defaults included) against the spec of the
+    object's class, once: when a subclass's constructor calls this one through super(), the
+    subclass's own constructor has checked them already."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        klass = type(self)
+        if klass.__init__ is __init__:  # the constructor the caller called, not one reached by super()
+            owner = getattr(klass, "name", klass.__name__)
+            try:
+                bound = signature.bind(self, *args, **kwargs)
+            except TypeError as exc:
+                raise ConfigError(f"{owner}: {exc}") from None
+            bound.apply_defaults()
+            klass.param_spec.validate(owner, {k: v for k, v in bound.arguments.items() if k != "self"})
+        init(self, *args, **kwargs)
+
+    return __init__
 
 
 class Method(ABC):
     name: ClassVar[str]
     kind: ClassVar[str]
+    # The constraints of every constructor parameter (adaprune.params); checked once, at construction,
+    # before the constructor runs. tests/test_params.py requires one entry per parameter.
+    param_spec: ClassVar[ParamSpec] = ParamSpec({})
     # True: a higher score is more worth keeping; False: lower; None: the method has no score.
     higher_is_keep: ClassVar[bool | None] = None
     # Whether the method trains a model (then it honours --epochs and --model).
@@ -52,6 +87,11 @@ class Method(ABC):
     supported_tasks: ClassVar[tuple[str, ...]] = ("classification",)
     # Whether the method can remove by a similarity threshold instead of a budget (`run_threshold`).
     has_threshold: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _validated_init(cls.__dict__["__init__"])  # type: ignore[method-assign]
 
     @classmethod
     def check_task(cls, task: Task) -> None:
@@ -100,6 +140,7 @@ class Scorer(Method):
         scores = np.asarray(self.score(task, seed=seed, progress=progress), dtype=np.float64)
         if scores.shape != (task.n,):
             raise AssertionError(f"{self.name} returned {scores.shape} scores for {task.n} samples")
+        check_finite_scores(self.name, scores)
         balance = "class" if self.balance_classes and task.labels is not None else "none"
         return ScoreSet(scores=scores, direction=self.direction(), method=self.name, params=self.params(),
                         seed=seed, labels=task.labels, balance=balance)

@@ -38,6 +38,7 @@ import numpy as np
 from adaprune.errors import ConfigError
 from adaprune.methods._labels import method_uses_labels
 from adaprune.methods.base import MethodResult, Scorer, Selector
+from adaprune.params import AnyString, Interval, MappingValue, ParamSpec
 from adaprune.registry import build_method, get_method, method_parameters, register_method
 from adaprune.selection import rank_for_keep
 from adaprune.tasks.classification import ClassificationTask
@@ -156,6 +157,13 @@ class CCS(Selector):
         epochs: training epochs passed to a base that trains (None = the base's default)"""
 
     trains_model = True
+    param_spec = ParamSpec({
+        "base": AnyString("the name of a scoring method"),
+        "base_params": [MappingValue(), None],
+        "beta": [Interval(float, 0, 1, closed="left"), None],  # None: the paper's value per pruning rate
+        "strata": Interval(int, 1, None),
+        "epochs": [Interval(int, 1, None), None],
+    })
 
     def __init__(
         self,
@@ -166,16 +174,8 @@ class CCS(Selector):
         strata: int = 50,
         epochs: int | None = None,
     ) -> None:
-        if not isinstance(base, str) or base == "ccs":
+        if base == "ccs":
             raise ConfigError(f"base must be the name of a scoring method other than 'ccs', got {base!r}")
-        if beta is not None and not (
-            isinstance(beta, (int, float)) and not isinstance(beta, bool) and 0.0 <= beta < 1.0
-        ):
-            raise ConfigError(f"beta must be in [0, 1) or None (the paper's value per pruning rate), got {beta!r}")
-        if not (isinstance(strata, int) and strata >= 1):
-            raise ConfigError(f"strata must be an integer >= 1, got {strata!r}")
-        if epochs is not None and not (isinstance(epochs, int) and epochs >= 1):
-            raise ConfigError(f"epochs must be an integer >= 1 or None, got {epochs!r}")
         self.base = base
         self.base_params = dict(base_params) if base_params is not None else None
         self.beta = beta

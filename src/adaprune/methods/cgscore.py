@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from adaprune.errors import ConfigError
 from adaprune.methods.base import Scorer
+from adaprune.params import Interval, ParamSpec
 from adaprune.registry import register_method
 from adaprune.tasks.classification import ClassificationTask
 
@@ -142,13 +143,10 @@ class CGScore(Scorer):
         # Trains no model, but the score is a kernel regression on the labels.
         return True
 
+    param_spec = ParamSpec({"repetitions": Interval(int, 1, None), "max_block": Interval(int, 2, None),
+                            "ridge": Interval(float, 0, None)})
+
     def __init__(self, *, repetitions: int = 3, max_block: int = 2000, ridge: float = 1e-6) -> None:
-        if not isinstance(repetitions, int) or repetitions < 1:
-            raise ConfigError(f"repetitions must be an integer >= 1, got {repetitions!r}")
-        if not isinstance(max_block, int) or max_block < 2:
-            raise ConfigError(f"max_block must be an integer >= 2, got {max_block!r}")
-        if not (isinstance(ridge, (int, float)) and math.isfinite(ridge) and ridge >= 0):
-            raise ConfigError(f"ridge must be a finite number >= 0, got {ridge!r}")
         self.repetitions = repetitions
         self.max_block = max_block
         self.ridge = ridge

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from adaprune.errors import ConfigError
-from adaprune.methods.base import Scorer, check_epochs_runs
+from adaprune.methods.base import Scorer
+from adaprune.params import Interval, ParamSpec
 from adaprune.registry import register_method
 from adaprune.scores import el2n, softmax
 from adaprune.tasks.classification import ClassificationTask
@@ -48,9 +49,9 @@ class EL2N(Scorer):
     # The hard end (CCS drops its hardest beta there): a large error norm is a hard sample.
     higher_is_hard: ClassVar[bool | None] = True
     trains_model = True
+    param_spec = ParamSpec({"epochs": Interval(int, 1, None), "runs": Interval(int, 1, None)})
 
     def __init__(self, *, epochs: int = 10, runs: int = 3) -> None:
-        check_epochs_runs(epochs, runs)
         self.epochs = epochs
         self.runs = runs
 

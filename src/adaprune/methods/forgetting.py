@@ -16,7 +16,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from adaprune.methods.base import Scorer, check_epochs_runs
+from adaprune.methods.base import Scorer
+from adaprune.params import Boolean, Interval, ParamSpec
 from adaprune.registry import register_method
 from adaprune.scores import forgetting_events
 from adaprune.tasks.classification import ClassificationTask
@@ -55,8 +56,10 @@ class Forgetting(Scorer):
     higher_is_hard: ClassVar[bool | None] = True
     trains_model = True
 
+    # Two epochs at least: a forgetting event is a change between consecutive epochs.
+    param_spec = ParamSpec({"epochs": Interval(int, 2, None), "runs": Interval(int, 1, None), "tie_break": Boolean()})
+
     def __init__(self, *, epochs: int = 10, runs: int = 1, tie_break: bool = True) -> None:
-        check_epochs_runs(epochs, runs, min_epochs=2)
         self.epochs = epochs
         self.runs = runs
         self.tie_break = tie_break

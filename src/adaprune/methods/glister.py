@@ -43,6 +43,7 @@ from threadpoolctl import threadpool_limits
 
 from adaprune.errors import ConfigError
 from adaprune.methods.base import MethodResult, Selector
+from adaprune.params import Boolean, Interval, ParamSpec
 from adaprune.registry import register_method
 from adaprune.selection import rank_for_keep, stratified_quotas
 from adaprune.tasks.classification import ClassificationTask
@@ -163,6 +164,14 @@ class Glister(Selector):
 
     trains_model = True
 
+    param_spec = ParamSpec({
+        "epochs": Interval(int, 1, None),
+        "val_fraction": Interval(float, 0, 1, closed="neither"),
+        "eta": Interval(float, 0, None),
+        "greedy_batch": Interval(int, 1, None),
+        "balance": Boolean(),
+    })
+
     def __init__(
         self,
         *,
@@ -172,14 +181,6 @@ class Glister(Selector):
         greedy_batch: int = 16,
         balance: bool = True,
     ) -> None:
-        if not (isinstance(epochs, int) and epochs >= 1):
-            raise ConfigError(f"epochs must be an integer >= 1, got {epochs!r}")
-        if not (isinstance(val_fraction, (int, float)) and 0.0 < val_fraction < 1.0):
-            raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
-        if not (isinstance(eta, (int, float)) and eta >= 0.0):
-            raise ConfigError(f"eta must be >= 0, got {eta!r}")
-        if not (isinstance(greedy_batch, int) and greedy_batch >= 1):
-            raise ConfigError(f"greedy_batch must be an integer >= 1, got {greedy_batch!r}")
         self.epochs = epochs
         self.val_fraction = val_fraction
         self.eta = eta

@@ -27,7 +27,8 @@ from torch.func import functional_call, grad, vmap
 from tqdm.auto import tqdm
 
 from adaprune.errors import ConfigError
-from adaprune.methods.base import Scorer, check_epochs_runs
+from adaprune.methods.base import Scorer
+from adaprune.params import Boolean, Interval, ParamSpec
 from adaprune.registry import register_method
 from adaprune.tasks.classification import ClassificationTask
 from adaprune.training.loop import fit
@@ -133,13 +134,12 @@ class GraNd(Scorer):
     # The hard end (CCS drops its hardest beta there): a large gradient norm is a hard sample.
     higher_is_hard: ClassVar[bool | None] = True
     trains_model = True
+    param_spec = ParamSpec({"epochs": Interval(int, 0, None), "runs": Interval(int, 1, None),
+                            "last_layer": Boolean(), "chunk_size": [Interval(int, 1, None), None]})
 
     def __init__(
         self, *, epochs: int = 0, runs: int = 3, last_layer: bool = False, chunk_size: int | None = None
     ) -> None:
-        check_epochs_runs(epochs, runs, min_epochs=0)
-        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
-            raise ConfigError(f"chunk_size must be a positive integer or None (auto), got {chunk_size!r}")
         self.epochs = epochs
         self.runs = runs
         self.last_layer = last_layer

@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from adaprune.errors import ConfigError
 from adaprune.methods._embedding import EmbeddingScorer, per_group_order
+from adaprune.params import StrOptions
 from adaprune.registry import register_method
 from adaprune.tasks import Task
 
@@ -99,13 +100,12 @@ class KCenterGreedy(EmbeddingScorer):
     higher_is_hard: ClassVar[bool | None] = True
 
     supported_tasks = ("classification", "detection")
+    param_spec = EmbeddingScorer.param_spec.extend({"start": StrOptions(STARTS)})
 
     def __init__(
         self, *, embedding: str = "model", epochs: int = 10, balance: bool = True, start: str = "random"
     ) -> None:
         super().__init__(embedding=embedding, epochs=epochs, balance=balance)
-        if start not in STARTS:
-            raise ConfigError(f"start must be one of {', '.join(STARTS)}, got {start!r}")
         self.start = start
 
     def score(self, task: Task, *, seed: int, progress: bool) -> np.ndarray:

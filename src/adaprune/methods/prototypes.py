@@ -17,9 +17,9 @@ from typing import ClassVar
 import numpy as np
 
 from adaprune.cluster import spherical_kmeans
-from adaprune.errors import ConfigError
-from adaprune.methods._embedding import check_embedding, embedding_trains_classifier, sample_embedding
+from adaprune.methods._embedding import EMBEDDING, check_embedding, embedding_trains_classifier, sample_embedding
 from adaprune.methods.base import Scorer
+from adaprune.params import Interval, ParamSpec
 from adaprune.registry import register_method
 from adaprune.tasks import Task
 
@@ -49,6 +49,13 @@ class SelfSupervisedPrototypes(Scorer):
     # about what to keep).
     higher_is_hard: ClassVar[bool | None] = True
     switch_keep = 0.5
+    param_spec = ParamSpec({
+        "embedding": EMBEDDING,
+        "n_clusters": [Interval(int, 1, None), None],
+        "switch_keep": Interval(float, 0, 1),
+        "n_iter": Interval(int, 1, None),
+        "epochs": Interval(int, 1, None),
+    })
 
     def __init__(
         self,
@@ -59,11 +66,7 @@ class SelfSupervisedPrototypes(Scorer):
         n_iter: int = 20,
         epochs: int = 10,
     ) -> None:
-        check_embedding(embedding, epochs)
-        if n_clusters is not None and n_clusters < 1:
-            raise ConfigError(f"n_clusters must be at least 1, got {n_clusters}")
-        if not 0.0 <= switch_keep <= 1.0:
-            raise ConfigError(f"switch_keep must be in [0, 1], got {switch_keep}")
+        check_embedding(embedding)
         self.embedding = embedding
         self.n_clusters = n_clusters
         self.switch_keep = switch_keep

@@ -7,6 +7,7 @@ from typing import ClassVar
 import numpy as np
 
 from adaprune.methods.base import Scorer
+from adaprune.params import Boolean, ParamSpec
 from adaprune.registry import register_method
 from adaprune.tasks import Task
 
@@ -26,6 +27,8 @@ class RandomPruning(Scorer):
     higher_is_keep = True
     # The hard end (CCS drops its hardest beta there): a random score has no hard end.
     higher_is_hard: ClassVar[bool | None] = None
+
+    param_spec = ParamSpec({"stratified": Boolean()})
 
     def __init__(self, *, stratified: bool = False) -> None:
         self.stratified = stratified

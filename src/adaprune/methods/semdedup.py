@@ -53,11 +53,14 @@ from typing import Any
 import numpy as np
 
 from adaprune.cluster import BACKENDS, Clustering, normalize_rows, spherical_kmeans
+from adaprune.cluster.kmeans import group_sums
 from adaprune.engine import ENGINES, Engine, LocalEngine, Shared, get_engine
 from adaprune.engine.base import check_cancelled
-from adaprune.engine.stages import StageStore, array_fingerprint
+from adaprune.engine.stages import StageStore, input_identity
 from adaprune.errors import ConfigError, DataError
+from adaprune.methods._blocks import BLOCK_ROWS, _cluster_rows, _concat, cluster_blocks
 from adaprune.methods.base import MethodResult, Selector
+from adaprune.params import AnyString, Interval, ParamSpec, StrOptions
 from adaprune.registry import register_method
 from adaprune.selection import check_threshold
 from adaprune.tasks import Task
@@ -65,7 +68,11 @@ from adaprune.tasks import Task
 log = logging.getLogger(__name__)
 
 NO_EARLIER = -1.0  # M of a cluster's first sample: nothing earlier to be a duplicate of
-BLOCK_ROWS = 262_144  # rows per unit of work mapped by the engine (whole clusters and their neighbours)
+# The partition of the clusters into blocks, and of blocks into recorded groups (--work-dir), is a
+# function of the data alone, never of the engine's worker count: a run killed on 8 workers resumes
+# on 1 (or the other way round) with every finished group still valid and every pair compared.
+BLOCKS_PER_RUN = 32  # blocks of about total / 32 rows (BLOCK_ROWS at most): work for up to ~32 workers
+GROUP_BLOCKS = 16  # blocks per completion record
 ORDERS = ("farthest", "closest")
 
 
@@ -120,7 +127,8 @@ class Units:
         sums = np.zeros((self.n_units, emb.shape[1]), dtype=np.float64)
         for start in range(0, len(emb), chunk_rows):
             block = normalize_rows(emb[start : start + chunk_rows])
-            np.add.at(sums, self.index[start : start + len(block)], block)
+            present, part = group_sums(self.index[start : start + len(block)], block)
+            sums[present] += part
         return normalize_rows(sums)
 
 
@@ -239,13 +247,6 @@ def cluster_kernel(
     return np.maximum(m_core, border_core), m_halo
 
 
-def _cluster_rows(emb: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Unit rows of `idx` (sorted), read from `emb` (possibly a memory map) in file order."""
-    if len(idx) == 0:
-        return np.empty((0, emb.shape[1]), dtype=np.float32)
-    return normalize_rows(emb[idx])
-
-
 @dataclass(frozen=True)
 class ClusterBlock:
     """A block of whole clusters: the unit of work an engine maps (clusters are independent).
@@ -277,25 +278,6 @@ def block_redundancy(block: ClusterBlock) -> tuple[np.ndarray, np.ndarray, np.nd
         mh_out.append(m_halo)
     return (_concat(idx_out, np.int64), _concat(m_out, np.float32),
             _concat(hidx_out, np.int64), _concat(mh_out, np.float32))
-
-
-def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
-    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype=dtype)
-
-
-def cluster_blocks(sizes: np.ndarray, *, target_rows: int) -> list[np.ndarray]:
-    """Consecutive cluster ids grouped into blocks of about `target_rows` rows (a large cluster is a
-    block alone). `sizes` counts each cluster's members and neighbours."""
-    blocks, current, rows = [], [], 0
-    for c, size in enumerate(sizes.tolist()):
-        current.append(c)
-        rows += size
-        if rows >= target_rows:
-            blocks.append(np.asarray(current, dtype=np.int64))
-            current, rows = [], 0
-    if current:
-        blocks.append(np.asarray(current, dtype=np.int64))
-    return blocks
 
 
 def _merge_block(m: np.ndarray, result: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> None:
@@ -338,7 +320,8 @@ def semdedup_redundancy(
     members = clustering.members()
     neighbours = clustering.neighbour_members(max_border)
     sizes = np.array([len(a) + len(b) for a, b in zip(members, neighbours, strict=True)], dtype=np.int64)
-    target = int(max(1, min(BLOCK_ROWS, int(sizes.sum()) // (4 * max(1, engine.workers)) + 1)))
+    target = int(max(1, min(BLOCK_ROWS, int(sizes.sum()) // BLOCKS_PER_RUN + 1)))
+    partition = cluster_blocks(sizes, target_rows=target)
     shared = engine.share(emb)
     blocks = [
         ClusterBlock(
@@ -350,22 +333,24 @@ def semdedup_redundancy(
             block_bytes=block_bytes,
             kernel=kernel,
         )
-        for ids in cluster_blocks(sizes, target_rows=target)
+        for ids in partition
     ]
     if store is None:
         for result in engine.map(block_redundancy, blocks, desc="semdedup", progress=progress):
             _merge_block(m, result)
         return m
-    group = max(1, 2 * engine.workers)
-    for g, start in enumerate(range(0, len(blocks), group)):
+    for g, start in enumerate(range(0, len(blocks), GROUP_BLOCKS)):
         name = f"redundancy-{g:05d}"
-        done = store.load(name)
+        # The record names the clusters it covers: a record from another partition is never reused.
+        part = {"clusters": [[int(ids[0]), int(ids[-1])] for ids in partition[start : start + GROUP_BLOCKS]]}
+        done = store.load(name, part=part)
         if done is None:
-            results = engine.map(block_redundancy, blocks[start : start + group], desc="semdedup", progress=progress)
+            results = engine.map(block_redundancy, blocks[start : start + GROUP_BLOCKS], desc="semdedup",
+                                 progress=progress)
             done = {key: _concat([r[i] for r in results], dtype)
                     for i, (key, dtype) in enumerate((("rows", np.int64), ("m", np.float32),
                                                       ("halo_rows", np.int64), ("halo_m", np.float32)))}
-            store.save(name, done)
+            store.save(name, done, part=part)
         _merge_block(m, (done["rows"], done["m"], done["halo_rows"], done["halo_m"]))
     return m
 
@@ -586,7 +571,7 @@ class SemDeDup(Selector):
         embeddings: a .npy of one row per sample to use instead of the encoder
         n_clusters: k-means clusters (None: round(sqrt(N)) up to 1e6 rows, then N / 1000)
         n_iter: k-means iterations
-        kmeans_sample: rows the centroids are trained on (None: min(N, 64 x n_clusters))
+        kmeans_sample: rows the centroids are trained on (None: min(N, max(64 K, 10000)); 32 K from K = 512)
         order: priority by distance to the own centroid: farthest first, or closest
         backend: k-means backend: auto, faiss or sklearn
         block_mb: memory limit of one block of similarities, in MB
@@ -600,6 +585,22 @@ class SemDeDup(Selector):
 
     higher_is_keep = False
     has_threshold = True
+    param_spec = ParamSpec({
+        "encoder": AnyString("an encoder spec"),
+        # None first, so `--param work_dir=none` reads as None rather than a folder named "none".
+        "embeddings": [None, AnyString("a path to a .npy")],
+        "n_clusters": [Interval(int, 1, None), None],
+        "n_iter": Interval(int, 1, None),
+        "kmeans_sample": [Interval(int, 1, None), None],
+        "order": StrOptions(ORDERS),
+        "backend": StrOptions(BACKENDS),
+        "block_mb": Interval(int, 1, None),
+        "nearest_clusters": Interval(int, 1, None),
+        "border_cosine": Interval(float, -1, 1),
+        "engine": StrOptions(ENGINES),
+        "ray_address": [None, AnyString("a Ray address")],
+        "work_dir": [None, AnyString("a folder")],
+    })
 
     def __init__(
         self,
@@ -618,20 +619,6 @@ class SemDeDup(Selector):
         ray_address: str | None = None,
         work_dir: str | None = None,
     ) -> None:
-        if engine not in ENGINES:
-            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-        if order not in ORDERS:
-            raise ConfigError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
-        if n_clusters is not None and n_clusters < 1:
-            raise ConfigError(f"n_clusters must be at least 1, got {n_clusters}")
-        if backend not in BACKENDS:
-            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        if block_mb < 1:
-            raise ConfigError(f"block_mb must be at least 1, got {block_mb}")
-        if not isinstance(nearest_clusters, int) or nearest_clusters < 1:
-            raise ConfigError(f"nearest_clusters must be an integer >= 1, got {nearest_clusters!r}")
-        if not (isinstance(border_cosine, (int, float)) and -1.0 <= border_cosine <= 1.0):
-            raise ConfigError(f"border_cosine must be a cosine in [-1, 1], got {border_cosine!r}")
         self.encoder = encoder
         self.embeddings = embeddings
         self.n_clusters = n_clusters
@@ -660,8 +647,8 @@ class SemDeDup(Selector):
         if self.work_dir is not None:
             # Every parameter that changes a stage's result is in the key (nearest_clusters and
             # border_cosine included); where and how the stages run is not.
-            key = {"embeddings": array_fingerprint(emb), "seed": seed, "params": self.stage_params(),
-                   "groups": None if units.index is None else array_fingerprint(units.index)}
+            key = {"embeddings": input_identity(emb), "seed": seed, "params": self.stage_params(),
+                   "groups": None if units.index is None else input_identity(units.index)}
             store = StageStore(self.work_dir, key)
         own = engine is None
         engine = self._engine() if engine is None else engine

@@ -19,7 +19,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from adaprune.methods.base import Scorer, check_epochs_runs
+from adaprune.methods.base import Scorer
+from adaprune.params import Interval, ParamSpec, StrOptions
 from adaprune.registry import register_method
 from adaprune.scores import UNCERTAINTY_MEASURES, check_uncertainty_measure, uncertainty_from_top2
 from adaprune.tasks.classification import ClassificationTask
@@ -51,10 +52,10 @@ class Uncertainty(Scorer):
     # The hard end (CCS drops its hardest beta there): an uncertain prediction is a hard sample.
     higher_is_hard: ClassVar[bool | None] = True
     trains_model = True
+    param_spec = ParamSpec({"measure": StrOptions(UNCERTAINTY_MEASURES), "epochs": Interval(int, 1, None),
+                            "runs": Interval(int, 1, None)})
 
     def __init__(self, *, measure: str = "entropy", epochs: int = 10, runs: int = 1) -> None:
-        check_measure(measure)
-        check_epochs_runs(epochs, runs)
         self.measure = measure
         self.epochs = epochs
         self.runs = runs

@@ -18,6 +18,7 @@ from adaprune.errors import ConfigError
 MODEL_NAMES = ("auto", "mlp", "cnn1d", "cnn_small", "cnn", "resnet18")
 # Features whose training-split std is below this are centred but not scaled (constant columns).
 MIN_STD = 1e-6
+STATS_CHUNK_BYTES = 4 * 2**20  # float64 rows converted at a time by InputStats.of
 
 
 @dataclass(frozen=True)
@@ -28,11 +29,33 @@ class InputStats:
     std: np.ndarray
 
     @staticmethod
-    def of(x: np.ndarray) -> InputStats:
-        x64 = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-        std = x64.std(axis=0)
-        return InputStats(mean=x64.mean(axis=0).astype(np.float32),
-                          std=np.where(std < MIN_STD, 1.0, std).astype(np.float32))
+    def of(x: np.ndarray, indices: np.ndarray | None = None) -> InputStats:
+        """Mean and (population) std of the rows `indices` of `x` (all rows when None): the rows a
+        model trains on. Float64 running moments over chunks of rows (Chan et al.'s pairwise merge),
+        so a memory-mapped `x` is read chunk by chunk and never copied whole."""
+        n_rows = len(x)
+        rows = None if indices is None else np.sort(np.asarray(indices, dtype=np.int64))
+        count = n_rows if rows is None else len(rows)
+        if count == 0:
+            raise ConfigError("cannot take input statistics of zero rows")
+        width = int(np.prod(x.shape[1:], dtype=np.int64)) if len(x.shape) > 1 else 1
+        step = max(1, STATS_CHUNK_BYTES // (8 * max(1, width)))
+        n, mean, m2 = 0, np.zeros(width), np.zeros(width)
+        for start in range(0, count, step):
+            part = x[start : start + step] if rows is None else x[rows[start : start + step]]
+            chunk = np.array(part, dtype=np.float64).reshape(len(part), width)  # a copy, worked in place
+            k = len(chunk)
+            chunk_mean = chunk.mean(axis=0)
+            chunk -= chunk_mean
+            np.square(chunk, out=chunk)
+            chunk_m2 = chunk.sum(axis=0)
+            delta = chunk_mean - mean
+            total = n + k
+            mean = mean + delta * (k / total)
+            m2 = m2 + chunk_m2 + delta**2 * (n * k / total)
+            n = total
+        std = np.sqrt(m2 / n)
+        return InputStats(mean=mean.astype(np.float32), std=np.where(std < MIN_STD, 1.0, std).astype(np.float32))
 
 
 class Standardize(nn.Module):

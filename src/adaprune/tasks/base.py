@@ -67,7 +67,9 @@ class Task(Protocol):
         """One class label per training sample where the task has them (for class quotas), else None."""
         ...
 
-    def new_model(self, seed: int) -> nn.Module: ...
+    def new_model(self, seed: int, *, indices: np.ndarray | None = None) -> nn.Module:
+        """A fresh model from `seed`; `indices`: the training rows it will train on (None: all)."""
+        ...
 
     def batches(
         self, indices: Tensor, batch_size: int, *, generator: torch.Generator | None

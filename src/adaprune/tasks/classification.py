@@ -31,7 +31,9 @@ class ClassificationTask:
     returning a `torch.nn.Module` whose output is (batch, num_classes) logits. In-memory arrays are
     moved to the device once; a lazy source (image files) is decoded batch by batch. With
     `standardize`, a built-in model on vector (N, D) inputs starts with a layer that standardises
-    them by the training split's mean and std (the test split never enters the statistics)."""
+    them by the mean and std of the rows it trains on (`new_model(seed, indices=...)`: a pruned
+    subset's own statistics, as a user training on that subset alone would have; the test split
+    and the pruned rows never enter them)."""
 
     kind: ClassVar[str] = "classification"
 
@@ -74,8 +76,17 @@ class ClassificationTask:
         """Whether new models standardise their input (a built-in model, vector inputs, standardize on)."""
         return self.standardize and isinstance(self.model, str) and should_standardize(self.data.sample_shape)
 
-    def new_model(self, seed: int) -> nn.Module:
-        stats = InputStats.of(np.asarray(self.data.x)) if self.standardizes else None
+    def new_model(self, seed: int, *, indices: np.ndarray | None = None) -> nn.Module:
+        """A fresh model from `seed`, standardising (see `standardizes`) by the statistics of the
+        training rows `indices` it will train on (None: every training row; computed once)."""
+        stats = None
+        if self.standardizes:
+            if indices is None:
+                if "stats" not in self._tensors:
+                    self._tensors["stats"] = InputStats.of(self.data.x)
+                stats = self._tensors["stats"]
+            else:
+                stats = InputStats.of(self.data.x, indices)
         factory = self.model if callable(self.model) else (
             lambda: build_model(self.model, self.data.sample_shape, self.data.num_classes,  # type: ignore[arg-type]
                                 input_stats=stats)

@@ -82,7 +82,8 @@ class DetectionTask:
     def with_train(self, train: TrainConfig) -> DetectionTask:
         return dataclasses.replace(self, train=train)
 
-    def new_model(self, seed: int) -> nn.Module:
+    def new_model(self, seed: int, *, indices: np.ndarray | None = None) -> nn.Module:
+        """A fresh detector from `seed`; `indices` changes nothing (images are not standardised)."""
         num_classes = self.data.num_classes
         if callable(self.model):
             factory = self.model
@@ -128,7 +129,8 @@ class DetectionTask:
         self.require_test()
         assert self.data.boxes_test is not None and self.data.labels_test is not None
         detections = detect_all(model, self.data.x_test, device=self.device)
-        stats = coco_map(detections, self.data.boxes_test, self.data.labels_test, self.data.num_classes)
+        stats = coco_map(detections, self.data.boxes_test, self.data.labels_test, self.data.num_classes,
+                         crowd=self.data.crowd_test)
         return Metric(name="map", value=stats["map"], extras={"map50": stats["map50"]})
 
     @torch.no_grad()
@@ -162,9 +164,13 @@ def coco_map(
     boxes: Sequence[np.ndarray],
     labels: Sequence[np.ndarray],
     num_classes: int,
+    *,
+    crowd: Sequence[np.ndarray] | None = None,
 ) -> dict[str, float]:
     """COCO mAP@[.5:.95] and mAP@.5 by pycocotools' own evaluation (boxes xyxy, any common pixel frame).
 
+    `crowd[i]`: image i's crowd regions, (k, 5) xyxy and category index; they go to pycocotools as
+    `iscrowd: 1` ground truth, so a detection matched to one is ignored rather than counted false.
     Categories without ground truth in the split are left out of the mean, as pycocotools does.
     No detections at all score 0."""
     coco_mod = require("pycocotools.coco", "detection")
@@ -178,6 +184,10 @@ def coco_map(
                                 "bbox": [box[0], box[1], w, h], "area": w * h, "iscrowd": 0})
     if not annotations:
         raise ConfigError("the test split has no objects; mAP is undefined")
+    for i, regions in enumerate(crowd or ()):
+        for x0, y0, x1, y1, c in np.asarray(regions, dtype=np.float64).reshape(-1, 5):
+            annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": int(c) + 1,
+                                "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0), "iscrowd": 1})
     results = []
     for i, det in enumerate(detections):
         for box, score, c in zip(np.asarray(det["boxes"], dtype=np.float64), det["scores"], det["labels"], strict=True):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -15,8 +16,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from adaprune.errors import ConfigError
-from adaprune.tasks.classification import ClassificationTask
 from adaprune.training.loop import fit
+
+if TYPE_CHECKING:  # tasks build on training, not the other way round
+    from adaprune.tasks.classification import ClassificationTask
 
 
 @dataclass(frozen=True)
