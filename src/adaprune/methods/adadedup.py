@@ -319,7 +319,8 @@ def task_proxy(task: Task, *, epochs: int, seed: int, progress: bool) -> ProxyLo
     def proxy(indices: np.ndarray) -> np.ndarray:
         model_seed = seed + calls[0]
         calls[0] += 1
-        model = task.new_model(model_seed)
+        # Standardised by the rows it trains on: the held-out fold must not inform the proxy.
+        model = task.new_model(model_seed, indices=np.asarray(indices, dtype=np.int64))
         fit(model, task, seed=model_seed, indices=torch.from_numpy(np.asarray(indices, dtype=np.int64)),
             epochs=epochs, progress=progress, desc="adadedup proxy")
         return np.asarray(per_sample_losses(model, task), dtype=np.float64)
