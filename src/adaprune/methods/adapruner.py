@@ -8,11 +8,12 @@ A learnable mask entry m_i per sample, trained jointly with the network:
     L_comp = (sum_all(w) / N - c_r)^2                              over the whole mask (ADP)
     L      = L_cls + L_sel + lambda * L_comp,  lambda = s * |r - c_r|
 
-with c_r the fraction to keep and r = #{w_i > 0.5} / N over all N samples. r is recomputed from
-the whole mask at every step (exact, and cheap: w_i > 0.5 iff m_i > 0), so a batch never
-stands in for the set. Warm-up epochs train on all samples before the mask moves; then alpha
-rises uniformly from alpha_start to alpha_max over `epochs` pruning epochs; once at alpha_max,
-training stops when |r - c_r| <= epsilon or after `max_extra_epochs` more epochs.
+with c_r the fraction to keep and r = #{w_i > 0.5} / N over all N samples (w_i > 0.5 iff
+m_i > 0), so a batch never stands in for the set: recounted over the whole mask at every step
+with update="exact"; with the default update="lazy" a maintained count, exact for each entry as
+of its last update and recounted at every epoch's flush. Warm-up epochs train on all samples
+before the mask moves; then alpha rises uniformly from alpha_start to alpha_max over `epochs`
+pruning epochs; once at alpha_max, training stops when |r - c_r| <= epsilon or after `max_extra_epochs` more epochs.
 
 Choices the paper leaves open, as parameters (defaults in the signature):
   mask_init       initial m (1.0: every sample starts kept, w > 0.5, and is pruned down);
@@ -23,7 +24,9 @@ Choices the paper leaves open, as parameters (defaults in the signature):
                   index first); "threshold" keeps w > 0.5, the paper's own rule, within epsilon;
   balance         with "budget": "none" ranks all samples at once, "class" keeps per-class
                   quotas in proportion to class sizes (so no class is wiped out);
-  lambda_rule     "adaptive" is the paper's lambda = s * |r - c_r|; "constant" uses lambda = s.
+  lambda_rule     "adaptive" is the paper's lambda = s * |r - c_r|; "constant" uses lambda = s;
+  update          "lazy" (O(batch) a step; compression applied to untouched entries when next seen,
+                  flushed every epoch) or "exact" (all N entries every step).
 
 Mask entries are indexed by sample index carried with every batch, never by loader position
 (the public code binds them to positions in a shuffled loader, which breaks the method).
@@ -34,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 # The loss terms, the schedule and the mask's optimizer are written once, in adapruner_mask.
-from adaprune.adapruner_mask import AdaPrunerMask, check_adapruner_params
+from adaprune.adapruner_mask import UPDATE_CHOICES, AdaPrunerMask, check_adapruner_params
 from adaprune.errors import ConfigError
 from adaprune.methods.base import MethodResult, Selector
 from adaprune.registry import register_method
@@ -51,6 +54,8 @@ class AdaPruner(Selector):
     Parameters:
         balance: none: one global ranking of m; class: per-class quotas in proportion to class sizes (budget)
         lambda_rule: adaptive: lambda = s * |r - c_r| (the paper's); constant: lambda = s
+        update: lazy: the mask step costs O(batch), untouched entries catch up when next seen (see
+            adaprune.adapruner_lazy); exact: every step updates all N entries
     """
 
     supported_tasks = ("classification", "detection")
@@ -76,6 +81,7 @@ class AdaPruner(Selector):
         binarize: str = "budget",
         balance: str = "none",
         lambda_rule: str = "adaptive",
+        update: str = "lazy",
     ) -> None:
         check_adapruner_params(
             warmup_epochs=warmup_epochs, epochs=epochs, max_extra_epochs=max_extra_epochs,
@@ -97,6 +103,9 @@ class AdaPruner(Selector):
         self.binarize = binarize
         self.balance = balance
         self.lambda_rule = lambda_rule
+        if update not in UPDATE_CHOICES:
+            raise ConfigError(f"update must be 'lazy' or 'exact', got {update!r}")
+        self.update = update
 
     def new_mask(self, n: int, keep: float, *, labels: np.ndarray | None = None) -> AdaPrunerMask:
         """The mask object this method drives, with this method's parameters (`labels`: the class
