@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from adaprune.adapruner_mask import AdaPrunerMask
+from tests.test_adapruner_lazy import user_loop
 
 
 def planted(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
@@ -35,21 +36,11 @@ def test_mask_keeps_hard_samples_over_easy_copies():
     x, y, easy, hard = planted()
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     # A gentle mask step (no momentum, lr 1) so the ranking shows the objective's direction, not
     # the default step's noise.
     pruner = AdaPrunerMask(len(y), keep=0.5, warmup_epochs=3, epochs=4, max_extra_epochs=0, mask_lr=1.0,
                            mask_momentum=0.0)
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(pruner.total_epochs):
-        for idx in torch.randperm(len(y), generator=gen).split(20):
-            loss = pruner.loss(F.cross_entropy(model(x[idx]), y[idx], reduction="none"), idx)
-            loss.backward()
-            opt.step()
-            pruner.step()
-            opt.zero_grad()
-        if pruner.end_epoch():
-            break
+    user_loop(pruner, model, x, y, batch=20, generator=torch.Generator().manual_seed(0), lr=0.1)
     with torch.no_grad():
         ce = F.cross_entropy(model(x), y, reduction="none")
     assert ce[easy].max() < 0.1 and ce[hard].median() > 1.0  # the plant took: copies easy, flipped hard

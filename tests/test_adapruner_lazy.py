@@ -27,10 +27,17 @@ def run(update: str, n: int, batch: int, *, seed: int = 0, **params) -> AdaPrune
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     pruner = AdaPrunerMask(n, update=update, **params)
+    user_loop(pruner, model, x, y, batch=batch, generator=gen, lr=0.05)
+    return pruner
+
+
+def user_loop(pruner: AdaPrunerMask, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch: int,
+              generator: torch.Generator, lr: float) -> None:
+    """A plain user loop (SGD with momentum, shuffled batches) for the pruner's whole schedule."""
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     for _ in range(pruner.total_epochs):
-        for idx in torch.randperm(n, generator=gen).split(batch):
+        for idx in torch.randperm(len(y), generator=generator).split(batch):
             loss = pruner.loss(F.cross_entropy(model(x[idx]), y[idx], reduction="none"), idx)
             loss.backward()
             opt.step()
@@ -38,7 +45,6 @@ def run(update: str, n: int, batch: int, *, seed: int = 0, **params) -> AdaPrune
             opt.zero_grad()
         if pruner.end_epoch():
             break
-    return pruner
 
 
 SCHEDULE = {"warmup_epochs": 1, "epochs": 4, "max_extra_epochs": 0}
