@@ -27,6 +27,7 @@ def main() -> int:
     parser.add_argument("--prune", default="0.3,0.7")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=30, help="evaluation training epochs")
+    parser.add_argument("--stem", default=None, help="results file stem (default adapruner_lazy_parity_<dataset>)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     rows = []
@@ -60,8 +61,8 @@ def main() -> int:
 
         lines.append(f"| {p:.0%} | {stat('overlap_lazy_exact')} | {stat('overlap_exact_next_seed')} | "
                      f"{stat('accuracy_exact')} | {stat('accuracy_lazy')} |")
-    write_results(f"adapruner_lazy_parity_{args.dataset}", {"seeds": list(range(args.seeds)), "rows": rows},
-                  "\n".join(lines) + "\n")
+    stem = args.stem or f"adapruner_lazy_parity_{args.dataset}"
+    write_results(stem, {"seeds": list(range(args.seeds)), "rows": rows}, "\n".join(lines) + "\n")
     return 0
 
 
