@@ -424,6 +424,8 @@ class AdaPrunerMask:
             "params": self.params(),
             "mask": self.mask.detach().cpu().clone(),
             "momentum_buffer": None if buffer is None else buffer.detach().cpu().clone(),
+            # the lazy step's momentum-filtered compression force (how it splits each buffer)
+            "compression_force": getattr(self.optimizer, "h", 0.0),
             "epoch": self.epoch,
             "done": self.done,
             "history": {k: list(v) for k, v in self.history.items()},
@@ -445,6 +447,7 @@ class AdaPrunerMask:
         buffer = state["momentum_buffer"]
         if isinstance(self.optimizer, LazyMaskSGD):
             self.optimizer.stepped = buffer is not None
+            self.optimizer.h = float(state.get("compression_force", 0.0))
             zero = torch.zeros_like(self.optimizer.buffer)
             self.optimizer.buffer = zero if buffer is None else buffer.to(device).clone()
         else:

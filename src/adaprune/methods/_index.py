@@ -4,7 +4,7 @@ What `adaprune methods` lists, so that listing imports no method module (and no 
 tests/test_startup.py fails when this drifts from the registered classes."""
 # ruff: noqa: E501
 
-FINGERPRINT = 'd8063f0e6609dd6074f8f02ead80f030948145f1738cb51f544ea6e3720d5716'
+FINGERPRINT = '072356c93a79092923f07db4034ffcaeabcdb161de021684b8327b78973434e7'
 
 METHODS = [
     {
@@ -20,8 +20,8 @@ METHODS = [
         'summary': 'AdaPruner (Yang et al. 2023, arXiv 2312.05599): a per-sample mask learned with the model.',
         'kind': 'selector',
         'direction': 'owns its keep decision',
-        'parameters': {'warmup_epochs': '5', 'epochs': '20', 'max_extra_epochs': '10', 'alpha_start': '0.1', 'alpha_max': '5.0', 'lambda_scale': '100.0', 'epsilon': '0.02', 'mask_init': '1.0', 'mask_lr': '20.0', 'mask_momentum': '0.9', 'mask_weight_decay': '0.0', 'sel_eps': '1e-05', 'binarize': "'budget'", 'balance': "'none'", 'lambda_rule': "'adaptive'"},
-        'parameter_help': {'warmup_epochs': 'epochs of plain training on every sample before the mask moves', 'epochs': 'pruning epochs, over which alpha rises from alpha_start to alpha_max', 'max_extra_epochs': 'most epochs at alpha_max waiting for |r - c_r| <= epsilon', 'alpha_start': 'sigmoid scale of the mask, w = sigmoid(alpha * m), at the first pruning epoch', 'alpha_max': 'sigmoid scale reached at the last pruning epoch', 'lambda_scale': 's in lambda = s * |r - c_r|, the weight of the compression term', 'epsilon': 'tolerance on |r - c_r| (kept fraction of the mask against the budget) that ends training', 'mask_init': 'initial mask value m (1.0: every sample starts kept)', 'mask_lr': 'SGD step on the mask (its gradients are O(1/batch), hence large)', 'mask_momentum': 'SGD momentum of the mask', 'mask_weight_decay': 'weight decay on the mask', 'sel_eps': 'epsilon inside L_sel = w * -log(CE + sel_eps)', 'binarize': "budget: keep exactly the budget ranked by m; threshold: keep w > 0.5 (the paper's rule)", 'balance': 'none: one global ranking of m; class: per-class quotas in proportion to class sizes (budget)', 'lambda_rule': "adaptive: lambda = s * |r - c_r| (the paper's); constant: lambda = s"},
+        'parameters': {'warmup_epochs': '5', 'epochs': '20', 'max_extra_epochs': '10', 'alpha_start': '0.1', 'alpha_max': '5.0', 'lambda_scale': '100.0', 'epsilon': '0.02', 'mask_init': '1.0', 'mask_lr': '20.0', 'mask_momentum': '0.9', 'mask_weight_decay': '0.0', 'sel_eps': '1e-05', 'binarize': "'budget'", 'balance': "'none'", 'lambda_rule': "'adaptive'", 'update': "'lazy'"},
+        'parameter_help': {'warmup_epochs': 'epochs of plain training on every sample before the mask moves', 'epochs': 'pruning epochs, over which alpha rises from alpha_start to alpha_max', 'max_extra_epochs': 'most epochs at alpha_max waiting for |r - c_r| <= epsilon', 'alpha_start': 'sigmoid scale of the mask, w = sigmoid(alpha * m), at the first pruning epoch', 'alpha_max': 'sigmoid scale reached at the last pruning epoch', 'lambda_scale': 's in lambda = s * |r - c_r|, the weight of the compression term', 'epsilon': 'tolerance on |r - c_r| (kept fraction of the mask against the budget) that ends training', 'mask_init': 'initial mask value m (1.0: every sample starts kept)', 'mask_lr': 'SGD step on the mask (its gradients are O(1/batch), hence large)', 'mask_momentum': 'SGD momentum of the mask', 'mask_weight_decay': 'weight decay on the mask', 'sel_eps': 'epsilon inside L_sel = w * -log(CE + sel_eps)', 'binarize': "budget: keep exactly the budget ranked by m; threshold: keep w > 0.5 (the paper's rule)", 'balance': 'none: one global ranking of m; class: per-class quotas in proportion to class sizes (budget)', 'lambda_rule': "adaptive: lambda = s * |r - c_r| (the paper's); constant: lambda = s", 'update': 'lazy: the mask step costs O(batch), untouched entries catch up when next seen (see adaprune.adapruner_lazy); exact: every step updates all N entries'},
     },
     {
         'name': 'aum',
