@@ -8,11 +8,12 @@ A learnable mask entry m_i per sample, trained jointly with the network:
     L_comp = (sum_all(w) / N - c_r)^2                              over the whole mask (ADP)
     L      = L_cls + L_sel + lambda * L_comp,  lambda = s * |r - c_r|
 
-with c_r the fraction to keep and r = #{w_i > 0.5} / N over all N samples. r is recomputed from
-the whole mask at every step (exact, and cheap: w_i > 0.5 iff m_i > 0), so a batch never
-stands in for the set. Warm-up epochs train on all samples before the mask moves; then alpha
-rises uniformly from alpha_start to alpha_max over `epochs` pruning epochs; once at alpha_max,
-training stops when |r - c_r| <= epsilon or after `max_extra_epochs` more epochs.
+with c_r the fraction to keep and r = #{w_i > 0.5} / N over all N samples (w_i > 0.5 iff
+m_i > 0), so a batch never stands in for the set: recounted over the whole mask at every step
+with update="exact"; with update="lazy" a maintained count, exact for each entry as of its last
+update and recounted at every epoch's flush (the default "auto" is lazy from 100,000 samples on).
+Warm-up epochs train on all samples before the mask moves; then alpha rises uniformly from alpha_start to alpha_max over `epochs`
+pruning epochs; once at alpha_max, training stops when |r - c_r| <= epsilon or after `max_extra_epochs` more epochs.
 
 Choices the paper leaves open, as parameters (defaults in the signature):
   mask_init       initial m (1.0: every sample starts kept, w > 0.5, and is pruned down);
@@ -23,7 +24,11 @@ Choices the paper leaves open, as parameters (defaults in the signature):
                   index first); "threshold" keeps w > 0.5, the paper's own rule, within epsilon;
   balance         with "budget": "none" ranks all samples at once, "class" keeps per-class
                   quotas in proportion to class sizes (so no class is wiped out);
-  lambda_rule     "adaptive" is the paper's lambda = s * |r - c_r|; "constant" uses lambda = s.
+  lambda_rule     "adaptive" is the paper's lambda = s * |r - c_r|; "constant" uses lambda = s;
+  update          "lazy" (O(batch) a step; compression applied to untouched entries when next seen,
+                  flushed every epoch), "exact" (all N entries every step), or "auto" (the default:
+                  lazy from LAZY_FROM = 100,000 samples on, where it is the cheaper of the two and one
+                  step moves an entry little; exact below).
 
 Mask entries are indexed by sample index carried with every batch, never by loader position
 (the public code binds them to positions in a shuffled loader, which breaks the method).
@@ -51,6 +56,8 @@ class AdaPruner(Selector):
     Parameters:
         balance: none: one global ranking of m; class: per-class quotas in proportion to class sizes (budget)
         lambda_rule: adaptive: lambda = s * |r - c_r| (the paper's); constant: lambda = s
+        update: lazy: the mask step costs O(batch), untouched entries catch up when next seen (see
+            adaprune.adapruner_lazy); exact: every step updates all N entries; auto: lazy from 100,000 samples
     """
 
     supported_tasks = ("classification", "detection")
@@ -77,6 +84,7 @@ class AdaPruner(Selector):
         binarize: str = "budget",
         balance: str = "none",
         lambda_rule: str = "adaptive",
+        update: str = "auto",
     ) -> None:
         check_adapruner_params(alpha_start=alpha_start, alpha_max=alpha_max, binarize=binarize, balance=balance)
         self.warmup_epochs = warmup_epochs
@@ -94,6 +102,7 @@ class AdaPruner(Selector):
         self.binarize = binarize
         self.balance = balance
         self.lambda_rule = lambda_rule
+        self.update = update
 
     def new_mask(self, n: int, keep: float, *, labels: np.ndarray | None = None) -> AdaPrunerMask:
         """The mask object this method drives, with this method's parameters (`labels`: the class
