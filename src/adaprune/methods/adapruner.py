@@ -13,7 +13,8 @@ m_i > 0), so a batch never stands in for the set: recounted over the whole mask 
 with update="exact"; with update="lazy" a maintained count, exact for each entry as of its last
 update and recounted at every epoch's flush (the default "auto" is lazy from 100,000 samples on).
 Warm-up epochs train on all samples before the mask moves; then alpha rises uniformly from
-alpha_start to alpha_max over `epochs` pruning epochs; once at alpha_max, training stops when |r - c_r| <= epsilon or after `max_extra_epochs` more epochs.
+alpha_start to alpha_max over `epochs` pruning epochs; once at alpha_max, training stops when
+|r - c_r| <= epsilon or after `max_extra_epochs` more epochs.
 
 Choices the paper leaves open, as parameters (defaults in the signature):
   mask_init       initial m (1.0: every sample starts kept, w > 0.5, and is pruned down);
