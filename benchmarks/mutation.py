@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import fnmatch
 import os
 import re
 import shutil
@@ -103,6 +104,18 @@ def write_listing(path: Path, rows: dict[str, tuple[str, str]]) -> None:
     path.write_text(text)
 
 
+def merge_partial(before: dict[str, tuple[str, str]], rows: dict[str, tuple[str, str]],
+                  asked: list[str]) -> dict[str, tuple[str, str]]:
+    """A partial rerun's listing: the mutants it was not asked to run keep the earlier verdict (mutmut
+    lists them as not checked)."""
+    patterns = [re.compile(fnmatch.translate(p)) for p in asked]
+
+    def was_asked(name: str) -> bool:
+        return any(p.match(name) for p in patterns)
+
+    return {n: (v if was_asked(n) or n not in before else before[n]) for n, v in rows.items()}
+
+
 def classify_listing(listing: Path, mutants_root: Path, out: Path) -> None:
     """A saved listing (such as one made by hand) with kinds added from the mutants/ folder it came from."""
     rows = parse_listing(listing.read_text())
@@ -129,7 +142,7 @@ def run_mutmut(args: argparse.Namespace) -> Path:
     names: list[str] = []
     if args.only_unkilled:
         before = parse_listing(Path(args.only_unkilled).read_text())
-        changed = [re.compile(p.replace("*", ".*")) for p in args.also]
+        changed = [re.compile(fnmatch.translate(p)) for p in args.also]
         names = [n for n, (s, _) in before.items() if s != "killed" and not any(c.match(n) for c in changed)]
         names += args.also
     with tempfile.TemporaryDirectory(prefix="adaprune_mutation_") as tmp:
@@ -163,8 +176,8 @@ def run_mutmut(args: argparse.Namespace) -> Path:
         listing = subprocess.run([mutmut, "results", "--all", "true"], cwd=work, env=env, capture_output=True,
                                  text=True, timeout=600).stdout
         rows = parse_listing(listing)
-        if names:  # a partial rerun: the mutants left out keep the listing's verdict
-            rows = {**{n: v for n, v in before.items() if n not in rows or v[0] == "killed"}, **rows}
+        if names:
+            rows = merge_partial(before, rows, names)
         kinds = mutant_kinds(work / "mutants", [n for n, (s, _) in rows.items() if s != "killed"])
         rows = {n: (s, kinds.get(n, k)) for n, (s, k) in rows.items()}
     out = LISTINGS / f"{args.when}_{args.name}.txt"
