@@ -82,7 +82,8 @@ def test_quotas_largest_remainder_by_hand():
     # 1 of [3, 3]: the minimum cannot cover both, so none is guaranteed; the tie goes to index 0.
     assert stratified_quotas([3, 3], 1).tolist() == [1, 0]
     # 2 of [3, 3, 3]: exact 2/3 each, floors 0: the first two by index.
-    assert stratified_quotas([3, 3, 3], 2).tolist() == [1, 1, 0]
+    q = stratified_quotas([3, 3, 3], 2)
+    assert q.tolist() == [1, 1, 0] and q.dtype == np.int64
 
 
 def test_quotas_skip_a_full_stratum_when_handing_out():
@@ -303,3 +304,35 @@ def test_load_and_check_path_name_the_selection(tmp_path):
     with pytest.raises(ConfigError, match="is an input"):
         Selection.check_path(inp, inputs=[inp])
     Selection.check_path(tmp_path / "ok.json", inputs=[inp])  # a fine path passes
+
+
+def test_load_takes_the_id_column_from_the_metadata_when_the_file_has_none(tmp_path):
+    (tmp_path / "m.csv").write_text("index,kept,score\n0,1,\n1,0,\n")
+    (tmp_path / "m.csv.meta.json").write_text('{"ids": {"column": "path", "root": "/r"}}')
+    back = Selection.load(tmp_path / "m.csv")
+    assert back.id_column == "path" and back.ids is None and back.id_root == "/r"
+
+
+def _with_twins(kept, twin, similarity, n=4):
+    return Selection(kept=np.array(kept), n_total=n, method="d", params={}, seed=0, requested_keep=0.5,
+                     twin=np.array(twin), similarity=np.array(similarity, dtype=float))
+
+
+def test_kept_indices_and_twins_are_checked_at_their_edges():
+    with pytest.raises(DataError, match=r"kept indices must lie in \[0, 3\)"):
+        Selection(kept=np.array([3]), n_total=3, method="m", params={}, seed=0, requested_keep=0.5)
+    nan = np.nan
+    ok = _with_twins([0, 1], [-1, -1, 0, 1], [nan, nan, 0.9, 0.8])
+    assert ok.twin.tolist() == [-1, -1, 0, 1] and ok.similarity.dtype == np.float64
+    with pytest.raises(DataError, match="twin and similarity must have one value per sample"):
+        _with_twins([0, 1], [-1, -1, 0], [nan, nan, 0.9, 0.8])
+    with pytest.raises(DataError, match="twin and similarity must have one value per sample"):
+        _with_twins([0, 1], [-1, -1, 0, 1], [nan, nan, 0.9])
+    with pytest.raises(DataError, match=r"twin must hold sample indices in \[0, 4\) or -1 for none"):
+        _with_twins([0, 1], [-1, -1, -2, 1], [nan, nan, 0.9, 0.8])
+    with pytest.raises(DataError, match=r"twin must hold sample indices in \[0, 4\)"):
+        _with_twins([0, 1], [-1, -1, 4, 1], [nan, nan, 0.9, 0.8])
+    with pytest.raises(DataError, match="twin must name a kept sample for removed samples only"):
+        _with_twins([0, 1], [-1, 0, 0, 1], [nan, 0.5, 0.9, 0.8])  # a kept sample with a twin
+    with pytest.raises(DataError, match="twin must name a kept sample for removed samples only"):
+        _with_twins([1, 3], [1, -1, 0, -1], [0.9, nan, 0.9, nan])  # removed 2 names removed 0
