@@ -12,8 +12,8 @@ benchmarks/results/mutation/<when>_<name>.txt. `--only-unkilled LISTING` reruns 
 listing did not kill (tests are only ever added between the two runs, so a killed mutant stays killed),
 plus `--also` name patterns (functions whose source changed, whose mutant numbers moved).
 
-The kind: "message" when the mutant differs from the original only in string constants, in the
-arguments of a `raise`, or in a `what=` label (the error text, not the behaviour); "behaviour" otherwise.
+The kind: "message" when the mutant differs from the original only in the arguments of a `raise`, of a
+log call, or in a `what=` label (the text a user reads, not what the code does); "behaviour" otherwise.
 `report` writes per-module counts (killed / survived / no tests / timeout / not run) and the survival
 rate = survived / (killed + survived), overall and over behaviour mutants only, as benchmarks/results/
 mutation.{json,md}. mutmut is not a dependency: pass `--mutmut` or run from a venv that has it."""
@@ -45,19 +45,22 @@ NAME = re.compile(r"^(?P<module>[\w.]+?)\.(?P<func>x_\w+|xǁ\w+ǁ\w+)__mutmut_(?
 
 
 # ---------------------------------------------------------------- classification
+LOG_CALLS = {"debug", "info", "warning", "error", "exception"}
+
+
 def _normalised(node: ast.AST) -> str:
-    """The function's AST with its name, string constants, raise arguments and `what=` labels blanked."""
+    """The function's AST with its name, the arguments of every raise and of every log call, and
+    `what=` labels blanked. String constants elsewhere (a comparison with "budget", a dict key) stay:
+    changing them changes behaviour."""
     tree = ast.parse(ast.unparse(node))
     for n in ast.walk(tree):
         if isinstance(n, ast.FunctionDef):
             n.name = "f"
-        elif isinstance(n, ast.JoinedStr):
-            n.values = []
-        elif isinstance(n, ast.Constant) and isinstance(n.value, str):
-            n.value = ""
         elif isinstance(n, ast.Raise) and isinstance(n.exc, ast.Call):
             n.exc.args, n.exc.keywords = [], []
         elif isinstance(n, ast.Call):
+            if isinstance(n.func, ast.Attribute) and n.func.attr in LOG_CALLS:
+                n.args, n.keywords = [], []
             n.keywords = [k for k in n.keywords if k.arg != "what"]
     return ast.dump(tree)
 
@@ -236,7 +239,7 @@ def report(args: argparse.Namespace) -> None:
         "# Mutation testing of the core (mutmut 3)", "",
         "Survival = survived / (killed + survived); mutants mutmut did not reach (cut by the time limit),",
         "with no covering test, or timing out are counted apart. \"Behaviour\" leaves out the surviving",
-        "mutants that only change a message (a string constant, the arguments of a raise, a `what=` label).",
+        "mutants that only change a message (the arguments of a raise or a log call, a `what=` label).",
         "",
         "| module | run | killed | survived (message-only) | no tests | timeout | not run | survival | "
         "survival, behaviour |",

@@ -186,8 +186,15 @@ def test_end_epoch_stops_at_the_budget_or_when_out_of_epochs():
     assert [on.end_epoch() for _ in range(3)] == [False, False, True]  # warm-up, ramp, at alpha_max
     assert on.history["alpha"] == [1.0, 2.0] and on.history["r"] == [0.5, 0.5]
     assert on.history["lambda"] == [0.0, 0.0] and on.converged and on.done
-    w = 1 / (1 + math.exp(-2.0))
-    assert on.history["mean_w"][-1] == pytest.approx((2 * w + 2 * (1 - w)) / 4)
+    on.mask.data.copy_(torch.tensor([1.0, 0.5, -1.0, -1.0]))
+    on.epoch, on.done = 2, False
+    on.end_epoch()
+    def sig(v):
+        return 1 / (1 + math.exp(-v))
+    assert on.history["mean_w"][-1] == pytest.approx((sig(2.0) + sig(1.0) + 2 * sig(-2.0)) / 4)  # alpha 2
+    _set_mask(on, [0.0, 1.0, -1.0, -1.0])  # m = 0 is w = 0.5: not kept (w > 0.5 iff m > 0)
+    on.end_epoch()
+    assert on.history["r"][-1] == 0.25
     off = AdaPrunerMask(4, keep=0.5, epochs=2, warmup_epochs=1, max_extra_epochs=2, epsilon=0.1,
                         lambda_scale=10.0)
     _set_mask(off, [1.0, 1.0, 1.0, -1.0])  # r = 0.75, off budget
@@ -280,3 +287,21 @@ def test_indexed_dataset_and_reshuffle():
     assert len(sampler) == 6
     assert list(sampler) == torch.randperm(6, generator=gen).tolist()
     assert list(sampler) == torch.randperm(6, generator=gen).tolist()  # the next epoch: the next draw
+
+
+def test_more_edges_of_construction_and_the_loss():
+    assert AdaPrunerMask(1, keep=1.0).n_samples == 1  # a single sample is a valid set
+    with pytest.raises(ConfigError, match="balance='class' needs binarize='budget'"):
+        AdaPrunerMask(4, keep=0.5, balance="class", labels=[0, 0, 1, 1], binarize="threshold")
+    with pytest.raises(ConfigError, match="lambda_rule must be one of"):
+        AdaPrunerMask(4, keep=0.5, lambda_rule="x")
+    pruner = AdaPrunerMask(1, keep=1.0, epochs=1, warmup_epochs=0, mask_init=0.0, sel_eps=1e-2)
+    pruner.loss(torch.tensor([0.0]), [0])
+    assert float(pruner.last_terms.sel) == pytest.approx(0.5 * -math.log(1e-2))  # its own sel_eps
+
+    class OnlyGetitem:
+        def __getitem__(self, i):
+            return i
+
+    with pytest.raises(ConfigError, match="with_indices needs a map-style dataset"):
+        with_indices(OnlyGetitem())
