@@ -336,3 +336,19 @@ def test_kept_indices_and_twins_are_checked_at_their_edges():
         _with_twins([0, 1], [-1, 0, 0, 1], [nan, 0.5, 0.9, 0.8])  # a kept sample with a twin
     with pytest.raises(DataError, match="twin must name a kept sample for removed samples only"):
         _with_twins([1, 3], [1, -1, 0, -1], [0.9, nan, 0.9, nan])  # removed 2 names removed 0
+
+
+def test_construction_normalises_every_array_field():
+    from pathlib import Path
+
+    sel = Selection(kept=[4, 0, 2], n_total=5, method="m", params={}, seed=0, requested_keep=0.6,
+                    scores=[1, 2, 3, 4, 5], ids=np.array([10, 11, 12, 13, 14]), id_column="path",
+                    skipped=(Path("a/b.png"),), twin=[-1.0, 0.0, -1, 4.0, -1], similarity=[None, 0.5, None, 0.7, None])
+    assert isinstance(sel.kept, np.ndarray) and sel.kept.dtype == np.int64 and sel.kept.tolist() == [0, 2, 4]
+    assert sel.scores.dtype == np.float64 and sel.scores.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert sel.ids.dtype.kind == "U" and sel.ids.tolist() == ["10", "11", "12", "13", "14"]  # paths as text
+    assert sel.skipped == ("a/b.png",)
+    assert sel.twin.dtype == np.int64 and sel.twin.tolist() == [-1, 0, -1, 4, -1]
+    assert sel.similarity.dtype == np.float64 and sel.similarity[1] == 0.5 and np.isnan(sel.similarity[0])
+    ids = Selection(kept=[0], n_total=2, method="m", params={}, seed=0, requested_keep=0.5, ids=[7, 8])
+    assert ids.ids.dtype == np.int64 and ids.kept_ids.tolist() == [7]  # "id" columns keep their type
