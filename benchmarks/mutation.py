@@ -264,9 +264,12 @@ def report(args: argparse.Namespace) -> None:
                 lines.append(f"- {group}, {when}: {info.get('modules')} with {info.get('tests')}; "
                              f"{info.get('wall_s')} s (limit {info.get('time_limit_s')}, "
                              f"cut: {info.get('cut_by_limit')}; mutants asked: {info.get('mutants asked')})")
-    if args.note:
-        lines += ["", *args.note]
-    write_results(args.stem, {"groups": groups, "notes": args.note}, "\n".join(lines) + "\n")
+    notes = list(args.note)
+    if args.note_file:
+        notes += [line for line in Path(args.note_file).read_text().splitlines() if line.strip()]
+    if notes:
+        lines += ["", *notes]
+    write_results(args.stem, {"groups": groups, "notes": notes}, "\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -293,6 +296,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--after", nargs="*", default=[], help="group=listing")
     p.add_argument("--stem", default="mutation")
     p.add_argument("--note", nargs="*", default=[])
+    p.add_argument("--note-file", default=None, help="notes for the report, one markdown line each")
     args = ap.parse_args(argv)
     if args.cmd == "run":
         run_mutmut(args)
