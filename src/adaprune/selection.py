@@ -88,8 +88,9 @@ def rank_for_keep(scores: np.ndarray, *, higher_is_keep: bool) -> np.ndarray:
     Ties keep the lower index first (stable); NaN scores rank last, so they are pruned first."""
     s = np.asarray(scores, dtype=np.float64)
     key = s if higher_is_keep else -s
-    key = np.where(np.isnan(key), -np.inf, key)
-    # lexsort sorts by the last key first: primary = -key ascending (best first), then index.
+    # lexsort sorts by the last key first: primary = -key ascending (best first), then index. NaN
+    # sorts after every number, +inf included, so a NaN ranks behind even the worst infinite score
+    # (mapping NaN to -inf, as before, tied it with a -inf score and let the lower index win).
     return np.lexsort((np.arange(len(s)), -key))
 
 
