@@ -19,7 +19,6 @@ from adaprune.adapruner_mask import (
     adapruner_loss,
     adaptive_lambda,
     alpha_at,
-    check_adapruner_params,
     with_indices,
 )
 from adaprune.errors import ConfigError, DataError
@@ -111,27 +110,29 @@ _OK = {"warmup_epochs": 0, "epochs": 1, "max_extra_epochs": 0, "alpha_start": 2.
 
 
 def test_parameter_edges_accepted():
-    check_adapruner_params(**_OK)  # every boundary value is allowed
-    check_adapruner_params(**_OK, balance="class", lambda_rule="constant")
+    AdaPrunerMask(4, keep=0.5, **_OK)  # every boundary value is allowed
+    AdaPrunerMask(4, keep=0.5, labels=[0, 1, 0, 1], **_OK, balance="class", lambda_rule="constant")
 
 
+# Each parameter's own range comes from ADAPRUNER_SPEC (one message shape); what relates two
+# parameters is check_adapruner_params'.
 @pytest.mark.parametrize(("change", "message"), [
-    ({"warmup_epochs": -1}, r"need warmup_epochs >= 0, epochs >= 1, max_extra_epochs >= 0; got -1, 1, 0"),
-    ({"epochs": 0}, r"got 0, 0, 0"),
-    ({"max_extra_epochs": -1}, r"got 0, 1, -1"),
-    ({"alpha_start": 0.0}, r"need 0 < alpha_start <= alpha_max, got 0.0 and 2.0"),
-    ({"alpha_start": 3.0}, r"got 3.0 and 2.0"),
-    ({"binarize": "median"}, r"binarize must be 'budget' or 'threshold', got 'median'"),
-    ({"balance": "x"}, r"balance must be 'none' or 'class', got 'x'"),
+    ({"warmup_epochs": -1}, r"^AdaPrunerMask: warmup_epochs must be an int >= 0, got -1$"),
+    ({"epochs": 0}, r"^AdaPrunerMask: epochs must be an int >= 1, got 0$"),
+    ({"max_extra_epochs": -1}, r"^AdaPrunerMask: max_extra_epochs must be an int >= 0, got -1$"),
+    ({"alpha_start": 0.0}, r"^AdaPrunerMask: alpha_start must be a float > 0, got 0.0$"),
+    ({"alpha_start": 3.0}, r"need alpha_start <= alpha_max, got 3.0 and 2.0"),
+    ({"binarize": "median"}, r"binarize must be one of 'budget', 'threshold', got 'median'"),
+    ({"balance": "x"}, r"balance must be one of 'class', 'none', got 'x'"),
     ({"balance": "class", "binarize": "threshold"}, r"balance='class' needs binarize='budget'"),
-    ({"lambda_rule": "x"}, r"lambda_rule must be one of adaptive, constant, got 'x'"),
-    ({"mask_lr": 0.0}, r"mask_lr must be > 0, epsilon and lambda_scale >= 0"),
-    ({"epsilon": -0.1}, r"mask_lr must be > 0"),
-    ({"lambda_scale": -1.0}, r"mask_lr must be > 0"),
+    ({"lambda_rule": "x"}, r"lambda_rule must be one of 'adaptive', 'constant', got 'x'"),
+    ({"mask_lr": 0.0}, r"mask_lr must be a float > 0, got 0.0"),
+    ({"epsilon": -0.1}, r"epsilon must be a float in \[0, 1\], got -0.1"),
+    ({"lambda_scale": -1.0}, r"lambda_scale must be a float >= 0, got -1.0"),
 ])
 def test_parameter_errors_name_the_values(change, message):
     with pytest.raises(ConfigError, match=message):
-        check_adapruner_params(**{**_OK, **change})
+        AdaPrunerMask(4, keep=0.5, labels=[0, 1, 0, 1], **{**_OK, **change})
 
 
 def test_construction_checks_and_records_every_parameter():
@@ -146,7 +147,7 @@ def test_construction_checks_and_records_every_parameter():
     params = {"warmup_epochs": 2, "epochs": 3, "max_extra_epochs": 4, "alpha_start": 0.2, "alpha_max": 4.0,
               "lambda_scale": 7.0, "epsilon": 0.05, "mask_init": 0.5, "mask_lr": 3.0, "mask_momentum": 0.5,
               "mask_weight_decay": 0.01, "sel_eps": 1e-3, "binarize": "threshold", "balance": "none",
-              "lambda_rule": "constant"}
+              "lambda_rule": "constant", "update": "exact"}
     pruner = AdaPrunerMask(6, keep=0.5, labels=[0, 1, 0, 1, 0, 1], **params)
     assert pruner.params() == params
     assert pruner.labels is None  # labels are only kept for balance="class"
