@@ -33,10 +33,11 @@ lint: $(TEST_STAMP)
 
 # Every benchmark in benchmarks/ (about an hour on 2 cores); results land in benchmarks/results/.
 bench: $(TEST_STAMP)
-	for script in quality_adapruner cost_adapruner mask_adapruner scale_dedup quality_dedup own_loop; do \
+	for script in quality_adapruner cost_adapruner mask_adapruner quality_dedup own_loop; do \
 		$(BIN)/python benchmarks/$$script.py || exit 1; done
-	$(BIN)/python benchmarks/compare_methods.py --datasets mnist1d --stem compare_methods_mnist1d
-	$(BIN)/python benchmarks/compare_methods.py --datasets digits --stem compare_methods_digits
+	$(BIN)/python benchmarks/compare_methods.py --datasets mnist1d --prune 0.3,0.5 --stem compare_methods_baselines \
+		--methods random,el2n,grand,forgetting,uncertainty,aum,herding,kcenter,moderate,prototypes,ccs,cgscore,glister,semdedup
+	$(BIN)/python benchmarks/make_index.py
 
 clean:
 	rm -rf $(VENV) demo-output
