@@ -36,12 +36,13 @@ import torch
 from torch import Tensor
 
 from adaprune.errors import ConfigError, DataError
-from adaprune.selection import Budget, Selection, select_top_k
+from adaprune.selection import Budget, Selection, select_beta_rank, select_top_k
 
 log = logging.getLogger(__name__)
 
 BINARIZE_CHOICES = ("budget", "threshold")
-BALANCE_CHOICES = ("none", "class")
+BALANCE_CHOICES = ("none", "class", "auto")
+SAMPLING_CHOICES = ("top", "beta")
 LAMBDA_RULES = ("adaptive", "constant")
 
 
@@ -137,6 +138,9 @@ def check_adapruner_params(
     binarize: str,
     balance: str = "none",
     lambda_rule: str = "adaptive",
+    sampling: str = "top",
+    beta_power: float = 2.0,
+    beta_concentration: float = 10.0,
 ) -> None:
     if warmup_epochs < 0 or epochs < 1 or max_extra_epochs < 0:
         raise ConfigError(
@@ -148,13 +152,60 @@ def check_adapruner_params(
     if binarize not in BINARIZE_CHOICES:
         raise ConfigError(f"binarize must be 'budget' or 'threshold', got {binarize!r}")
     if balance not in BALANCE_CHOICES:
-        raise ConfigError(f"balance must be 'none' or 'class', got {balance!r}")
+        raise ConfigError(f"balance must be one of {', '.join(BALANCE_CHOICES)}, got {balance!r}")
     if balance == "class" and binarize != "budget":
         raise ConfigError("balance='class' needs binarize='budget' (the threshold rule has no quota to split)")
+    if sampling not in SAMPLING_CHOICES:
+        raise ConfigError(f"sampling must be one of {', '.join(SAMPLING_CHOICES)}, got {sampling!r}")
+    if sampling == "beta" and binarize != "budget":
+        raise ConfigError("sampling='beta' needs binarize='budget' (the threshold rule draws nothing)")
+    if not (isinstance(beta_power, (int, float)) and beta_power > 0):
+        raise ConfigError(f"beta_power must be > 0, got {beta_power!r}")
+    if not (isinstance(beta_concentration, (int, float)) and beta_concentration > 2):
+        raise ConfigError(f"beta_concentration must be > 2, got {beta_concentration!r}")
     if lambda_rule not in LAMBDA_RULES:
         raise ConfigError(f"lambda_rule must be one of {', '.join(LAMBDA_RULES)}, got {lambda_rule!r}")
     if mask_lr <= 0 or epsilon < 0 or lambda_scale < 0:
         raise ConfigError("mask_lr must be > 0, epsilon and lambda_scale >= 0")
+
+
+def beta_mode(keep: float, *, beta_power: float) -> float:
+    """Mode of sampling='beta' over the mask's rank (1 = highest m, the hardest) at kept fraction
+    `keep`: 1 - prune ** beta_power. Near 1 at low pruning rates (close to the paper's top-k), it
+    moves toward the easy end as the rate grows (at beta_power 2: 0.91, 0.75, 0.51, 0.19 at
+    30, 50, 70, 90% pruned)."""
+    return 1.0 - (1.0 - keep) ** beta_power
+
+
+def mask_kept(
+    scores: np.ndarray,
+    n_keep: int,
+    *,
+    binarize: str = "budget",
+    sampling: str = "top",
+    beta_power: float = 2.0,
+    beta_concentration: float = 10.0,
+    labels: np.ndarray | None = None,
+    seed: int | None = None,
+) -> np.ndarray:
+    """Turn mask values m (higher = keep) into a kept set of sorted indices.
+
+    binarize="threshold": every m > 0 (the paper's rule). binarize="budget": exactly `n_keep`,
+    either the `n_keep` highest m (sampling="top") or drawn without replacement with weights
+    Beta(a, b) at each sample's normalised rank of m (sampling="beta"; mode `beta_mode`, a + b =
+    `beta_concentration`; seeded by `seed`, None = 0). `labels` (when given) splits the budget into
+    per-class quotas in proportion to class sizes, ranks taken within each class."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if binarize == "threshold":
+        kept = np.flatnonzero(scores > 0)
+        if len(kept) == 0:
+            raise ConfigError("adapruner's mask kept no sample (binarize='threshold'); use binarize='budget'")
+        return kept
+    if sampling == "top":
+        return select_top_k(scores, n_keep, higher_is_keep=True, strata=labels)
+    rng = np.random.default_rng([0 if seed is None else int(seed), 0xADA])
+    mode = beta_mode(n_keep / len(scores), beta_power=beta_power)
+    return select_beta_rank(scores, n_keep, mode=mode, concentration=beta_concentration, rng=rng, strata=labels)
 
 
 class AdaPrunerMask:
@@ -192,6 +243,9 @@ class AdaPrunerMask:
         binarize: str = "budget",
         balance: str = "none",
         lambda_rule: str = "adaptive",
+        sampling: str = "top",
+        beta_power: float = 2.0,
+        beta_concentration: float = 10.0,
         labels: Sequence[int] | np.ndarray | None = None,
     ) -> None:
         if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
@@ -201,14 +255,16 @@ class AdaPrunerMask:
             warmup_epochs=warmup_epochs, epochs=epochs, max_extra_epochs=max_extra_epochs,
             alpha_start=alpha_start, alpha_max=alpha_max, lambda_scale=lambda_scale,
             epsilon=epsilon, mask_lr=mask_lr, binarize=binarize, balance=balance, lambda_rule=lambda_rule,
+            sampling=sampling, beta_power=beta_power, beta_concentration=beta_concentration,
         )
-        if balance == "class":
-            if labels is None:
-                raise ConfigError("AdaPrunerMask balance='class' needs labels (one class label per sample)")
+        if balance == "class" and labels is None:
+            raise ConfigError("AdaPrunerMask balance='class' needs labels (one class label per sample)")
+        if labels is not None:
             labels = np.asarray(labels)
             if labels.shape != (n_samples,):
                 raise DataError(f"labels must have one entry per sample ({n_samples}), got shape {labels.shape}")
-        self.labels = None if balance != "class" else labels
+        # "auto": class quotas when labels are given, one global ranking otherwise.
+        self.labels = labels if balance in ("class", "auto") else None
         self.n_samples = int(n_samples)
         self.keep = float(keep)
         self.epochs = epochs
@@ -226,6 +282,9 @@ class AdaPrunerMask:
         self.binarize = binarize
         self.balance = balance
         self.lambda_rule = lambda_rule
+        self.sampling = sampling
+        self.beta_power = beta_power
+        self.beta_concentration = beta_concentration
         self.mask = torch.full((self.n_samples,), float(mask_init), requires_grad=True)
         self.optimizer = MaskSGD(self.mask, lr=mask_lr, momentum=mask_momentum, weight_decay=mask_weight_decay)
         self.epoch = 0  # epochs ended so far, warm-up included
@@ -257,7 +316,7 @@ class AdaPrunerMask:
         """The parameters that define the schedule (recorded in the selection's metadata)."""
         names = ("warmup_epochs", "epochs", "max_extra_epochs", "alpha_start", "alpha_max", "lambda_scale",
                  "epsilon", "mask_init", "mask_lr", "mask_momentum", "mask_weight_decay", "sel_eps", "binarize",
-                 "balance", "lambda_rule")
+                 "balance", "lambda_rule", "sampling", "beta_power", "beta_concentration")
         return {name: getattr(self, name) for name in names}
 
     # ------------------------------------------------------------ per batch
@@ -324,16 +383,12 @@ class AdaPrunerMask:
         """The mask values m_i as float64 (higher = keep)."""
         return self.mask.detach().cpu().double().numpy()
 
-    def kept(self) -> np.ndarray:
-        scores = self.scores()
-        if self.binarize == "budget":
-            # balance="class": per-class quotas in proportion to class sizes (no class wiped out).
-            return select_top_k(scores, self.budget.count(self.n_samples), higher_is_keep=True,
-                                strata=self.labels)
-        kept = np.flatnonzero(scores > 0)
-        if len(kept) == 0:
-            raise ConfigError("adapruner's mask kept no sample (binarize='threshold'); use binarize='budget'")
-        return kept
+    def kept(self, *, seed: int | None = None) -> np.ndarray:
+        """The kept indices (`mask_kept` with this object's settings; `seed` draws sampling='beta')."""
+        return mask_kept(
+            self.scores(), self.budget.count(self.n_samples), binarize=self.binarize, sampling=self.sampling,
+            beta_power=self.beta_power, beta_concentration=self.beta_concentration, labels=self.labels, seed=seed,
+        )
 
     def selection(self, *, seed: int | None = None) -> Selection:
         """The kept set as a Selection (same files as `adaprune prune`); `seed` is recorded as given."""
@@ -362,7 +417,7 @@ class AdaPrunerMask:
             "history": {k: list(v) for k, v in self.history.items()},
         }
         return Selection(
-            kept=self.kept(), n_total=self.n_samples, method="adapruner", params=self.params(), seed=seed,
+            kept=self.kept(seed=seed), n_total=self.n_samples, method="adapruner", params=self.params(), seed=seed,
             requested_keep=self.keep, scores=self.scores(), higher_is_keep=True, details=details,
         )
 

@@ -49,8 +49,13 @@ class AdaPruner(Selector):
     Score = the final mask value m_i (higher = keep).
 
     Parameters:
-        balance: none: one global ranking of m; class: per-class quotas in proportion to class sizes (budget)
+        balance: none: one global ranking of m; class: per-class quotas in proportion to class sizes
+            (budget); auto: class when the task has labels, none otherwise
         lambda_rule: adaptive: lambda = s * |r - c_r| (the paper's); constant: lambda = s
+        sampling: top: the highest m (the paper's ranking); beta: a seeded draw weighted by a Beta over
+            the rank of m, mode 1 - prune**beta_power
+        beta_power: how fast the Beta's mode leaves the hard end as the pruning rate grows (sampling=beta)
+        beta_concentration: a + b of the Beta over the rank of m; larger = a narrower band (sampling=beta)
     """
 
     supported_tasks = ("classification", "detection")
@@ -76,11 +81,15 @@ class AdaPruner(Selector):
         binarize: str = "budget",
         balance: str = "none",
         lambda_rule: str = "adaptive",
+        sampling: str = "top",
+        beta_power: float = 2.0,
+        beta_concentration: float = 10.0,
     ) -> None:
         check_adapruner_params(
             warmup_epochs=warmup_epochs, epochs=epochs, max_extra_epochs=max_extra_epochs,
             alpha_start=alpha_start, alpha_max=alpha_max, lambda_scale=lambda_scale,
             epsilon=epsilon, mask_lr=mask_lr, binarize=binarize, balance=balance, lambda_rule=lambda_rule,
+            sampling=sampling, beta_power=beta_power, beta_concentration=beta_concentration,
         )
         self.warmup_epochs = warmup_epochs
         self.epochs = epochs
@@ -97,6 +106,9 @@ class AdaPruner(Selector):
         self.binarize = binarize
         self.balance = balance
         self.lambda_rule = lambda_rule
+        self.sampling = sampling
+        self.beta_power = beta_power
+        self.beta_concentration = beta_concentration
 
     def new_mask(self, n: int, keep: float, *, labels: np.ndarray | None = None) -> AdaPrunerMask:
         """The mask object this method drives, with this method's parameters (`labels`: the class
@@ -109,9 +121,9 @@ class AdaPruner(Selector):
         AdaPrunerMask. Any task's per-sample loss (cross-entropy, a detector's per-image loss)
         plays CE_i. Returns the trained mask object."""
         labels = None
-        if self.balance == "class":
+        if self.balance in ("class", "auto"):
             labels = getattr(task, "labels", None)
-            if labels is None:
+            if labels is None and self.balance == "class":
                 raise ConfigError("adapruner balance='class' needs one class label per sample; this task has none")
         pruner = self.new_mask(task.n, keep, labels=labels)
         model = task.new_model(seed)
