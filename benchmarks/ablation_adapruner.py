@@ -130,7 +130,8 @@ def trained_mask(method: AdaPruner, task: ClassificationTask, name: str, n_keep:
 
 
 def run_dataset(
-    name: str, prunes: list[float], seeds: list[int], variants: list[str], epochs: int, *, full: bool
+    name: str, prunes: list[float], seeds: list[int], variants: list[str], epochs: int, *, full: bool,
+    random_rows: bool = True,
 ) -> dict:
     """Rows go to results/ablation_adapruner/<name>_<prunes>.json as they come; rows already there are
     not run again (a stopped run resumes)."""
@@ -159,7 +160,7 @@ def run_dataset(
     for prune in prunes:
         n_keep = Budget.from_args(prune=prune).count(data.n)
         for seed in seeds:
-            if ("random", prune, seed) not in done:
+            if random_rows and ("random", prune, seed) not in done:
                 evaluate("random", prune, seed, np.sort(np.random.default_rng(seed).permutation(data.n)[:n_keep]))
             for variant in variants:
                 if variant in BASELINES:
@@ -207,7 +208,10 @@ def report() -> int:
     for p in sorted(OUT_DIR.glob("*.json")):
         part = json.loads(p.read_text())
         merged.setdefault(part["dataset"], {**part, "rows": [], "commands": []})
-        merged[part["dataset"]]["rows"] += part["rows"]
+        seen = {(r["variant"], r["prune"], r["seed"]) for r in merged[part["dataset"]]["rows"]}
+        # A row run twice (two processes) counts once: the first file's.
+        fresh = [r for r in part["rows"] if (r["variant"], r["prune"], r["seed"]) not in seen]
+        merged[part["dataset"]]["rows"] += fresh
         merged[part["dataset"]]["commands"].append(part.get("command"))
     datasets = list(merged.values())
     lines = ["## AdaPruner at high pruning rates: test accuracy (%)", "",
@@ -265,6 +269,7 @@ def main() -> int:
                         help=f"any of {', '.join([*VARIANTS, *DERIVED, *BASELINES])}")
     parser.add_argument("--epochs", type=int, default=30, help="evaluation training epochs")
     parser.add_argument("--no-full", action="store_true", help="skip the full-data rows (another process runs them)")
+    parser.add_argument("--no-random", action="store_true", help="skip the random rows (another process runs them)")
     parser.add_argument("--report", action="store_true", help="merge the per-data-set results into the table")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -273,7 +278,7 @@ def main() -> int:
         return report()
     for name in args.datasets.split(","):
         run_dataset(name, [float(p) for p in args.prune.split(",")], [int(s) for s in args.seeds.split(",")],
-                    args.variants.split(","), args.epochs, full=not args.no_full)
+                    args.variants.split(","), args.epochs, full=not args.no_full, random_rows=not args.no_random)
     return 0
 
 
