@@ -68,7 +68,7 @@ MODELS = {"digits": "cnn_small", "mnist1d": "cnn1d"}
 OUT_DIR = RESULTS / "ablation_adapruner"
 MASK_CACHE = Path(tempfile.gettempdir()) / "adaprune_ablation_masks"
 # Parameters that only turn a trained mask into a kept set (the mask cache ignores them).
-SELECTION_PARAMS = ("binarize", "balance", "sampling", "beta_power", "beta_concentration")
+SELECTION_PARAMS = ("binarize", "balance", "sampling", "beta_power", "beta_mode_max", "beta_concentration")
 
 
 def min_class_share(kept: np.ndarray, y: np.ndarray) -> float:
@@ -183,7 +183,8 @@ def run_dataset(
                 else:
                     labels = data.y if method.balance in ("class", "auto") else None
                     kept = mask_kept(scores, n_keep, binarize=method.binarize, sampling=method.sampling,
-                                     beta_power=method.beta_power, beta_concentration=method.beta_concentration,
+                                     beta_power=method.beta_power, beta_mode_max=method.beta_mode_max,
+                                     beta_concentration=method.beta_concentration,
                                      labels=labels, seed=seed)
                 evaluate(variant, prune, seed, kept, **extra)
     for seed in seeds if full else ():

@@ -12,6 +12,9 @@ Rules (how mask values m, higher = harder = keep, become the kept set):
   class_top      per-class quotas in proportion to class sizes, the highest m within each class
   beta_gG_kK     per-class quotas, drawn without replacement with Beta weights over the within-class
                  rank of m, mode 1 - prune**G (hard at low rates, toward easy at high ones), a + b = K
+  new_default    the rule chosen from the above and made AdaPruner's default: beta_g6_k20 with the mode
+                 capped at 0.875 (min(0.875, 1 - prune**6)), so that at 50% pruned it is beta_g3_k20's
+                 mode (the best there) and at 70% beta_g6_k20's (the best compromise there)
 
 Also recorded for the collapse diagnosis: each class's kept share (its kept fraction over the overall
 kept fraction) and the kept fraction of every decile of the global mask rank (decile 9 = highest m).
@@ -46,13 +49,20 @@ from adaprune.training import TrainConfig
 VAL_SEED = 20261203
 VAL_FRACTION = 0.2
 MODELS = {"digits": "cnn_small", "mnist1d": "cnn1d"}
+def _beta(power: float, concentration: float, mode_max: float = 1.0) -> dict:
+    return {"sampling": "beta", "beta_power": power, "beta_concentration": concentration,
+            "beta_mode_max": mode_max, "class": True}
+
+
 RULES: dict[str, dict] = {
-    "beta_g2_k6": {"sampling": "beta", "beta_power": 2.0, "beta_concentration": 6.0, "class": True},
-    "beta_g2_k12": {"sampling": "beta", "beta_power": 2.0, "beta_concentration": 12.0, "class": True},
-    "beta_g1_k6": {"sampling": "beta", "beta_power": 1.0, "beta_concentration": 6.0, "class": True},
-    "beta_g3_k12": {"sampling": "beta", "beta_power": 3.0, "beta_concentration": 12.0, "class": True},
-    "beta_g4_k20": {"sampling": "beta", "beta_power": 4.0, "beta_concentration": 20.0, "class": True},
-    "beta_g6_k20": {"sampling": "beta", "beta_power": 6.0, "beta_concentration": 20.0, "class": True},
+    "beta_g2_k6": _beta(2.0, 6.0),
+    "beta_g2_k12": _beta(2.0, 12.0),
+    "beta_g1_k6": _beta(1.0, 6.0),
+    "beta_g3_k12": _beta(3.0, 12.0),
+    "beta_g4_k20": _beta(4.0, 20.0),
+    "beta_g6_k20": _beta(6.0, 20.0),
+    "beta_g3_k20": _beta(3.0, 20.0),
+    "new_default": _beta(6.0, 20.0, 0.875),
     "top": {"sampling": "top", "class": False},
     "class_top": {"sampling": "top", "class": True},
 }
@@ -88,7 +98,7 @@ def rank_deciles(kept: np.ndarray, scores: np.ndarray) -> list[float]:
     return [float(is_kept[decile == d].mean()) for d in range(10)]
 
 
-def run(name: str, prune: float, seeds: list[int], epochs: int) -> None:
+def run(name: str, prune: float, seeds: list[int], epochs: int, rules: list[str]) -> None:
     data = train_val_split(load_data(name))
     model = MODELS.get(name.partition(":")[0], "auto")
     method_task = ClassificationTask(data=data, model=model, train=TrainConfig())
@@ -107,7 +117,7 @@ def run(name: str, prune: float, seeds: list[int], epochs: int) -> None:
             rows.append({"rule": "random", "seed": seed, "val_accuracy": acc,
                          "class_shares": class_shares(kept, data.y)})
             path.write_text(json.dumps(out, indent=2) + "\n")
-        todo = [r for r in RULES if (r, seed) not in done]
+        todo = [r for r in rules if (r, seed) not in done]
         if not todo:
             continue
         start = time.perf_counter()
@@ -171,13 +181,14 @@ def main() -> int:
     parser.add_argument("--prune", type=float, default=0.7)
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--epochs", type=int, default=30, help="evaluation training epochs")
+    parser.add_argument("--rules", default=",".join(RULES), help="comma-separated rule names")
     parser.add_argument("--report", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     torch.set_num_threads(1)
     if args.report:
         return report()
-    run(args.dataset, args.prune, [int(s) for s in args.seeds.split(",")], args.epochs)
+    run(args.dataset, args.prune, [int(s) for s in args.seeds.split(",")], args.epochs, args.rules.split(","))
     return 0
 
 

@@ -139,8 +139,9 @@ def check_adapruner_params(
     balance: str = "none",
     lambda_rule: str = "adaptive",
     sampling: str = "top",
-    beta_power: float = 2.0,
-    beta_concentration: float = 10.0,
+    beta_power: float = 6.0,
+    beta_mode_max: float = 0.875,
+    beta_concentration: float = 20.0,
 ) -> None:
     if warmup_epochs < 0 or epochs < 1 or max_extra_epochs < 0:
         raise ConfigError(
@@ -157,10 +158,10 @@ def check_adapruner_params(
         raise ConfigError("balance='class' needs binarize='budget' (the threshold rule has no quota to split)")
     if sampling not in SAMPLING_CHOICES:
         raise ConfigError(f"sampling must be one of {', '.join(SAMPLING_CHOICES)}, got {sampling!r}")
-    if sampling == "beta" and binarize != "budget":
-        raise ConfigError("sampling='beta' needs binarize='budget' (the threshold rule draws nothing)")
     if not (isinstance(beta_power, (int, float)) and beta_power > 0):
         raise ConfigError(f"beta_power must be > 0, got {beta_power!r}")
+    if not (isinstance(beta_mode_max, (int, float)) and 0 < beta_mode_max <= 1):
+        raise ConfigError(f"beta_mode_max must be in (0, 1], got {beta_mode_max!r}")
     if not (isinstance(beta_concentration, (int, float)) and beta_concentration > 2):
         raise ConfigError(f"beta_concentration must be > 2, got {beta_concentration!r}")
     if lambda_rule not in LAMBDA_RULES:
@@ -169,12 +170,13 @@ def check_adapruner_params(
         raise ConfigError("mask_lr must be > 0, epsilon and lambda_scale >= 0")
 
 
-def beta_mode(keep: float, *, beta_power: float) -> float:
-    """Mode of sampling='beta' over the mask's rank (1 = highest m, the hardest) at kept fraction
-    `keep`: 1 - prune ** beta_power. Near 1 at low pruning rates (close to the paper's top-k), it
-    moves toward the easy end as the rate grows (at beta_power 2: 0.91, 0.75, 0.51, 0.19 at
-    30, 50, 70, 90% pruned)."""
-    return 1.0 - (1.0 - keep) ** beta_power
+def beta_mode(keep: float, *, beta_power: float, beta_mode_max: float = 1.0) -> float:
+    """Mode of sampling='beta' over the mask's within-class rank (1 = highest m, the hardest) at kept
+    fraction `keep`: min(beta_mode_max, 1 - prune ** beta_power). The ceiling leaves the hardest tail
+    (ambiguous or mislabelled samples) out at every rate; past the rate where 1 - prune ** beta_power
+    falls under it, the mode moves toward the easy end (defaults 6 and 0.875: 0.875 up to about 70%
+    pruned, 0.47 at 90%)."""
+    return min(beta_mode_max, 1.0 - (1.0 - keep) ** beta_power)
 
 
 def mask_kept(
@@ -183,8 +185,9 @@ def mask_kept(
     *,
     binarize: str = "budget",
     sampling: str = "top",
-    beta_power: float = 2.0,
-    beta_concentration: float = 10.0,
+    beta_power: float = 6.0,
+    beta_mode_max: float = 0.875,
+    beta_concentration: float = 20.0,
     labels: np.ndarray | None = None,
     seed: int | None = None,
 ) -> np.ndarray:
@@ -193,8 +196,10 @@ def mask_kept(
     binarize="threshold": every m > 0 (the paper's rule). binarize="budget": exactly `n_keep`,
     either the `n_keep` highest m (sampling="top") or drawn without replacement with weights
     Beta(a, b) at each sample's normalised rank of m (sampling="beta"; mode `beta_mode`, a + b =
-    `beta_concentration`; seeded by `seed`, None = 0). `labels` (when given) splits the budget into
-    per-class quotas in proportion to class sizes, ranks taken within each class."""
+    `beta_concentration`; seeded by `seed`, None = 0). With the defaults the draw keeps the band
+    just under the hardest few percent of each class up to about 70% pruned and a middle band at 90%.
+    `labels` (when given) splits the budget into per-class quotas in proportion to class sizes, ranks
+    taken within each class."""
     scores = np.asarray(scores, dtype=np.float64)
     if binarize == "threshold":
         kept = np.flatnonzero(scores > 0)
@@ -204,7 +209,7 @@ def mask_kept(
     if sampling == "top":
         return select_top_k(scores, n_keep, higher_is_keep=True, strata=labels)
     rng = np.random.default_rng([0 if seed is None else int(seed), 0xADA])
-    mode = beta_mode(n_keep / len(scores), beta_power=beta_power)
+    mode = beta_mode(n_keep / len(scores), beta_power=beta_power, beta_mode_max=beta_mode_max)
     return select_beta_rank(scores, n_keep, mode=mode, concentration=beta_concentration, rng=rng, strata=labels)
 
 
@@ -241,11 +246,12 @@ class AdaPrunerMask:
         mask_weight_decay: float = 0.0,
         sel_eps: float = 1e-5,
         binarize: str = "budget",
-        balance: str = "none",
+        balance: str = "auto",
         lambda_rule: str = "adaptive",
-        sampling: str = "top",
-        beta_power: float = 2.0,
-        beta_concentration: float = 10.0,
+        sampling: str = "beta",
+        beta_power: float = 6.0,
+        beta_mode_max: float = 0.875,
+        beta_concentration: float = 20.0,
         labels: Sequence[int] | np.ndarray | None = None,
     ) -> None:
         if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
@@ -255,7 +261,8 @@ class AdaPrunerMask:
             warmup_epochs=warmup_epochs, epochs=epochs, max_extra_epochs=max_extra_epochs,
             alpha_start=alpha_start, alpha_max=alpha_max, lambda_scale=lambda_scale,
             epsilon=epsilon, mask_lr=mask_lr, binarize=binarize, balance=balance, lambda_rule=lambda_rule,
-            sampling=sampling, beta_power=beta_power, beta_concentration=beta_concentration,
+            sampling=sampling, beta_power=beta_power, beta_mode_max=beta_mode_max,
+            beta_concentration=beta_concentration,
         )
         if balance == "class" and labels is None:
             raise ConfigError("AdaPrunerMask balance='class' needs labels (one class label per sample)")
@@ -284,6 +291,7 @@ class AdaPrunerMask:
         self.lambda_rule = lambda_rule
         self.sampling = sampling
         self.beta_power = beta_power
+        self.beta_mode_max = beta_mode_max
         self.beta_concentration = beta_concentration
         self.mask = torch.full((self.n_samples,), float(mask_init), requires_grad=True)
         self.optimizer = MaskSGD(self.mask, lr=mask_lr, momentum=mask_momentum, weight_decay=mask_weight_decay)
@@ -316,7 +324,7 @@ class AdaPrunerMask:
         """The parameters that define the schedule (recorded in the selection's metadata)."""
         names = ("warmup_epochs", "epochs", "max_extra_epochs", "alpha_start", "alpha_max", "lambda_scale",
                  "epsilon", "mask_init", "mask_lr", "mask_momentum", "mask_weight_decay", "sel_eps", "binarize",
-                 "balance", "lambda_rule", "sampling", "beta_power", "beta_concentration")
+                 "balance", "lambda_rule", "sampling", "beta_power", "beta_mode_max", "beta_concentration")
         return {name: getattr(self, name) for name in names}
 
     # ------------------------------------------------------------ per batch
@@ -387,7 +395,8 @@ class AdaPrunerMask:
         """The kept indices (`mask_kept` with this object's settings; `seed` draws sampling='beta')."""
         return mask_kept(
             self.scores(), self.budget.count(self.n_samples), binarize=self.binarize, sampling=self.sampling,
-            beta_power=self.beta_power, beta_concentration=self.beta_concentration, labels=self.labels, seed=seed,
+            beta_power=self.beta_power, beta_mode_max=self.beta_mode_max, beta_concentration=self.beta_concentration,
+            labels=self.labels, seed=seed,
         )
 
     def selection(self, *, seed: int | None = None) -> Selection:

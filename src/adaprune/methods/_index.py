@@ -4,7 +4,7 @@ What `adaprune methods` lists, so that listing imports no method module (and no 
 tests/test_startup.py fails when this drifts from the registered classes."""
 # ruff: noqa: E501
 
-FINGERPRINT = 'd8063f0e6609dd6074f8f02ead80f030948145f1738cb51f544ea6e3720d5716'
+FINGERPRINT = 'ae0f55d3da38575f1d7be42bc83ebd5ecf485d1190889d6cec841171637bf705'
 
 METHODS = [
     {
@@ -20,8 +20,8 @@ METHODS = [
         'summary': 'AdaPruner (Yang et al. 2023, arXiv 2312.05599): a per-sample mask learned with the model.',
         'kind': 'selector',
         'direction': 'owns its keep decision',
-        'parameters': {'warmup_epochs': '5', 'epochs': '20', 'max_extra_epochs': '10', 'alpha_start': '0.1', 'alpha_max': '5.0', 'lambda_scale': '100.0', 'epsilon': '0.02', 'mask_init': '1.0', 'mask_lr': '20.0', 'mask_momentum': '0.9', 'mask_weight_decay': '0.0', 'sel_eps': '1e-05', 'binarize': "'budget'", 'balance': "'none'", 'lambda_rule': "'adaptive'"},
-        'parameter_help': {'warmup_epochs': 'epochs of plain training on every sample before the mask moves', 'epochs': 'pruning epochs, over which alpha rises from alpha_start to alpha_max', 'max_extra_epochs': 'most epochs at alpha_max waiting for |r - c_r| <= epsilon', 'alpha_start': 'sigmoid scale of the mask, w = sigmoid(alpha * m), at the first pruning epoch', 'alpha_max': 'sigmoid scale reached at the last pruning epoch', 'lambda_scale': 's in lambda = s * |r - c_r|, the weight of the compression term', 'epsilon': 'tolerance on |r - c_r| (kept fraction of the mask against the budget) that ends training', 'mask_init': 'initial mask value m (1.0: every sample starts kept)', 'mask_lr': 'SGD step on the mask (its gradients are O(1/batch), hence large)', 'mask_momentum': 'SGD momentum of the mask', 'mask_weight_decay': 'weight decay on the mask', 'sel_eps': 'epsilon inside L_sel = w * -log(CE + sel_eps)', 'binarize': "budget: keep exactly the budget ranked by m; threshold: keep w > 0.5 (the paper's rule)", 'balance': 'none: one global ranking of m; class: per-class quotas in proportion to class sizes (budget)', 'lambda_rule': "adaptive: lambda = s * |r - c_r| (the paper's); constant: lambda = s"},
+        'parameters': {'warmup_epochs': '5', 'epochs': '20', 'max_extra_epochs': '10', 'alpha_start': '0.1', 'alpha_max': '5.0', 'lambda_scale': '100.0', 'epsilon': '0.02', 'mask_init': '1.0', 'mask_lr': '20.0', 'mask_momentum': '0.9', 'mask_weight_decay': '0.0', 'sel_eps': '1e-05', 'binarize': "'budget'", 'balance': "'auto'", 'lambda_rule': "'adaptive'", 'sampling': "'beta'", 'beta_power': '6.0', 'beta_mode_max': '0.875', 'beta_concentration': '20.0'},
+        'parameter_help': {'warmup_epochs': 'epochs of plain training on every sample before the mask moves', 'epochs': 'pruning epochs, over which alpha rises from alpha_start to alpha_max', 'max_extra_epochs': 'most epochs at alpha_max waiting for |r - c_r| <= epsilon', 'alpha_start': 'sigmoid scale of the mask, w = sigmoid(alpha * m), at the first pruning epoch', 'alpha_max': 'sigmoid scale reached at the last pruning epoch', 'lambda_scale': 's in lambda = s * |r - c_r|, the weight of the compression term', 'epsilon': 'tolerance on |r - c_r| (kept fraction of the mask against the budget) that ends training', 'mask_init': 'initial mask value m (1.0: every sample starts kept)', 'mask_lr': 'SGD step on the mask (its gradients are O(1/batch), hence large)', 'mask_momentum': 'SGD momentum of the mask', 'mask_weight_decay': 'weight decay on the mask', 'sel_eps': 'epsilon inside L_sel = w * -log(CE + sel_eps)', 'binarize': "budget: keep exactly the budget ranked by m; threshold: keep w > 0.5 (the paper's rule)", 'balance': 'none: one global ranking of m; class: per-class quotas in proportion to class sizes (budget); auto: class when the task has labels, none otherwise', 'lambda_rule': "adaptive: lambda = s * |r - c_r| (the paper's); constant: lambda = s", 'sampling': "top: the highest m (the paper's ranking); beta: a seeded draw weighted by a Beta over the within-class rank of m, mode min(beta_mode_max, 1 - prune**beta_power)", 'beta_power': "how fast the Beta's mode leaves the hard end as the pruning rate grows (sampling=beta)", 'beta_mode_max': 'highest mode of the Beta over the rank of m (below 1: the hardest tail is left out)', 'beta_concentration': 'a + b of the Beta over the rank of m; larger = a narrower band (sampling=beta)'},
     },
     {
         'name': 'aum',
@@ -46,6 +46,14 @@ METHODS = [
         'direction': 'higher score = keep',
         'parameters': {'repetitions': '3', 'max_block': '2000', 'ridge': '1e-06'},
         'parameter_help': {'repetitions': 'other-class draws averaged per sample', 'max_block': 'most samples in one kernel block (memory grows with its square)', 'ridge': 'ridge added to the kernel, times its mean diagonal'},
+    },
+    {
+        'name': 'dual',
+        'summary': 'DUAL (Cho et al., ICML 2025): uncertainty x difficulty from early training, Beta sampling at high rates.',
+        'kind': 'selector',
+        'direction': 'owns its keep decision',
+        'parameters': {'epochs': '10', 'window': '5', 'c_d': '4.0', 'beta_from': '0.5'},
+        'parameter_help': {'epochs': 'training epochs whose end-of-epoch true-class probabilities are recorded', 'window': 'epochs in each sliding window of the mean and std (at least 2; cut to `epochs` when longer)', 'c_d': "exponent of the pruning rate in the Beta's b = 15 (1 - anchor)(1 - prune^c_d)", 'beta_from': 'pruning rate from which the Beta draw replaces the plain top of the score (1: never)'},
     },
     {
         'name': 'el2n',

@@ -53,8 +53,9 @@ class AdaPruner(Selector):
             (budget); auto: class when the task has labels, none otherwise
         lambda_rule: adaptive: lambda = s * |r - c_r| (the paper's); constant: lambda = s
         sampling: top: the highest m (the paper's ranking); beta: a seeded draw weighted by a Beta over
-            the rank of m, mode 1 - prune**beta_power
+            the within-class rank of m, mode min(beta_mode_max, 1 - prune**beta_power)
         beta_power: how fast the Beta's mode leaves the hard end as the pruning rate grows (sampling=beta)
+        beta_mode_max: highest mode of the Beta over the rank of m (below 1: the hardest tail is left out)
         beta_concentration: a + b of the Beta over the rank of m; larger = a narrower band (sampling=beta)
     """
 
@@ -79,17 +80,19 @@ class AdaPruner(Selector):
         mask_weight_decay: float = 0.0,
         sel_eps: float = 1e-5,
         binarize: str = "budget",
-        balance: str = "none",
+        balance: str = "auto",
         lambda_rule: str = "adaptive",
-        sampling: str = "top",
-        beta_power: float = 2.0,
-        beta_concentration: float = 10.0,
+        sampling: str = "beta",
+        beta_power: float = 6.0,
+        beta_mode_max: float = 0.875,
+        beta_concentration: float = 20.0,
     ) -> None:
         check_adapruner_params(
             warmup_epochs=warmup_epochs, epochs=epochs, max_extra_epochs=max_extra_epochs,
             alpha_start=alpha_start, alpha_max=alpha_max, lambda_scale=lambda_scale,
             epsilon=epsilon, mask_lr=mask_lr, binarize=binarize, balance=balance, lambda_rule=lambda_rule,
-            sampling=sampling, beta_power=beta_power, beta_concentration=beta_concentration,
+            sampling=sampling, beta_power=beta_power, beta_mode_max=beta_mode_max,
+            beta_concentration=beta_concentration,
         )
         self.warmup_epochs = warmup_epochs
         self.epochs = epochs
@@ -108,6 +111,7 @@ class AdaPruner(Selector):
         self.lambda_rule = lambda_rule
         self.sampling = sampling
         self.beta_power = beta_power
+        self.beta_mode_max = beta_mode_max
         self.beta_concentration = beta_concentration
 
     def new_mask(self, n: int, keep: float, *, labels: np.ndarray | None = None) -> AdaPrunerMask:
