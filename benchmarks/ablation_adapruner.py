@@ -110,13 +110,16 @@ class BaselineScores:
         return kept
 
 
-def trained_mask(method: AdaPruner, task: ClassificationTask, name: str, n_keep: int, seed: int
-                 ) -> tuple[np.ndarray, dict]:
+def trained_mask(method: AdaPruner, task: ClassificationTask, name: str, n_keep: int, seed: int, *,
+                 wait: bool = False) -> tuple[np.ndarray, dict]:
     """The trained mask's values and diagnostics, cached on disk by everything that trains it (the
-    selection parameters only binarise it), so the old and new defaults share one training."""
+    selection parameters only binarise it), so the old and new defaults share one training. `wait`:
+    another process trains it; wait for its file instead of training it twice."""
     training = {k: v for k, v in method.params().items() if k not in SELECTION_PARAMS}
     key = hashlib.sha256(json.dumps([name, n_keep, seed, sorted(training.items())]).encode()).hexdigest()[:16]
     path = MASK_CACHE / f"{name.replace(':', '-')}_{n_keep}_{seed}_{key}.npz"
+    while wait and not path.is_file():
+        time.sleep(20)
     if path.is_file():
         cached = np.load(path)
         return cached["scores"], json.loads(str(cached["extra"]))
@@ -131,7 +134,7 @@ def trained_mask(method: AdaPruner, task: ClassificationTask, name: str, n_keep:
 
 def run_dataset(
     name: str, prunes: list[float], seeds: list[int], variants: list[str], epochs: int, *, full: bool,
-    random_rows: bool = True,
+    random_rows: bool = True, part: str = "", wait_for_masks: bool = False,
 ) -> dict:
     """Rows go to results/ablation_adapruner/<name>_<prunes>.json as they come; rows already there are
     not run again (a stopped run resumes)."""
@@ -139,7 +142,7 @@ def run_dataset(
     model = MODELS.get(name.partition(":")[0], "auto")
     method_task = ClassificationTask(data=data, model=model, train=TrainConfig())
     eval_task = ClassificationTask(data=data, model=model, train=TrainConfig(epochs=epochs))
-    path = OUT_DIR / f"{name.replace(':', '-')}_{'-'.join(f'{p:g}' for p in prunes)}.json"
+    path = OUT_DIR / f"{name.replace(':', '-')}_{'-'.join(f'{p:g}' for p in prunes)}{part}.json"
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = json.loads(path.read_text())["rows"] if path.is_file() else []
     done = {(r["variant"], r["prune"], r["seed"]) for r in rows}
@@ -174,7 +177,7 @@ def run_dataset(
                 method = AdaPruner(**VARIANTS[trained])
                 if (variant, prune, seed) in done:
                     continue
-                scores, extra = trained_mask(method, method_task, name, n_keep, seed)
+                scores, extra = trained_mask(method, method_task, name, n_keep, seed, wait=wait_for_masks)
                 if variant == "old_default":
                     old = {**method.params(), **OLD_DEFAULT}
                     kept = mask_kept(scores, n_keep, binarize=old["binarize"], sampling=old["sampling"], seed=seed)
@@ -271,6 +274,9 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=30, help="evaluation training epochs")
     parser.add_argument("--no-full", action="store_true", help="skip the full-data rows (another process runs them)")
     parser.add_argument("--no-random", action="store_true", help="skip the random rows (another process runs them)")
+    parser.add_argument("--part", default="", help="suffix of this process's results file (two per data set)")
+    parser.add_argument("--wait-for-masks", action="store_true",
+                        help="wait for another process to train and cache each mask instead of training it")
     parser.add_argument("--report", action="store_true", help="merge the per-data-set results into the table")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -279,7 +285,8 @@ def main() -> int:
         return report()
     for name in args.datasets.split(","):
         run_dataset(name, [float(p) for p in args.prune.split(",")], [int(s) for s in args.seeds.split(",")],
-                    args.variants.split(","), args.epochs, full=not args.no_full, random_rows=not args.no_random)
+                    args.variants.split(","), args.epochs, full=not args.no_full, random_rows=not args.no_random,
+                    part=args.part, wait_for_masks=args.wait_for_masks)
     return 0
 
 
