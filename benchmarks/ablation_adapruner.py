@@ -62,13 +62,17 @@ VARIANTS: dict[str, dict] = {
 OLD_DEFAULT = {"sampling": "top", "balance": "none"}
 DERIVED = ("old_default", "balance_class")
 BASELINES = ("ccs", "dual")
-ROW_ORDER = ("full data", "random", "ccs", "dual", "old_default", "default", *list(VARIANTS)[1:], "balance_class")
-LABELS = {"default": "adapruner (new default)", "old_default": "adapruner (old default)"}
+ROW_ORDER = ("full data", "random", "ccs", "dual", "old_default", "default", "draw_every_rate", *list(VARIANTS)[1:],
+             "balance_class")
+LABELS = {"default": "adapruner (new default)", "old_default": "adapruner (old default)",
+          # rows of the default before beta_from (the draw at 30% pruned too), kept as measured
+          "draw_every_rate": "adapruner (Beta draw below 50% too)"}
 MODELS = {"digits": "cnn_small", "mnist1d": "cnn1d"}
 OUT_DIR = RESULTS / "ablation_adapruner"
 MASK_CACHE = Path(tempfile.gettempdir()) / "adaprune_ablation_masks"
 # Parameters that only turn a trained mask into a kept set (the mask cache ignores them).
-SELECTION_PARAMS = ("binarize", "balance", "sampling", "beta_power", "beta_mode_max", "beta_concentration")
+SELECTION_PARAMS = ("binarize", "balance", "sampling", "beta_power", "beta_mode_max", "beta_concentration",
+                    "beta_from")
 
 
 def min_class_share(kept: np.ndarray, y: np.ndarray) -> float:
@@ -187,8 +191,8 @@ def run_dataset(
                     labels = data.y if method.balance in ("class", "auto") else None
                     kept = mask_kept(scores, n_keep, binarize=method.binarize, sampling=method.sampling,
                                      beta_power=method.beta_power, beta_mode_max=method.beta_mode_max,
-                                     beta_concentration=method.beta_concentration,
-                                     labels=labels, seed=seed)
+                                     beta_concentration=method.beta_concentration, beta_from=method.beta_from,
+                                     balance=method.balance, labels=labels, seed=seed)
                 evaluate(variant, prune, seed, kept, **extra)
     for seed in seeds if full else ():
         if ("full data", 0.0, seed) not in done:

@@ -60,10 +60,14 @@ def test_default_leaves_out_the_hardest_band_first_at_high_rates():
     assert keep_rate(0.1, 0.8, 1.0) == 0.0 and keep_rate(0.1, 0.3, 0.7) > 0.15
 
 
-def test_default_stays_near_top_k_at_a_low_rate():
-    kept = default_kept(0.7)
-    per_class_top = select_top_k(M, len(kept), higher_is_keep=True, strata=Y)
-    assert len(np.intersect1d(kept, per_class_top)) / len(kept) >= 0.85
+def test_default_is_the_papers_ranking_below_half_pruned():
+    # below beta_from (50% pruned) the kept set is the n_keep highest m, exactly the old default
+    np.testing.assert_array_equal(default_kept(0.7), select_top_k(M, 1400, higher_is_keep=True))
+    np.testing.assert_array_equal(default_kept(0.7), mask_kept(M, 1400, sampling="top"))
+    # the draw itself at 30% pruned stays close to the per-class top-k
+    drawn = mask_kept(M, 1400, sampling="beta", labels=Y, seed=0)
+    per_class_top = select_top_k(M, 1400, higher_is_keep=True, strata=Y)
+    assert len(np.intersect1d(drawn, per_class_top)) / 1400 >= 0.85
 
 
 def test_draw_is_seeded_and_the_old_rule_is_one_setting_away():

@@ -142,6 +142,7 @@ def check_adapruner_params(
     beta_power: float = 6.0,
     beta_mode_max: float = 0.875,
     beta_concentration: float = 20.0,
+    beta_from: float = 0.5,
 ) -> None:
     if warmup_epochs < 0 or epochs < 1 or max_extra_epochs < 0:
         raise ConfigError(
@@ -160,6 +161,8 @@ def check_adapruner_params(
         raise ConfigError(f"sampling must be one of {', '.join(SAMPLING_CHOICES)}, got {sampling!r}")
     if not (isinstance(beta_power, (int, float)) and beta_power > 0):
         raise ConfigError(f"beta_power must be > 0, got {beta_power!r}")
+    if not (isinstance(beta_from, (int, float)) and 0 <= beta_from <= 1):
+        raise ConfigError(f"beta_from must be in [0, 1], got {beta_from!r}")
     if not (isinstance(beta_mode_max, (int, float)) and 0 < beta_mode_max <= 1):
         raise ConfigError(f"beta_mode_max must be in (0, 1], got {beta_mode_max!r}")
     if not (isinstance(beta_concentration, (int, float)) and beta_concentration > 2):
@@ -188,6 +191,8 @@ def mask_kept(
     beta_power: float = 6.0,
     beta_mode_max: float = 0.875,
     beta_concentration: float = 20.0,
+    beta_from: float = 0.0,
+    balance: str = "class",
     labels: np.ndarray | None = None,
     seed: int | None = None,
 ) -> np.ndarray:
@@ -198,14 +203,18 @@ def mask_kept(
     Beta(a, b) at each sample's normalised rank of m (sampling="beta"; mode `beta_mode`, a + b =
     `beta_concentration`; seeded by `seed`, None = 0). With the defaults the draw keeps the band
     just under the hardest few percent of each class up to about 70% pruned and a middle band at 90%.
-    `labels` (when given) splits the budget into per-class quotas in proportion to class sizes, ranks
-    taken within each class."""
+    Below `beta_from` pruned, sampling="beta" falls back to the paper's ranking: the `n_keep` highest
+    m, with class quotas only if `balance` is "class" (not "auto"). `labels` (when given) splits the
+    budget into per-class quotas in proportion to class sizes, ranks taken within each class."""
     scores = np.asarray(scores, dtype=np.float64)
     if binarize == "threshold":
         kept = np.flatnonzero(scores > 0)
         if len(kept) == 0:
             raise ConfigError("adapruner's mask kept no sample (binarize='threshold'); use binarize='budget'")
         return kept
+    prune = 1.0 - n_keep / len(scores)
+    if sampling == "beta" and prune + 0.5 / len(scores) < beta_from:
+        sampling, labels = "top", labels if balance == "class" else None
     if sampling == "top":
         return select_top_k(scores, n_keep, higher_is_keep=True, strata=labels)
     rng = np.random.default_rng([0 if seed is None else int(seed), 0xADA])
@@ -252,6 +261,7 @@ class AdaPrunerMask:
         beta_power: float = 6.0,
         beta_mode_max: float = 0.875,
         beta_concentration: float = 20.0,
+        beta_from: float = 0.5,
         labels: Sequence[int] | np.ndarray | None = None,
     ) -> None:
         if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
@@ -262,7 +272,7 @@ class AdaPrunerMask:
             alpha_start=alpha_start, alpha_max=alpha_max, lambda_scale=lambda_scale,
             epsilon=epsilon, mask_lr=mask_lr, binarize=binarize, balance=balance, lambda_rule=lambda_rule,
             sampling=sampling, beta_power=beta_power, beta_mode_max=beta_mode_max,
-            beta_concentration=beta_concentration,
+            beta_concentration=beta_concentration, beta_from=beta_from,
         )
         if balance == "class" and labels is None:
             raise ConfigError("AdaPrunerMask balance='class' needs labels (one class label per sample)")
@@ -293,6 +303,7 @@ class AdaPrunerMask:
         self.beta_power = beta_power
         self.beta_mode_max = beta_mode_max
         self.beta_concentration = beta_concentration
+        self.beta_from = beta_from
         self.mask = torch.full((self.n_samples,), float(mask_init), requires_grad=True)
         self.optimizer = MaskSGD(self.mask, lr=mask_lr, momentum=mask_momentum, weight_decay=mask_weight_decay)
         self.epoch = 0  # epochs ended so far, warm-up included
@@ -324,7 +335,8 @@ class AdaPrunerMask:
         """The parameters that define the schedule (recorded in the selection's metadata)."""
         names = ("warmup_epochs", "epochs", "max_extra_epochs", "alpha_start", "alpha_max", "lambda_scale",
                  "epsilon", "mask_init", "mask_lr", "mask_momentum", "mask_weight_decay", "sel_eps", "binarize",
-                 "balance", "lambda_rule", "sampling", "beta_power", "beta_mode_max", "beta_concentration")
+                 "balance", "lambda_rule", "sampling", "beta_power", "beta_mode_max", "beta_concentration",
+                 "beta_from")
         return {name: getattr(self, name) for name in names}
 
     # ------------------------------------------------------------ per batch
@@ -396,7 +408,7 @@ class AdaPrunerMask:
         return mask_kept(
             self.scores(), self.budget.count(self.n_samples), binarize=self.binarize, sampling=self.sampling,
             beta_power=self.beta_power, beta_mode_max=self.beta_mode_max, beta_concentration=self.beta_concentration,
-            labels=self.labels, seed=seed,
+            beta_from=self.beta_from, balance=self.balance, labels=self.labels, seed=seed,
         )
 
     def selection(self, *, seed: int | None = None) -> Selection:

@@ -57,6 +57,8 @@ class AdaPruner(Selector):
         beta_power: how fast the Beta's mode leaves the hard end as the pruning rate grows (sampling=beta)
         beta_mode_max: highest mode of the Beta over the rank of m (below 1: the hardest tail is left out)
         beta_concentration: a + b of the Beta over the rank of m; larger = a narrower band (sampling=beta)
+        beta_from: pruned fraction from which sampling=beta applies; below it, the n_keep highest m (with
+            class quotas only for balance=class), the paper's rule, which wins at low rates
     """
 
     supported_tasks = ("classification", "detection")
@@ -86,13 +88,14 @@ class AdaPruner(Selector):
         beta_power: float = 6.0,
         beta_mode_max: float = 0.875,
         beta_concentration: float = 20.0,
+        beta_from: float = 0.5,
     ) -> None:
         check_adapruner_params(
             warmup_epochs=warmup_epochs, epochs=epochs, max_extra_epochs=max_extra_epochs,
             alpha_start=alpha_start, alpha_max=alpha_max, lambda_scale=lambda_scale,
             epsilon=epsilon, mask_lr=mask_lr, binarize=binarize, balance=balance, lambda_rule=lambda_rule,
             sampling=sampling, beta_power=beta_power, beta_mode_max=beta_mode_max,
-            beta_concentration=beta_concentration,
+            beta_concentration=beta_concentration, beta_from=beta_from,
         )
         self.warmup_epochs = warmup_epochs
         self.epochs = epochs
@@ -113,6 +116,7 @@ class AdaPruner(Selector):
         self.beta_power = beta_power
         self.beta_mode_max = beta_mode_max
         self.beta_concentration = beta_concentration
+        self.beta_from = beta_from
 
     def new_mask(self, n: int, keep: float, *, labels: np.ndarray | None = None) -> AdaPrunerMask:
         """The mask object this method drives, with this method's parameters (`labels`: the class
