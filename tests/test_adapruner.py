@@ -81,7 +81,7 @@ def test_mask_entry_follows_its_sample_under_a_shuffled_loader():
 def test_budget_is_exact_and_runs_are_deterministic():
     x, y = make_blobs(n=150, d=6)
     data = Dataset(name="blobs", x=x, y=y)
-    params = {"warmup_epochs": 1, "max_extra_epochs": 2}
+    params = {"warmup_epochs": 1, "max_extra_epochs": 2, "sampling": "top", "balance": "none"}
     a = prune(data, "adapruner", prune=0.3, seed=5, epochs=4, params=params, progress=False)
     b = prune(data, "adapruner", prune=0.3, seed=5, epochs=4, params=params, progress=False)
     assert a.n_kept == round(0.7 * 150)

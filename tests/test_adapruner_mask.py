@@ -90,7 +90,7 @@ def _train(pruner: AdaPrunerMask, x: torch.Tensor, y: torch.Tensor, model: nn.Mo
 
 def test_selection_has_the_exact_budget_and_round_trips_through_the_cli_files(tmp_path):
     x, y = map(torch.from_numpy, make_blobs(n=90, d=4, classes=3, seed=1))
-    pruner = AdaPrunerMask(90, keep=0.7, epochs=3, warmup_epochs=1, max_extra_epochs=1)
+    pruner = AdaPrunerMask(90, keep=0.7, epochs=3, warmup_epochs=1, max_extra_epochs=1, sampling="top")
     _train(pruner, x, y, two_layer_net(4, 3, seed=1), epochs=pruner.total_epochs, seed=0)
     sel = pruner.selection(seed=7)
     assert sel.n_kept == 63 and sel.method == "adapruner" and sel.seed == 7
@@ -179,7 +179,7 @@ def test_our_loop_and_a_plain_user_loop_give_identical_masks():
 
     x, y = make_blobs(n=90, d=5, classes=3, seed=6)
     task = ClassificationTask(data=Dataset(name="blobs", x=x, y=y), model="mlp", train=TrainConfig(batch_size=16))
-    method = AdaPruner(warmup_epochs=1, epochs=3, max_extra_epochs=1)
+    method = AdaPruner(warmup_epochs=1, epochs=3, max_extra_epochs=1, sampling="top", balance="none")
     ours = method.train_mask(task, 0.6, seed=3, progress=False)
 
     dataset = with_indices(TensorDataset(torch.from_numpy(x), torch.from_numpy(y)))
@@ -187,7 +187,7 @@ def test_our_loop_and_a_plain_user_loop_give_identical_masks():
     model = task.new_model(3)  # the same initial weights
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    pruner = AdaPrunerMask(len(x), keep=0.6, warmup_epochs=1, epochs=3, max_extra_epochs=1)
+    pruner = AdaPrunerMask(len(x), keep=0.6, warmup_epochs=1, epochs=3, max_extra_epochs=1, sampling="top")
     for _ in range(pruner.total_epochs):
         for xb, yb, idx in loader:
             loss = pruner.loss(F.cross_entropy(model(xb), yb, reduction="none"), idx)

@@ -123,7 +123,7 @@ def test_parameter_edges_accepted():
     ({"alpha_start": 0.0}, r"^AdaPrunerMask: alpha_start must be a float > 0, got 0.0$"),
     ({"alpha_start": 3.0}, r"need alpha_start <= alpha_max, got 3.0 and 2.0"),
     ({"binarize": "median"}, r"binarize must be one of 'budget', 'threshold', got 'median'"),
-    ({"balance": "x"}, r"balance must be one of 'class', 'none', got 'x'"),
+    ({"balance": "x"}, r"balance must be one of 'auto', 'class', 'none', got 'x'"),
     ({"balance": "class", "binarize": "threshold"}, r"balance='class' needs binarize='budget'"),
     ({"lambda_rule": "x"}, r"lambda_rule must be one of 'adaptive', 'constant', got 'x'"),
     ({"mask_lr": 0.0}, r"mask_lr must be a float > 0, got 0.0"),
@@ -147,7 +147,8 @@ def test_construction_checks_and_records_every_parameter():
     params = {"warmup_epochs": 2, "epochs": 3, "max_extra_epochs": 4, "alpha_start": 0.2, "alpha_max": 4.0,
               "lambda_scale": 7.0, "epsilon": 0.05, "mask_init": 0.5, "mask_lr": 3.0, "mask_momentum": 0.5,
               "mask_weight_decay": 0.01, "sel_eps": 1e-3, "binarize": "threshold", "balance": "none",
-              "lambda_rule": "constant", "update": "exact"}
+              "lambda_rule": "constant", "update": "exact",
+              "sampling": "top", "beta_power": 2.0, "beta_mode_max": 0.5, "beta_concentration": 8.0, "beta_from": 0.25}
     pruner = AdaPrunerMask(6, keep=0.5, labels=[0, 1, 0, 1, 0, 1], **params)
     assert pruner.params() == params
     assert pruner.labels is None  # labels are only kept for balance="class"
@@ -241,7 +242,7 @@ def test_selection_fields_and_the_threshold_warning(caplog):
     assert sel.details == {"pruning_epochs_run": 1, "converged": False, "mask_keep_fraction": 0.75,
                            "history": pruner.history}
     caplog.clear()
-    budget = AdaPrunerMask(4, keep=0.5, epochs=1, warmup_epochs=0, epsilon=0.1)
+    budget = AdaPrunerMask(4, keep=0.5, epochs=1, warmup_epochs=0, epsilon=0.1, sampling="top")  # the top-k rule
     _set_mask(budget, [1.0, 1.0, 1.0, -1.0])
     budget.end_epoch()
     with caplog.at_level(logging.DEBUG, logger="adaprune.adapruner_mask"):

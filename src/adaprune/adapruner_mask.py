@@ -38,12 +38,13 @@ from torch import Tensor
 from adaprune.adapruner_lazy import LazyMaskSGD
 from adaprune.errors import ConfigError, DataError
 from adaprune.params import Interval, ParamSpec, StrOptions
-from adaprune.selection import Budget, Selection, select_top_k
+from adaprune.selection import Budget, Selection, select_beta_rank, select_top_k
 
 log = logging.getLogger(__name__)
 
 BINARIZE_CHOICES = ("budget", "threshold")
-BALANCE_CHOICES = ("none", "class")
+BALANCE_CHOICES = ("none", "class", "auto")
+SAMPLING_CHOICES = ("top", "beta")
 LAMBDA_RULES = ("adaptive", "constant")
 UPDATE_CHOICES = ("auto", "lazy", "exact")
 # update="auto": the lazy O(B) step from this many samples on, the exact O(N) step below. Below it the
@@ -153,6 +154,11 @@ ADAPRUNER_SPEC = ParamSpec({
     "binarize": StrOptions(BINARIZE_CHOICES),
     "balance": StrOptions(BALANCE_CHOICES),
     "lambda_rule": StrOptions(LAMBDA_RULES),
+    "sampling": StrOptions(SAMPLING_CHOICES),
+    "beta_power": Interval(float, 0, None, closed="neither"),
+    "beta_mode_max": Interval(float, 0, 1, closed="right"),
+    "beta_concentration": Interval(float, 2, None, closed="neither"),  # a, b > 1: a Beta with one mode
+    "beta_from": Interval(float, 0, 1),
     "update": StrOptions(UPDATE_CHOICES),
 })
 
@@ -163,6 +169,55 @@ def check_adapruner_params(*, alpha_start: float, alpha_max: float, binarize: st
         raise ConfigError(f"need alpha_start <= alpha_max, got {alpha_start} and {alpha_max}")
     if balance == "class" and binarize != "budget":
         raise ConfigError("balance='class' needs binarize='budget' (the threshold rule has no quota to split)")
+
+
+def beta_mode(keep: float, *, beta_power: float, beta_mode_max: float = 1.0) -> float:
+    """Mode of sampling='beta' over the mask's within-class rank (1 = highest m, the hardest) at kept
+    fraction `keep`: min(beta_mode_max, 1 - prune ** beta_power). The ceiling leaves the hardest tail
+    (ambiguous or mislabelled samples) out at every rate; past the rate where 1 - prune ** beta_power
+    falls under it, the mode moves toward the easy end (defaults 6 and 0.875: 0.875 up to about 70%
+    pruned, 0.47 at 90%)."""
+    return min(beta_mode_max, 1.0 - (1.0 - keep) ** beta_power)
+
+
+def mask_kept(
+    scores: np.ndarray,
+    n_keep: int,
+    *,
+    binarize: str = "budget",
+    sampling: str = "top",
+    beta_power: float = 6.0,
+    beta_mode_max: float = 0.875,
+    beta_concentration: float = 20.0,
+    beta_from: float = 0.0,
+    balance: str = "class",
+    labels: np.ndarray | None = None,
+    seed: int | None = None,
+) -> np.ndarray:
+    """Turn mask values m (higher = keep) into a kept set of sorted indices.
+
+    binarize="threshold": every m > 0 (the paper's rule). binarize="budget": exactly `n_keep`,
+    either the `n_keep` highest m (sampling="top") or drawn without replacement with weights
+    Beta(a, b) at each sample's normalised rank of m (sampling="beta"; mode `beta_mode`, a + b =
+    `beta_concentration`; seeded by `seed`, None = 0). With the defaults the draw keeps the band
+    just under the hardest few percent of each class up to about 70% pruned and a middle band at 90%.
+    Below `beta_from` pruned, sampling="beta" falls back to the paper's ranking: the `n_keep` highest
+    m, with class quotas only if `balance` is "class" (not "auto"). `labels` (when given) splits the
+    budget into per-class quotas in proportion to class sizes, ranks taken within each class."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if binarize == "threshold":
+        kept = np.flatnonzero(scores > 0)
+        if len(kept) == 0:
+            raise ConfigError("adapruner's mask kept no sample (binarize='threshold'); use binarize='budget'")
+        return kept
+    prune = 1.0 - n_keep / len(scores)
+    if sampling == "beta" and prune + 0.5 / len(scores) < beta_from:
+        sampling, labels = "top", labels if balance == "class" else None
+    if sampling == "top":
+        return select_top_k(scores, n_keep, higher_is_keep=True, strata=labels)
+    rng = np.random.default_rng([0 if seed is None else int(seed), 0xADA])
+    mode = beta_mode(n_keep / len(scores), beta_power=beta_power, beta_mode_max=beta_mode_max)
+    return select_beta_rank(scores, n_keep, mode=mode, concentration=beta_concentration, rng=rng, strata=labels)
 
 
 class AdaPrunerMask:
@@ -204,8 +259,13 @@ class AdaPrunerMask:
         mask_weight_decay: float = 0.0,
         sel_eps: float = 1e-5,
         binarize: str = "budget",
-        balance: str = "none",
+        balance: str = "auto",
         lambda_rule: str = "adaptive",
+        sampling: str = "beta",
+        beta_power: float = 6.0,
+        beta_mode_max: float = 0.875,
+        beta_concentration: float = 20.0,
+        beta_from: float = 0.5,
         labels: Sequence[int] | np.ndarray | None = None,
         update: str = "auto",
     ) -> None:
@@ -215,13 +275,14 @@ class AdaPrunerMask:
         given = locals()
         ADAPRUNER_SPEC.validate("AdaPrunerMask", {name: given[name] for name in ADAPRUNER_SPEC})
         check_adapruner_params(alpha_start=alpha_start, alpha_max=alpha_max, binarize=binarize, balance=balance)
-        if balance == "class":
-            if labels is None:
-                raise ConfigError("AdaPrunerMask balance='class' needs labels (one class label per sample)")
+        if balance == "class" and labels is None:
+            raise ConfigError("AdaPrunerMask balance='class' needs labels (one class label per sample)")
+        if labels is not None:
             labels = np.asarray(labels)
             if labels.shape != (n_samples,):
                 raise DataError(f"labels must have one entry per sample ({n_samples}), got shape {labels.shape}")
-        self.labels = None if balance != "class" else labels
+        # "auto": class quotas when labels are given, one global ranking otherwise.
+        self.labels = labels if balance in ("class", "auto") else None
         self.n_samples = int(n_samples)
         self.keep = float(keep)
         self.epochs = epochs
@@ -239,6 +300,11 @@ class AdaPrunerMask:
         self.binarize = binarize
         self.balance = balance
         self.lambda_rule = lambda_rule
+        self.sampling = sampling
+        self.beta_power = beta_power
+        self.beta_mode_max = beta_mode_max
+        self.beta_concentration = beta_concentration
+        self.beta_from = beta_from
         self.update = update
         self._mask = torch.full((self.n_samples,), float(mask_init), requires_grad=True)
         lazy = update == "lazy" or (update == "auto" and n_samples >= LAZY_FROM)
@@ -374,16 +440,13 @@ class AdaPrunerMask:
         """The mask values m_i as float64 (higher = keep)."""
         return self.mask.detach().cpu().double().numpy()
 
-    def kept(self) -> np.ndarray:
-        scores = self.scores()
-        if self.binarize == "budget":
-            # balance="class": per-class quotas in proportion to class sizes (no class wiped out).
-            return select_top_k(scores, self.budget.count(self.n_samples), higher_is_keep=True,
-                                strata=self.labels)
-        kept = np.flatnonzero(scores > 0)
-        if len(kept) == 0:
-            raise ConfigError("adapruner's mask kept no sample (binarize='threshold'); use binarize='budget'")
-        return kept
+    def kept(self, *, seed: int | None = None) -> np.ndarray:
+        """The kept indices (`mask_kept` with this object's settings; `seed` draws sampling='beta')."""
+        return mask_kept(
+            self.scores(), self.budget.count(self.n_samples), binarize=self.binarize, sampling=self.sampling,
+            beta_power=self.beta_power, beta_mode_max=self.beta_mode_max, beta_concentration=self.beta_concentration,
+            beta_from=self.beta_from, balance=self.balance, labels=self.labels, seed=seed,
+        )
 
     def selection(self, *, seed: int | None = None) -> Selection:
         """The kept set as a Selection (same files as `adaprune prune`); `seed` is recorded as given."""
@@ -412,7 +475,7 @@ class AdaPrunerMask:
             "history": {k: list(v) for k, v in self.history.items()},
         }
         return Selection(
-            kept=self.kept(), n_total=self.n_samples, method="adapruner", params=self.params(), seed=seed,
+            kept=self.kept(seed=seed), n_total=self.n_samples, method="adapruner", params=self.params(), seed=seed,
             requested_keep=self.keep, scores=self.scores(), higher_is_keep=True, details=details,
         )
 

@@ -156,6 +156,81 @@ def select_top_k(
     return np.sort(np.concatenate(kept)).astype(np.int64)
 
 
+
+# ---------------------------------------------------------------- weighted sampling
+def sample_by_weight(weights: np.ndarray, k: int, *, rng: np.random.Generator) -> np.ndarray:
+    """`k` distinct indices drawn one after another, each with probability proportional to its
+    weight among those not drawn yet (Efraimidis and Spirakis' keys log(u) / w, the k largest);
+    zero-weight items come only after every positive one, in random order. Sorted int64."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 1 or (~np.isfinite(w)).any() or (w < 0).any():
+        raise ConfigError("weights must be one finite, non-negative number per sample")
+    if not 0 <= k <= len(w):
+        raise ConfigError(f"cannot draw {k} of {len(w)} samples")
+    u = rng.random(len(w))
+    with np.errstate(divide="ignore"):
+        keys = np.where(w > 0, np.log(np.maximum(u, 1e-300)) / np.where(w > 0, w, 1.0), -np.inf)
+    # Primary: key descending; among zero weights (all -inf): the random u.
+    order = np.lexsort((-u, -keys))
+    return np.sort(order[:k]).astype(np.int64)
+
+
+def normalised_ranks(scores: np.ndarray) -> np.ndarray:
+    """(rank + 0.5) / n of every score, rank 0 the lowest (ties: lower index first; NaN lowest)."""
+    s = np.asarray(scores, dtype=np.float64)
+    order = np.lexsort((np.arange(len(s)), np.where(np.isnan(s), -np.inf, s)))
+    ranks = np.empty(len(s), dtype=np.float64)
+    ranks[order] = np.arange(len(s))
+    return (ranks + 0.5) / max(len(s), 1)
+
+
+def beta_shape(mode: float, concentration: float) -> tuple[float, float]:
+    """(a, b) of the Beta density with this mode in [0, 1] and a + b = concentration (> 2)."""
+    if not 0.0 <= mode <= 1.0:
+        raise ConfigError(f"mode must be in [0, 1], got {mode}")
+    if not concentration > 2.0:
+        raise ConfigError(f"concentration must be > 2, got {concentration}")
+    return 1.0 + mode * (concentration - 2.0), 1.0 + (1.0 - mode) * (concentration - 2.0)
+
+
+def beta_density(u: np.ndarray, a: float, b: float) -> np.ndarray:
+    """The Beta(a, b) density at u in (0, 1), up to its constant (only ratios are used)."""
+    u = np.asarray(u, dtype=np.float64)
+    return np.exp((a - 1.0) * np.log(u) + (b - 1.0) * np.log1p(-u))
+
+
+def select_beta_rank(
+    scores: np.ndarray,
+    k: int,
+    *,
+    mode: float,
+    concentration: float,
+    rng: np.random.Generator,
+    strata: np.ndarray | None = None,
+) -> np.ndarray:
+    """Keep exactly `k` samples drawn without replacement with weights given by a Beta density over
+    each sample's normalised score rank (0 = lowest score, 1 = highest), the density's mode at
+    `mode`: 1 favours the top of the ranking as top-k does, lower values move the draw down the
+    ranking and leave out the very top. With `strata` (class labels), ranks are taken and quotas
+    (in proportion to sizes, each non-empty stratum at least one) drawn within every stratum.
+    Sorted int64 indices."""
+    scores = np.asarray(scores, dtype=np.float64)
+    n = len(scores)
+    if not 0 < k <= n:
+        raise ConfigError(f"cannot keep {k} of {n} samples")
+    a, b = beta_shape(mode, concentration)
+    if strata is None:
+        return sample_by_weight(beta_density(normalised_ranks(scores), a, b), k, rng=rng)
+    labels, inverse = np.unique(np.asarray(strata), return_inverse=True)
+    quotas = stratified_quotas(np.bincount(inverse, minlength=len(labels)), k)
+    kept = []
+    for j in range(len(labels)):
+        members = np.flatnonzero(inverse == j)
+        weights = beta_density(normalised_ranks(scores[members]), a, b)
+        kept.append(members[sample_by_weight(weights, int(quotas[j]), rng=rng)])
+    return np.sort(np.concatenate(kept)).astype(np.int64)
+
+
 # ---------------------------------------------------------------- per-class counts
 # A class is reported as losing most of its samples when it keeps less than this fraction of its
 # proportional share (kept_c < STARVED_SHARE * keep * n_c). LFW faces at 30% pruned (a class kept

@@ -55,10 +55,18 @@ class AdaPruner(Selector):
     Score = the final mask value m_i (higher = keep).
 
     Parameters:
-        balance: none: one global ranking of m; class: per-class quotas in proportion to class sizes (budget)
+        balance: none: one global ranking of m; class: per-class quotas in proportion to class sizes
+            (budget); auto: class when the task has labels, none otherwise
         lambda_rule: adaptive: lambda = s * |r - c_r| (the paper's); constant: lambda = s
         update: lazy: the mask step costs O(batch), untouched entries catch up when next seen (see
             adaprune.adapruner_lazy); exact: every step updates all N entries; auto: lazy from 100,000 samples
+        sampling: top: the highest m (the paper's ranking); beta: a seeded draw weighted by a Beta over
+            the within-class rank of m, mode min(beta_mode_max, 1 - prune**beta_power)
+        beta_power: how fast the Beta's mode leaves the hard end as the pruning rate grows (sampling=beta)
+        beta_mode_max: highest mode of the Beta over the rank of m (below 1: the hardest tail is left out)
+        beta_concentration: a + b of the Beta over the rank of m; larger = a narrower band (sampling=beta)
+        beta_from: pruned fraction from which sampling=beta applies; below it, the n_keep highest m (with
+            class quotas only for balance=class), the paper's rule, which wins at low rates
     """
 
     supported_tasks = ("classification", "detection")
@@ -83,9 +91,14 @@ class AdaPruner(Selector):
         mask_weight_decay: float = 0.0,
         sel_eps: float = 1e-5,
         binarize: str = "budget",
-        balance: str = "none",
+        balance: str = "auto",
         lambda_rule: str = "adaptive",
         update: str = "auto",
+        sampling: str = "beta",
+        beta_power: float = 6.0,
+        beta_mode_max: float = 0.875,
+        beta_concentration: float = 20.0,
+        beta_from: float = 0.5,
     ) -> None:
         check_adapruner_params(alpha_start=alpha_start, alpha_max=alpha_max, binarize=binarize, balance=balance)
         self.warmup_epochs = warmup_epochs
@@ -104,6 +117,11 @@ class AdaPruner(Selector):
         self.balance = balance
         self.lambda_rule = lambda_rule
         self.update = update
+        self.sampling = sampling
+        self.beta_power = beta_power
+        self.beta_mode_max = beta_mode_max
+        self.beta_concentration = beta_concentration
+        self.beta_from = beta_from
 
     def new_mask(self, n: int, keep: float, *, labels: np.ndarray | None = None) -> AdaPrunerMask:
         """The mask object this method drives, with this method's parameters (`labels`: the class
@@ -116,9 +134,9 @@ class AdaPruner(Selector):
         AdaPrunerMask. Any task's per-sample loss (cross-entropy, a detector's per-image loss)
         plays CE_i. Returns the trained mask object."""
         labels = None
-        if self.balance == "class":
+        if self.balance in ("class", "auto"):
             labels = getattr(task, "labels", None)
-            if labels is None:
+            if labels is None and self.balance == "class":
                 raise ConfigError("adapruner balance='class' needs one class label per sample; this task has none")
         pruner = self.new_mask(task.n, keep, labels=labels)
         model = task.new_model(seed)
