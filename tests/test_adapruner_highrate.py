@@ -97,3 +97,14 @@ def test_auto_balance_without_labels_ranks_globally():
     with torch.no_grad():
         pruner.mask.copy_(torch.from_numpy(M).float())
     np.testing.assert_array_equal(pruner.kept(), select_top_k(M, 600, higher_is_keep=True))
+
+
+def test_without_labels_auto_balance_keeps_the_paper_ranking_at_high_rates():
+    # Detection sources have no class per image: the Beta draw (whose reason is class coverage) does
+    # not apply, and the n_keep highest mask values are kept, as measured on the detection benchmark.
+
+    scores = np.random.default_rng(0).normal(size=200)
+    kept = mask_kept(scores, 60, sampling="beta", beta_from=0.5, balance="auto", labels=None, seed=0)
+    assert kept.tolist() == sorted(np.argsort(-scores, kind="stable")[:60].tolist())
+    drawn = mask_kept(scores, 60, sampling="beta", beta_from=0.5, balance="auto", labels=np.arange(200) % 2, seed=0)
+    assert drawn.tolist() != kept.tolist()  # with classes the draw applies
