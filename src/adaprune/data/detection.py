@@ -1,4 +1,5 @@
 """Object-detection sources: `coco:ANNOTATIONS.json[:IMAGES_DIR]`, `yolo:DATA.yaml`, `synthdet[:N]`,
+`synthtraffic[:N[:val]]`,
 and the writers that give the user their own format back (a pruned COCO file, a YOLO list).
 
 One sample per image (images without objects included). Pixels are decoded only when a batch asks
@@ -654,7 +655,8 @@ def _regex_groups(paths: list[str], pattern: str) -> np.ndarray:
 
 # ---------------------------------------------------------------- dispatch
 def load_detection(kind: str, arg: str, *, group_by: str | None = None) -> DetectionDataset:
-    """`coco:ANNOTATIONS.json[:IMAGES_DIR]`, `yolo:DATA.yaml` or `synthdet[:N]`."""
+    """`coco:ANNOTATIONS.json[:IMAGES_DIR]`, `yolo:DATA.yaml`, `synthdet[:N]` or `synthtraffic[:N[:val]]`
+    (`:val`: the validation scenes as the test split, for choices)."""
     if kind == "coco":
         if not arg:
             raise ConfigError("data source 'coco' needs a path: coco:ANNOTATIONS.json[:IMAGES_DIR]")
@@ -675,4 +677,15 @@ def load_detection(kind: str, arg: str, *, group_by: str | None = None) -> Detec
         except ValueError:
             raise ConfigError(f"synthdet size must be a whole number of training images, got {arg!r}") from None
         return load_synthdet(n, group_by=group_by)
+    if kind == "synthtraffic":
+        from adaprune.data.synthtraffic import SYNTHTRAFFIC_DEFAULT_N, load_synthtraffic
+
+        size, _, split = arg.partition(":")
+        try:
+            n = int(size) if size else SYNTHTRAFFIC_DEFAULT_N
+        except ValueError:
+            raise ConfigError(f"synthtraffic size must be a whole number of training images, got {size!r}") from None
+        if split not in ("", "val"):
+            raise ConfigError(f"synthtraffic:N:SPLIT takes the held-out split 'val' (default: test), got {split!r}")
+        return load_synthtraffic(n, group_by=group_by, test_split=split or "test")
     raise ConfigError(f"unknown detection source {kind!r}")

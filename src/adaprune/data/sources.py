@@ -1,5 +1,6 @@
 """Spec strings: `npz:PATH`, `digits`, `mnist1d[:N]`, `folder:DIR`, `files:LIST`, `embeddings:PATH.npy`,
-and the detection sources `coco:ANNOTATIONS.json[:IMAGES_DIR]`, `yolo:DATA.yaml`, `synthdet[:N]`."""
+and the detection sources `coco:ANNOTATIONS.json[:IMAGES_DIR]`, `yolo:DATA.yaml`, `synthdet[:N]`,
+`synthtraffic[:N[:val]]`."""
 
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ log = logging.getLogger(__name__)
 
 SPEC_HELP = (
     "npz:PATH, digits, mnist1d, mnist1d:N (N training samples), folder:DIR, files:LIST.csv|.parquet, "
-    "embeddings:PATH.npy, coco:ANNOTATIONS.json[:IMAGES_DIR], yolo:DATA.yaml or synthdet[:N]"
+    "embeddings:PATH.npy, coco:ANNOTATIONS.json[:IMAGES_DIR], yolo:DATA.yaml, synthdet[:N] or synthtraffic[:N[:val]]"
 )
-DETECTION_KINDS = ("coco", "yolo", "synthdet")
+DETECTION_KINDS = ("coco", "yolo", "synthdet", "synthtraffic")
 # (N, H, W) with H == W and at least this side is read as grey images, not as sequences.
 MIN_GREY_SIDE = 8
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -35,7 +36,8 @@ def load_data(spec: str | Dataset | DetectionDataset, *, test: str | None = None
     records them in `Dataset.skipped`."""
     if isinstance(spec, (Dataset, DetectionDataset)):
         if group_by is not None:
-            raise ConfigError("group_by applies to a data source given by its spec (coco:, yolo:, synthdet)")
+            raise ConfigError("group_by applies to a data source given by its spec (coco:, yolo:, synthdet, "
+                              "synthtraffic)")
         data = spec
     else:
         data = _load_spec(spec, group_by=group_by, on_bad_file=on_bad_file)
@@ -53,7 +55,8 @@ def _load_spec(spec: str, *, group_by: str | None = None, on_bad_file: str = "st
 
         return load_detection(kind, arg, group_by=group_by)
     if group_by is not None:
-        raise ConfigError(f"--group-by applies to the detection sources coco:, yolo: and synthdet, not {spec!r}")
+        raise ConfigError(
+            f"--group-by applies to the detection sources coco:, yolo:, synthdet and synthtraffic, not {spec!r}")
     if kind == "npz":
         return load_npz(_need_arg(spec, arg))
     if kind == "digits":

@@ -61,6 +61,12 @@ class _Object:
 
 def _new_object(rng: np.random.Generator, kind: str) -> _Object:
     cls = int(rng.choice(len(CLASSES), p=CLASS_PROBS[kind]))
+    return object_of_class(rng, cls, SPEED[kind])
+
+
+def object_of_class(rng: np.random.Generator, cls: int, speed: float) -> _Object:
+    """An object of class index `cls` (its size and colour drawn from `rng`) at a random place below
+    the horizon band, drifting with a velocity of scale `speed` (0: still)."""
     name = CLASSES[cls]
     if name == "car":
         w, h = int(rng.integers(8, 13)), int(rng.integers(5, 8))
@@ -77,7 +83,6 @@ def _new_object(rng: np.random.Generator, kind: str) -> _Object:
     else:  # sign
         w = h = int(rng.integers(5, 8))
         colour = np.array([rng.uniform(0.8, 1.0), rng.uniform(0.75, 0.95), rng.uniform(0.0, 0.2)])
-    speed = SPEED[kind]
     vx = float(rng.normal(0, speed)) if speed else 0.0
     vy = float(rng.normal(0, speed * 0.3)) if speed else 0.0
     x = float(rng.uniform(0, SIZE - w))
