@@ -45,7 +45,7 @@ PRUNES = (0.2, 0.3, 0.5)
 # adadedup_nofb is AdaDeDup with feedback=False (SemDeDup's selection by construction).
 METHODS = ("random", "semdedup", "adapruner", "adadedup", "adadedup_nofb")
 EMBEDDING_METHODS = ("semdedup", "adadedup", "adadedup_nofb")
-BATCH = 32
+BATCH = 16
 LR = 3e-3
 # Two-sided 95% t quantiles, by degrees of freedom (no scipy here).
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
@@ -95,7 +95,7 @@ def job_key(job: dict[str, Any]) -> str:
     return f"{job['kind']}:{job['seed']}:{job.get('method', '')}:{job.get('prune', '')}"
 
 
-def worker(worker_id: int, todo: list[dict[str, Any]], cfg: dict[str, Any], out_path: str) -> None:
+def worker(worker_id: int, queue: Any, cfg: dict[str, Any], out_path: str) -> None:
     import torch
 
     torch.set_num_threads(1)
@@ -113,9 +113,9 @@ def worker(worker_id: int, todo: list[dict[str, Any]], cfg: dict[str, Any], out_
     def detector() -> CenterNet:
         return CenterNet(num_classes, width=width)
 
-    train = TrainConfig(epochs=cfg["epochs"], batch_size=BATCH, lr=LR, schedule=cfg["schedule"])
+    train = TrainConfig(epochs=cfg["epochs"], batch_size=cfg["batch"], lr=cfg["lr"], schedule=cfg["schedule"])
     task = make_task(data, model=detector, train=train)
-    for job in todo:
+    for job in iter(queue.get, None):
         start = time.perf_counter()
         prune_seconds, kept, details = 0.0, None, {}
         if job["kind"] == "prune":
@@ -152,13 +152,18 @@ def worker(worker_id: int, todo: list[dict[str, Any]], cfg: dict[str, Any], out_
 def run_jobs(jobs: list[dict[str, Any]], cfg: dict[str, Any], runs_path: Path, workers: int) -> None:
     done = {job_key(r) for r in load_records(runs_path)}
     todo = [j for j in jobs if job_key(j) not in done]
-    # Longest first within each worker's share keeps the workers finishing together; full trainings
-    # go first (the cost ratios need them).
+    # One queue: a free worker takes the next job. Full trainings first (the cost ratios and the
+    # reuse of trainings need them), then the longest (AdaPruner trains a mask first).
     todo.sort(key=lambda j: (j["kind"] != "full", j.get("method") != "adapruner", j["seed"]))
     if not todo:
         return
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=worker, args=(w, todo[w::workers], cfg, str(runs_path))) for w in range(workers)]
+    queue = ctx.Queue()
+    for job in todo:
+        queue.put(job)
+    for _ in range(workers):
+        queue.put(None)
+    procs = [ctx.Process(target=worker, args=(w, queue, cfg, str(runs_path))) for w in range(workers)]
     for p in procs:
         p.start()
     for p in procs:
@@ -173,7 +178,8 @@ def fmt_interval(m: float, lo: float, hi: float) -> str:
 def tune_report(args: argparse.Namespace, records: list[dict[str, Any]]) -> None:
     rows = {}
     for r in records:
-        rows.setdefault((r["n"], r["epochs"], r["width"], r["schedule"]), []).append(r)
+        rows.setdefault((r["n"], r["epochs"], r["width"], r["schedule"], r.get("batch", 32), r.get("lr", LR)),
+                        []).append(r)
     lines = [
         "# Detection benchmark tuning: full-data mAP on synthtraffic's validation scenes",
         "",
@@ -181,20 +187,21 @@ def tune_report(args: argparse.Namespace, records: list[dict[str, Any]]) -> None
         "seed; the test scenes are not read). Chosen: the cheapest setting whose std over seeds is under "
         "5% of its mean.",
         "",
-        "| train images | epochs | width | schedule | seeds | mAP@[.5:.95] | std / mean | mAP@.5 "
+        "| train images | epochs | width | schedule | batch | lr | seeds | mAP@[.5:.95] | std / mean | mAP@.5 "
         "| seconds / training |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     summary = []
-    for (n, epochs, width, schedule), rs in sorted(rows.items()):
+    for (n, epochs, width, schedule, batch, lr), rs in sorted(rows.items()):
         maps = np.asarray([r["map"] for r in rs])
         m50 = np.asarray([r["map50"] for r in rs])
         sd = float(maps.std(ddof=1)) if len(maps) > 1 else 0.0
         secs = float(np.mean([r["train_seconds"] for r in rs]))
-        summary.append({"n": n, "epochs": epochs, "width": width, "schedule": schedule,
+        summary.append({"n": n, "epochs": epochs, "width": width, "schedule": schedule, "batch": batch, "lr": lr,
                         "seeds": sorted(r["seed"] for r in rs), "map_mean": float(maps.mean()), "map_std": sd,
                         "map50_mean": float(m50.mean()), "seconds": secs})
-        lines.append(f"| {n} | {epochs} | {width} | {schedule} | {len(rs)} | {100 * maps.mean():.2f} ± {100 * sd:.2f} "
+        lines.append(f"| {n} | {epochs} | {width} | {schedule} | {batch} | {lr:g} | {len(rs)} "
+                     f"| {100 * maps.mean():.2f} ± {100 * sd:.2f} "
                      f"| {100 * sd / maps.mean():.1f}% | {100 * m50.mean():.2f} | {secs:.0f} |")
     lines += ["", f"Seconds per training on one torch thread, {args.workers} worker processes, on a 2-core "
               "machine shared with other jobs (a guide to relative cost only)."]
@@ -206,14 +213,16 @@ def tune(args: argparse.Namespace) -> None:
     """Full trainings on the validation scenes over a grid of (n, epochs, width, schedule)."""
     path = RESULTS / "detection_powered_tune_runs.jsonl"
     records = load_records(path)
-    done = {(r["n"], r["epochs"], r["width"], r["schedule"], r["seed"]) for r in records}
+    done = {(r["n"], r["epochs"], r["width"], r["schedule"], r["seed"], r.get("batch", 32), r.get("lr", LR))
+            for r in records}
     grid = [(n, e, w, sch, s) for n in _ints(args.tune_n or str(args.n)) for e in _ints(args.tune_epochs or
             str(args.epochs)) for w in _ints(args.tune_width or str(args.width))
             for sch in (args.tune_schedule or args.schedule).split(",") for s in _ints(args.seeds)]
-    todo = [g for g in grid if g not in done]
+    todo = [g for g in grid if (*g, args.batch, args.lr) not in done]
     if todo:
         ctx = mp.get_context("spawn")
-        procs = [ctx.Process(target=_tune_worker, args=(todo[w::args.workers], str(path))) for w in range(args.workers)]
+        procs = [ctx.Process(target=_tune_worker, args=(todo[w::args.workers], str(path), args.batch, args.lr))
+                 for w in range(args.workers)]
         for p in procs:
             p.start()
         for p in procs:
@@ -221,7 +230,7 @@ def tune(args: argparse.Namespace) -> None:
     tune_report(args, load_records(path))
 
 
-def _tune_worker(todo: list[tuple], out_path: str) -> None:
+def _tune_worker(todo: list[tuple], out_path: str, batch: int, lr: float) -> None:
     import torch
 
     torch.set_num_threads(1)
@@ -234,10 +243,11 @@ def _tune_worker(todo: list[tuple], out_path: str) -> None:
     for n, epochs, width, schedule, seed in todo:
         data = load_data(f"synthtraffic:{n}:val")
         task = make_task(data, model=lambda w=width, k=data.num_classes: CenterNet(k, width=w),
-                         train=TrainConfig(epochs=epochs, batch_size=BATCH, lr=LR, schedule=schedule))
+                         train=TrainConfig(epochs=epochs, batch_size=batch, lr=lr, schedule=schedule))
         start = time.perf_counter()
         metric = train_and_test(task, None, seed=seed, progress=False)
-        rec = {"n": n, "epochs": epochs, "width": width, "schedule": schedule, "seed": seed, "map": metric.value,
+        rec = {"n": n, "epochs": epochs, "width": width, "schedule": schedule, "batch": batch, "lr": lr, "seed": seed,
+               "map": metric.value,
                "map50": metric.extras["map50"], "train_seconds": time.perf_counter() - start}
         with open(out_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(rec) + "\n")
@@ -306,7 +316,7 @@ def report(args: argparse.Namespace, records: list[dict[str, Any]], seeds: list[
     lines = [
         f"# Detection pruning with power: synthtraffic ({args.n} train images, 64x64; test: "
         f"{held_out_size(args.n)} frames of separate scenes), CenterNet width {args.width}, {args.epochs} epochs, "
-        f"batch {BATCH}, Adam {LR:g} with {args.schedule} decay",
+        f"batch {args.batch}, Adam {args.lr:g} with {args.schedule} decay",
         "",
         f"Full data, seeds {seeds}: mAP@[.5:.95] **{100 * full_m:.2f} ± {100 * full_sd:.2f}** "
         f"(std {100 * full_sd / full_m:.1f}% of the mean), mAP@.5 {100 * np.mean(full50):.2f}.",
@@ -351,7 +361,7 @@ def report(args: argparse.Namespace, records: list[dict[str, Any]], seeds: list[
         f"{args.workers} workers on a 2-core machine shared with other jobs): a ratio, not a timing.",
     ]
     payload = {"n_train": args.n, "epochs": args.epochs, "width": args.width, "schedule": args.schedule,
-               "batch": BATCH, "lr": LR, "seeds": seeds, "prunes": list(PRUNES), "methods": methods,
+               "batch": args.batch, "lr": args.lr, "seeds": seeds, "prunes": list(PRUNES), "methods": methods,
                "method_params": {m: method_params(m, args.epochs, "<pixels>")[1] for m in methods},
                "full_map": [full_m, full_sd], "full_map_std_over_mean": full_sd / full_m,
                "scene_shares": share, "summary": summary, "embed_seconds": args.embed_seconds,
@@ -367,6 +377,8 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=16, help="CenterNet width (the library default is 32)")
     parser.add_argument("--schedule", default="cosine", choices=("constant", "cosine"))
     parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--batch", type=int, default=BATCH)
+    parser.add_argument("--lr", type=float, default=LR)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--report", action="store_true", help="only write the tables from the finished jobs")
@@ -385,7 +397,7 @@ def main() -> None:
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         parser.error(f"unknown methods {unknown}; expected some of {', '.join(METHODS)}")
-    tag = f"n{args.n}_e{args.epochs}_w{args.width}_{args.schedule}"
+    tag = f"n{args.n}_e{args.epochs}_w{args.width}_{args.schedule}_b{args.batch}_lr{args.lr:g}"
     runs_path = RESULTS / f"detection_powered_runs_{tag}.jsonl"
     args.embeddings_path = str(RESULTS.parent / f".synthtraffic_n{args.n}_pixels.npy")
     seconds_path = Path(args.embeddings_path + ".seconds")
@@ -404,7 +416,8 @@ def main() -> None:
     args.embed_seconds = float(seconds_path.read_text()) if seconds_path.is_file() else 0.0
     if not args.report:
         cfg = {"spec": f"synthtraffic:{args.n}", "width": args.width, "epochs": args.epochs,
-               "schedule": args.schedule, "embeddings_path": args.embeddings_path}
+               "schedule": args.schedule, "batch": args.batch, "lr": args.lr,
+               "embeddings_path": args.embeddings_path}
         jobs = [{"kind": "full", "seed": s} for s in seeds]
         jobs += [{"kind": "prune", "seed": s, "method": m, "prune": p} for s in seeds for m in methods for p in PRUNES]
         run_jobs(jobs, cfg, runs_path, args.workers)

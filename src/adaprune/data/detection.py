@@ -655,8 +655,7 @@ def _regex_groups(paths: list[str], pattern: str) -> np.ndarray:
 
 # ---------------------------------------------------------------- dispatch
 def load_detection(kind: str, arg: str, *, group_by: str | None = None) -> DetectionDataset:
-    """`coco:ANNOTATIONS.json[:IMAGES_DIR]`, `yolo:DATA.yaml`, `synthdet[:N]` or `synthtraffic[:N[:val]]`
-    (`:val`: the validation scenes as the test split, for choices)."""
+    """`coco:ANNOTATIONS.json[:IMAGES_DIR]`, `yolo:DATA.yaml` or `synthdet[:N]`."""
     if kind == "coco":
         if not arg:
             raise ConfigError("data source 'coco' needs a path: coco:ANNOTATIONS.json[:IMAGES_DIR]")
@@ -677,7 +676,7 @@ def load_detection(kind: str, arg: str, *, group_by: str | None = None) -> Detec
         except ValueError:
             raise ConfigError(f"synthdet size must be a whole number of training images, got {arg!r}") from None
         return load_synthdet(n, group_by=group_by)
-    if kind == "synthtraffic":
+    if kind == "synthtraffic":  # synthtraffic[:N[:val]]; `:val`: the validation scenes as the test split
         from adaprune.data.synthtraffic import SYNTHTRAFFIC_DEFAULT_N, load_synthtraffic
 
         size, _, split = arg.partition(":")

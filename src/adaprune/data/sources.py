@@ -36,8 +36,7 @@ def load_data(spec: str | Dataset | DetectionDataset, *, test: str | None = None
     records them in `Dataset.skipped`."""
     if isinstance(spec, (Dataset, DetectionDataset)):
         if group_by is not None:
-            raise ConfigError("group_by applies to a data source given by its spec (coco:, yolo:, synthdet, "
-                              "synthtraffic)")
+            raise ConfigError("group_by applies to a data source given by its spec (coco:, yolo:, synthdet)")
         data = spec
     else:
         data = _load_spec(spec, group_by=group_by, on_bad_file=on_bad_file)
@@ -55,8 +54,7 @@ def _load_spec(spec: str, *, group_by: str | None = None, on_bad_file: str = "st
 
         return load_detection(kind, arg, group_by=group_by)
     if group_by is not None:
-        raise ConfigError(
-            f"--group-by applies to the detection sources coco:, yolo:, synthdet and synthtraffic, not {spec!r}")
+        raise ConfigError(f"--group-by applies to the detection sources coco:, yolo: and synthdet, not {spec!r}")
     if kind == "npz":
         return load_npz(_need_arg(spec, arg))
     if kind == "digits":
