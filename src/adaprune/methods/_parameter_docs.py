@@ -1,5 +1,5 @@
 """One-line parameter descriptions for methods whose class docstring has no `Parameters:` block yet
-(adapruner and adadedup, whose files other work is changing). `registry.parameter_docs` prefers the
+(adapruner, whose file other work is changing; semdedup's engine options). `registry.parameter_docs` prefers the
 docstring; move these into the docstrings when those files settle."""
 
 from __future__ import annotations
@@ -24,19 +24,5 @@ PARAMETER_NOTES: dict[str, dict[str, str]] = {
         "engine": "local (this process) or ray: what maps the per-chunk and per-cluster stages",
         "ray_address": "address of a running Ray cluster for engine=ray (None: start a local one)",
         "work_dir": "folder for completion records of each stage, so a killed run resumes",
-    },
-    "adadedup": {
-        "epochs": "training epochs of the proxy model on the kept samples",
-        "rounds": "how many times the proxy feedback adapts the cluster rates",
-        "alpha_plus": "a_c for clusters where pruning hurt (s_c > 0)",
-        "alpha_minus": "a_c for clusters where pruning did not hurt (s_c <= 0)",
-        "beta": "strength of the adaptation p'_c = p_c (1 - beta a_c s_c)",
-        "p_max": "highest fraction of any cluster that may be pruned",
-        "min_scale": "floor (nats) of the robust scale dividing d_c into s_c",
-        "feedback": "false: the density step alone (exactly semdedup's selection at this budget)",
-        "folds": "cross-fitting folds of the kept set: each proxy scores the fold it did not train on",
-        "z": "noise guard: a cluster's centred gap moves budget only beyond z standard errors "
-             "(default: Bonferroni over the clusters)",
-        "proxy_losses": "your proxy: callable(train_indices) -> per-sample losses of all N (default: ours)",
     },
 }

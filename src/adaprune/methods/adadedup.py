@@ -1,53 +1,72 @@
 """AdaDeDup (Kang et al. 2025, "AdaDeDup: Adaptive Hybrid Data Pruning for Efficient Large-Scale
 Object Detection Training", arXiv 2507.00049).
 
-The paper clusters the data in an embedding space, prunes by density inside each cluster, then lets a
-proxy model compare its losses on the kept and the pruned samples of each cluster and adapts each
-cluster's pruning threshold: more aggressive where the cluster is redundant, less where pruning
-removed something the proxy needed. Its exact formula is not public; this is *our reading*, with the
-paper's parameter names:
+The paper clusters the data in an embedding space (K clusters), prunes by density inside each
+cluster, then lets a proxy model compare its losses on the kept and the pruned samples of each
+cluster and adapts each cluster's pruning threshold: more aggressive where the cluster is
+redundant, less where pruning removed something the proxy needed (strength beta, with separate
+factors alpha_plus and alpha_minus for the two directions). The exact update is not given in the
+text we could read; this is *our reading*, with the paper's names. One round:
 
-  1. K clusters (spherical k-means); the density step is SemDeDup at the budget: redundancy M_j
-     and one global threshold; p_c = the fraction of cluster c it prunes. `feedback=False` stops
-     here (the selection is then exactly SemDeDup's).
-  2. Cross-fitted proxy losses, so both sides of the comparison are losses on samples the proxy did
-     not train on: the kept units are split into `folds` folds (stratified by cluster); proxy f
-     trains on the kept units outside fold f (never on a pruned one) and scores every sample. A
-     kept unit's loss comes from the proxy that held it out; a pruned unit's is the mean over all
-     proxies (every one held it out). The proxy is the task's model (`epochs` epochs) or the
-     user's `proxy_losses(train_indices) -> per-sample losses of all N`.
-  3. Per cluster, the relative gap g_c = (mean loss of pruned - mean loss of kept) / max(the two
-     means, floor) in [-1, 1], floor = 0.1 x the mean held-out loss of all kept units, and its
-     standard error se_c (of the difference of means, over the same denominator). Pruned samples
-     that the kept ones explain (a moved copy whose source was kept) have g_c near -1; pruned
-     samples as unknown to the proxy as any held-out one have g_c near 0; harder ones g_c > 0 (near
-     1 when the kept ones are easy and the pruned ones are not). Dividing by the cluster's own loss
-     level keeps easy and hard clusters on one scale.
-  4. Centre and shrink: s_c = soft(g_c - g_bar, z * se_c), g_bar the prune-count-weighted mean of
-     the g_c (only differences between clusters can move a fixed budget, and a gap common to all
-     clusters is no evidence), soft(x, t) = sign(x) max(|x| - t, 0): a gap within `z` standard
-     errors of the centre moves nothing. By default z is Bonferroni's over the K clusters with a
-     gap (the normal quantile of 1 - 0.025 / K: 1.96 for one cluster, 3.3 for 60), so that with
-     no real difference between clusters the chance that anything moves stays under 5%.
-     Clusters with fewer than 2 pruned or 2 kept units get 0.
-  5. a_c = alpha_plus if s_c > 0 else alpha_minus;  p'_c = clip(p_c (1 - beta a_c s_c), 0, p_max).
-     s_c > 0: pruning removed what the kept samples do not explain -> prune less; s_c < 0: the
-     cluster's pruned samples are covered by its kept ones -> prune more. When every s_c is 0 the
-     density selection stands unchanged.
-  6. One factor f, found by bisection, rescales every rate, min(f p'_c, p_max), so the global
-     budget is met exactly (integer quotas by largest remainder); inside a cluster the most
-     redundant units (highest M_j) go first, as in the density step. If the clusters with p'_c > 0
-     cannot absorb the budget at p_max, the rest is removed globally by M_j.
-  7. `rounds` > 1 repeats 2-6 from the adapted selection.
+  1. Density step: SemDeDup at the budget (redundancy M_j, one global threshold); p_c = the
+     fraction of cluster c it prunes. `feedback=False` stops here: exactly SemDeDup's selection.
+  2. Cross-fitted proxy losses: the kept units are split into `folds` folds (balanced inside every
+     cluster); proxy f trains on the kept units outside fold f (never on a pruned one) and returns
+     a loss for every sample. Each unit's held-out loss h_u: a kept unit's from the proxy that held
+     it out, a pruned unit's the mean over all proxies (every one held it out). The proxy is the
+     task's model (`epochs` epochs) or the user's `proxy_losses(train_indices) -> N losses`.
+  3. Lock the copies: a pruned unit u whose kept twin t (the most similar kept unit it was
+     compared with, SemDeDup's audit trail) is a copy of it by embedding (cosine >= `copy_cosine`,
+     0.999) or to the proxy (the same loss under every proxy, max_f |L_f(u) - L_f(t)| <= `lock_tol`
+     x the mean held-out loss) adds nothing the twin does not: it stays pruned, and its twin stays
+     kept, for the rest of the run. The proxy test alone is not enough: a proxy's loss on a copy
+     can differ from its twin's by half (a 3-epoch MLP on digits with 0.01 pixel noise, where
+     near-constant pixels are standardised), so the embedding decides near-exact copies. A frame
+     that looks alike but holds something new, below `copy_cosine`, is not locked when the
+     proxies that trained on its twin still miss it.
+     Everything below acts only on the free budget: the budget less the locked samples, over the
+     units that are neither locked nor a locked unit's twin.
+  4. Probe every cluster, including those density leaves alone: the probe of c is its most
+     redundant free units (highest M first, pruned or not), ceil(r x free units of c) of them and at
+     least 3, r = the free budget's share of the free samples (the share a uniform rule would take
+     from every cluster). d_c = (mean h over the probe of c - centre) / scale, centre = the
+     probe-size-weighted mean over clusters, scale = max(centre, 0.1 x the mean held-out loss);
+     se_c its standard error. d_c < 0: the cluster's next removals are samples the proxy predicts
+     without training on them (redundant, prune more); d_c > 0: they are samples it cannot predict
+     (informative, prune less). Comparing levels across clusters, not each cluster against itself,
+     is what lets a tight cluster of informative samples give budget to a spread cluster of easy ones.
+  5. Shrink (empirical Bayes, positive-part James-Stein): tau^2 = max(0, sum_c d_c^2 / (m - 1) -
+     mean se_c^2) over the m clusters with a probe, s_c = d_c tau^2 / (tau^2 + se_c^2). Real
+     differences across clusters survive; pure noise (tau^2 near 0) moves little. `shrink=False`
+     takes s_c = d_c.
+  6. Additive adaptation of each cluster's free rate p_c: p'_c = clip(p_c - beta a_c s_c, 0, p_max),
+     a_c = alpha_plus where s_c > 0 (prune less) else alpha_minus. Additive, so a cluster that
+     density leaves alone (p_c = 0) can be pruned when its probe is cheap.
+  7. One factor f, by bisection, rescales every rate, min(f p'_c, p_max), so the budget is met
+     exactly (integer quotas by largest remainder); inside a cluster the most redundant free units
+     go first (highest M); a shortfall is removed globally by M among the free units. Groups
+     (`Dataset.groups`) are decided whole: quotas count samples and a group that would overshoot
+     is skipped.
+  8. `rounds` rounds, each from the previous selection (locks accumulate); it stops early when a
+     round moves nothing.
 
-`details` (JSON) records per cluster: size, p_initial, d (the last round's g_c), final_rate, and each
-round's gaps, standard errors, centre, s, adapted rate and factor; `plot_cluster_rates` draws them.
-Groups (`Dataset.groups`) are decided whole, as in SemDeDup: quotas count samples and a group is
-skipped when it would overshoot.
+Where density is right the feedback moves nothing: on a set whose only redundancy is near-exact
+copies, at a budget up to the surplus, every density removal is a copy and locked, so the free
+budget is 0 and the selection is SemDeDup's (tests/test_adadedup.py, benchmarks/planted_adadedup.py).
+
+Every SemDeDup option (engine, ray_address, work_dir, nearest_clusters, border_cosine, ...) is an
+AdaDeDup option: the constructor's signature is SemDeDup's plus the feedback's. With `work_dir`,
+the SemDeDup stages are shared with semdedup runs on the same data and settings, and each proxy's
+losses are recorded too, so a killed run resumes after the last finished proxy.
+
+`details` (JSON) records per cluster: size, p_initial, d (the last round's d_c), final_rate, and
+each round's probe means, d, se, tau2, s, the rates before, adapted and after, the locked samples
+and the samples moved; `plot_cluster_rates` draws them.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections.abc import Callable
@@ -58,6 +77,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from adaprune.engine import Engine
+from adaprune.engine.stages import StageStore
 from adaprune.errors import ConfigError, DataError
 from adaprune.io_utils import atomic_write
 from adaprune.methods.base import MethodResult
@@ -65,18 +86,19 @@ from adaprune.methods.semdedup import (
     Redundancy,
     SemDeDup,
     Units,
+    attach_twins,
     cluster_summary,
     removal_order,
     remove_units,
 )
-from adaprune.registry import register_method
+from adaprune.registry import method_parameters, register_method
 from adaprune.tasks import Task
 
 log = logging.getLogger(__name__)
 
 ProxyLosses = Callable[[np.ndarray], np.ndarray]
-RELATIVE_FLOOR = 0.1  # a cluster's loss scale is never below this share of the overall held-out loss
-MIN_UNITS = 2  # per side, for a gap and its standard error
+RELATIVE_FLOOR = 0.1  # the scale of d_c is never below this share of the mean held-out loss
+MIN_PROBE = 3  # units in a cluster's probe, at least (fewer free units: the cluster has no d_c)
 
 
 # ---------------------------------------------------------------- budget arithmetic
@@ -153,120 +175,142 @@ def crossfit_folds(cluster: np.ndarray, n_folds: int, rng: np.random.Generator) 
 
 
 def crossfit_unit_losses(
-    proxy: ProxyLosses, units: Units, removed: np.ndarray, fold: np.ndarray, n_folds: int
-) -> np.ndarray:
-    """Held-out loss of every unit. `fold` holds the fold of each kept unit (ignored for removed
-    ones). Proxy f trains on the kept units outside fold f; a kept unit gets proxy f's loss for its
-    fold, a removed unit the mean over all proxies."""
+    proxy: ProxyLosses, units: Units, removed: np.ndarray, fold: np.ndarray, n_folds: int, *,
+    store: StageStore | None = None, stage: str = "proxy",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out loss of every unit, and every proxy's loss of every unit (n_folds, n_units).
+
+    `fold` holds the fold of each kept unit (ignored for removed ones). Proxy f trains on the kept
+    units outside fold f; a kept unit's held-out loss is proxy f's for its fold, a removed unit's
+    the mean over all proxies. With a `store`, each proxy's losses are recorded as `stage`-f and
+    reused on a rerun."""
     n = int(units.sizes.sum())
     kept = ~removed
-    out = np.zeros(units.n_units)
+    per_fold = np.zeros((n_folds, units.n_units))
     for f in range(n_folds):
-        train_units = kept & (fold != f)
-        losses = np.asarray(proxy(units.samples(train_units)), dtype=np.float64)
-        if losses.shape != (n,) or not np.isfinite(losses).all():
-            raise DataError(f"proxy_losses must return {n} finite per-sample losses, got shape {losses.shape}")
-        per_unit = losses if not units.grouped else (
+        saved = store.load(f"{stage}-{f}") if store is not None else None
+        if saved is not None:
+            losses = saved["losses"]
+        else:
+            losses = np.asarray(proxy(units.samples(kept & (fold != f))), dtype=np.float64)
+            if losses.shape != (n,) or not np.isfinite(losses).all():
+                raise DataError(f"proxy_losses must return {n} finite per-sample losses, got shape {losses.shape}")
+            if store is not None:
+                store.save(f"{stage}-{f}", {"losses": losses})
+        per_fold[f] = losses if not units.grouped else (
             np.bincount(units.index, weights=losses, minlength=units.n_units) / units.sizes
         )
-        held = kept & (fold == f)
-        out[held] = per_unit[held]
-        out[removed] += per_unit[removed] / n_folds
+    held = per_fold.mean(axis=0)
+    held[kept] = per_fold[fold[kept], np.flatnonzero(kept)]
+    return held, per_fold
+
+
+def explained_by_twin(per_fold: np.ndarray, removed: np.ndarray, twin: np.ndarray, tol: float) -> np.ndarray:
+    """Removed units with a kept twin whose loss is within `tol` of the twin's under every proxy."""
+    ok = removed & (twin >= 0)
+    idx = np.flatnonzero(ok)
+    diff = np.abs(per_fold[:, idx] - per_fold[:, twin[idx]]).max(axis=0) if len(idx) else np.zeros(0)
+    out = np.zeros(len(removed), dtype=bool)
+    out[idx[diff <= tol]] = True
     return out
 
 
-@dataclass(frozen=True)
-class ClusterGaps:
-    """Per cluster: the held-out loss means of pruned and kept units, their counts, the relative
-    gap g and its standard error (0 and undefined where either side has fewer than 2 units)."""
+def probe_units(order: np.ndarray, cluster: np.ndarray, free: np.ndarray, share: float, k: int) -> np.ndarray:
+    """Per cluster, its ceil(share x free units) most redundant free units (at least MIN_PROBE;
+    none where the cluster has fewer free units than that). `order` is the removal order."""
+    cand = order[free[order]]
+    grouped = cand[np.argsort(cluster[cand], kind="stable")]  # by cluster, removal order inside
+    counts = np.bincount(cluster[cand], minlength=k)
+    probe = np.zeros(len(cluster), dtype=bool)
+    start = 0
+    for c in range(k):
+        size = int(counts[c])
+        take = max(MIN_PROBE, math.ceil(share * size - 1e-9))
+        if size >= MIN_PROBE:
+            probe[grouped[start : start + min(take, size)]] = True
+        start += size
+    return probe
 
-    mean_pruned: np.ndarray
-    mean_kept: np.ndarray
-    n_pruned: np.ndarray
-    n_kept: np.ndarray
-    gap: np.ndarray
+
+@dataclass(frozen=True)
+class ProbeGaps:
+    """Per cluster: the probe's mean held-out loss and unit count, d = (mean - centre) / scale and
+    its standard error (0 where the cluster has no probe), and the centre and scale."""
+
+    mean: np.ndarray
+    n: np.ndarray
+    d: np.ndarray
     se: np.ndarray
     defined: np.ndarray
+    centre: float
+    scale: float
 
 
-def cluster_gaps(loss: np.ndarray, weight: np.ndarray, cluster: np.ndarray, removed: np.ndarray, k: int) -> ClusterGaps:
-    """g_c = (mean_pruned - mean_kept) / max(mean_pruned, mean_kept, floor), in [-1, 1], with floor =
-    RELATIVE_FLOOR x the overall mean kept loss; se_c = sqrt(v_p / n_p + v_k / n_k) over the same denominator.
-    Means and variances are weighted by `weight` (samples per unit); n counts units."""
+def probe_gaps(loss: np.ndarray, weight: np.ndarray, cluster: np.ndarray, probe: np.ndarray, k: int, *,
+               level: float) -> ProbeGaps:
+    """d_c and se_c of the probes (means and variances weighted by `weight`, samples per unit; n
+    counts units); `level` is the mean held-out loss that floors the scale."""
     loss = np.asarray(loss, dtype=np.float64)
     w = np.asarray(weight, dtype=np.float64)
-
-    def side(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        c = cluster[mask]
-        sw = np.bincount(c, weights=w[mask], minlength=k)
-        mean = np.bincount(c, weights=(w * loss)[mask], minlength=k) / np.maximum(sw, 1e-300)
-        sq = np.bincount(c, weights=(w * (loss - mean[cluster]) ** 2)[mask], minlength=k)
-        count = np.bincount(c, minlength=k)
-        var = np.where(count > 1, sq / np.maximum(sw, 1e-300) * count / np.maximum(count - 1, 1), 0.0)
-        return mean, var, count
-
-    mp, vp, np_ = side(removed)
-    mk, vk, nk = side(~removed)
-    defined = (np_ >= MIN_UNITS) & (nk >= MIN_UNITS)
-    kept_w = w[~removed]
-    overall = float((kept_w * loss[~removed]).sum() / kept_w.sum()) if kept_w.sum() > 0 else 0.0
-    scale = np.maximum(np.maximum(mk, mp), max(RELATIVE_FLOOR * overall, 1e-12))
-    gap = np.where(defined, (mp - mk) / scale, 0.0)
-    se = np.where(defined, np.sqrt(vp / np.maximum(np_, 1) + vk / np.maximum(nk, 1)) / scale, 0.0)
-    return ClusterGaps(mp, mk, np_, nk, gap, se, defined)
+    c = cluster[probe]
+    sw = np.bincount(c, weights=w[probe], minlength=k)
+    mean = np.bincount(c, weights=(w * loss)[probe], minlength=k) / np.maximum(sw, 1e-300)
+    sq = np.bincount(c, weights=(w * (loss - mean[cluster]) ** 2)[probe], minlength=k)
+    n = np.bincount(c, minlength=k)
+    var = np.where(n > 1, sq / np.maximum(sw, 1e-300) * n / np.maximum(n - 1, 1), 0.0)
+    defined = n >= MIN_PROBE
+    if not defined.any():
+        zero = np.zeros(k)
+        return ProbeGaps(mean, n, zero, zero, defined, 0.0, 1.0)
+    centre = float((sw * mean)[defined].sum() / sw[defined].sum())
+    scale = max(centre, RELATIVE_FLOOR * level, 1e-12)
+    d = np.where(defined, (mean - centre) / scale, 0.0)
+    se = np.where(defined, np.sqrt(var / np.maximum(n, 1)) / scale, 0.0)
+    return ProbeGaps(mean, n, d, se, defined, centre, scale)
 
 
-def shrunk_signal(gap: np.ndarray, se: np.ndarray, defined: np.ndarray, n_pruned: np.ndarray, *,
-                  z: float) -> tuple[np.ndarray, float]:
-    """s_c = soft(g_c - g_bar, z se_c) on defined clusters (0 elsewhere), g_bar the mean of the
-    defined g_c weighted by pruned count. Returns s and g_bar."""
-    weight = np.where(defined, n_pruned, 0).astype(np.float64)
-    if weight.sum() == 0:
-        return np.zeros(len(gap)), 0.0
-    centre = float((weight * gap).sum() / weight.sum())
-    x = gap - centre
-    s = np.sign(x) * np.maximum(np.abs(x) - z * se, 0.0)
-    return np.where(defined, s, 0.0), centre
-
-
-def bonferroni_z(n_clusters: int, *, level: float = 0.05) -> float:
-    """The two-sided normal quantile that keeps the chance of any of `n_clusters` null gaps
-    passing below `level` (Bonferroni): 1.96 for one cluster, 3.3 for 60."""
-    from statistics import NormalDist
-
-    return NormalDist().inv_cdf(1 - level / (2 * max(n_clusters, 1)))
+def james_stein(d: np.ndarray, se: np.ndarray, defined: np.ndarray) -> tuple[np.ndarray, float]:
+    """Positive-part James-Stein shrinkage of the centred gaps toward 0: s_c = d_c tau^2 / (tau^2 +
+    se_c^2), tau^2 = max(0, sum d_c^2 / (m - 1) - mean se_c^2) over the m defined clusters (the
+    between-cluster spread beyond the noise). Returns s (0 off `defined`) and tau^2."""
+    m = int(defined.sum())
+    if m < 2:
+        return np.zeros(len(d)), 0.0
+    tau2 = max(0.0, float((d[defined] ** 2).sum() / (m - 1) - (se[defined] ** 2).mean()))
+    s = np.where(defined, d * tau2 / np.maximum(tau2 + se**2, 1e-300), 0.0)
+    return s, tau2
 
 
 def adapt_rates(p: np.ndarray, s: np.ndarray, *, alpha_plus: float, alpha_minus: float, beta: float,
                 p_max: float) -> np.ndarray:
-    """p'_c = clip(p_c (1 - beta a_c s_c), 0, p_max), a_c = alpha_plus where s_c > 0 else alpha_minus."""
+    """p'_c = clip(p_c - beta a_c s_c, 0, p_max), a_c = alpha_plus where s_c > 0 else alpha_minus."""
     a = np.where(s > 0, alpha_plus, alpha_minus)
-    return np.clip(p * (1.0 - beta * a * s), 0.0, p_max)
+    return np.clip(p - beta * a * s, 0.0, p_max)
 
 
-def remove_by_quotas(red: Redundancy, quotas: np.ndarray, n_remove: int) -> np.ndarray:
-    """Units removed: in each cluster its most redundant units up to the quota (samples), then any
-    shortfall globally by redundancy. Returns a boolean mask over units."""
-    units, cluster = red.units, red.clustering.assignment
-    order = removal_order(red.m)
-    removed = np.zeros(units.n_units, dtype=bool)
-    by_cluster = np.argsort(cluster[order], kind="stable")  # removal order, grouped by cluster
-    grouped = order[by_cluster]
-    bounds = np.cumsum(np.bincount(cluster, minlength=len(quotas)))[:-1]
-    for c, cand in enumerate(np.split(grouped, bounds)):
+def remove_by_quotas(order: np.ndarray, cluster: np.ndarray, sizes: np.ndarray, free: np.ndarray,
+                     quotas: np.ndarray, n_free: int) -> np.ndarray:
+    """Free units removed: in each cluster its most redundant free units (in `order`) up to the
+    quota (samples), then any shortfall globally in `order` among the free units. A boolean mask."""
+    removed = np.zeros(len(sizes), dtype=bool)
+    cand = order[free[order]]
+    grouped = cand[np.argsort(cluster[cand], kind="stable")]
+    bounds = np.cumsum(np.bincount(cluster[cand], minlength=len(quotas)))[:-1]
+    for c, members in enumerate(np.split(grouped, bounds)):
         if quotas[c] > 0:
-            removed[remove_units(cand, units.sizes, int(quotas[c]))] = True
-    short = n_remove - int(units.sizes[removed].sum())
+            removed[remove_units(members, sizes, int(quotas[c]))] = True
+    short = n_free - int(sizes[removed].sum())
     if short > 0:
-        rest = order[~removed[order]]
-        removed[remove_units(rest, units.sizes, short)] = True
+        rest = cand[~removed[cand]]
+        removed[remove_units(rest, sizes, short)] = True
     return removed
 
 
 # ---------------------------------------------------------------- the proxy
 def task_proxy(task: Task, *, epochs: int, seed: int, progress: bool) -> ProxyLosses:
     """The default proxy: the task's model, freshly seeded for every call (seed, seed + 1, ...),
-    trained `epochs` epochs on the given indices; per-sample loss of every training sample."""
+    trained `epochs` epochs on the given indices; per-sample loss of every training sample (for
+    detection the task's per-image loss, normalised by the image's object count)."""
     from adaprune.training.loop import fit, per_sample_losses
 
     calls = [0]
@@ -283,65 +327,100 @@ def task_proxy(task: Task, *, epochs: int, seed: int, progress: bool) -> ProxyLo
 
 
 # ---------------------------------------------------------------- the method
+SEMDEDUP_PARAMETERS = tuple(method_parameters(SemDeDup))
+
+
+def _with_semdedup_parameters(init: Callable[..., None]) -> Callable[..., None]:
+    """Give AdaDeDup's constructor SemDeDup's keyword parameters followed by its own, as one
+    signature (what `params()`, the CLI and the docs read), so no SemDeDup option is listed twice
+    or dropped; the `**semdedup` it collects is checked against SemDeDup's names."""
+    own = [p for n, p in inspect.signature(init).parameters.items()
+           if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    sem = list(inspect.signature(SemDeDup.__init__).parameters.values())
+    self_param, sem_params = sem[0], [p for p in sem[1:] if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    init.__signature__ = inspect.Signature([self_param, *sem_params, *own])  # type: ignore[attr-defined]
+    return init
+
+
 @register_method("adadedup")
 class AdaDeDup(SemDeDup):
     """AdaDeDup (Kang et al. 2025): density pruning per cluster, rates adapted by a proxy model's loss.
 
-    Score = M_j, SemDeDup's redundancy (lower = keep); the kept set also follows each cluster's rate."""
+    Score = M_j, SemDeDup's redundancy (lower = keep); the kept set also follows each cluster's rate.
+    Takes every SemDeDup parameter, then:
+
+    Parameters:
+        feedback: false: the density step alone (exactly semdedup's selection at this budget)
+        epochs: training epochs of the proxy model (each proxy trains on the kept samples outside its fold)
+        folds: cross-fitting folds of the kept set: each proxy scores the fold it did not train on
+        rounds: most rounds of probe, shrink and adapt (each from the last selection; stops when nothing moves)
+        shrink: true: James-Stein shrinkage of the cluster gaps by their estimated spread; false: face value
+        alpha_plus: a_c for clusters whose next removals the proxy cannot predict (s_c > 0: prune less)
+        alpha_minus: a_c for clusters whose next removals it predicts (s_c <= 0: prune more)
+        beta: strength of the additive adaptation p'_c = p_c - beta a_c s_c
+        p_max: highest fraction of a cluster's free samples that may be pruned
+        lock_tol: a pruned sample whose loss is within lock_tol x the mean held-out loss of its
+            kept twin's under every proxy stays pruned (its twin kept)
+        copy_cosine: a pruned sample at this cosine or above to its kept twin is a copy: it stays pruned
+            (its twin kept) whatever the proxy says (1.0: only exact copies)
+        proxy_losses: your proxy: callable(train_indices) -> per-sample losses of all N (default: ours)"""
 
     higher_is_keep = False
     trains_model = True
     has_threshold = False  # the feedback moves a budget between clusters: it needs one
 
+    @_with_semdedup_parameters
     def __init__(
         self,
         *,
-        encoder: str = "auto",
-        embeddings: str | None = None,
-        n_clusters: int | None = None,
-        n_iter: int = 20,
-        kmeans_sample: int | None = None,
-        order: str = "farthest",
-        backend: str = "auto",
-        block_mb: int = 64,
         feedback: bool = True,
         epochs: int = 5,
         folds: int = 3,
-        rounds: int = 1,
-        z: float | None = None,
+        rounds: int = 2,
+        shrink: bool = True,
         alpha_plus: float = 1.0,
         alpha_minus: float = 1.0,
         beta: float = 0.5,
         p_max: float = 0.95,
+        lock_tol: float = 0.05,
+        copy_cosine: float = 0.999,
         proxy_losses: ProxyLosses | None = None,
+        **semdedup: Any,
     ) -> None:
-        super().__init__(
-            encoder=encoder, embeddings=embeddings, n_clusters=n_clusters, n_iter=n_iter,
-            kmeans_sample=kmeans_sample, order=order, backend=backend, block_mb=block_mb,
-        )
-        if not isinstance(feedback, bool):
-            raise ConfigError(f"feedback must be true or false, got {feedback!r}")
+        unknown = sorted(set(semdedup) - set(SEMDEDUP_PARAMETERS))
+        if unknown:
+            raise ConfigError(f"adadedup got unknown parameter(s) {', '.join(unknown)}; it takes semdedup's "
+                              f"({', '.join(SEMDEDUP_PARAMETERS)}) and feedback, epochs, folds, rounds, shrink, "
+                              "alpha_plus, alpha_minus, beta, p_max, lock_tol, copy_cosine, proxy_losses")
+        super().__init__(**semdedup)
+        for name, value in (("feedback", feedback), ("shrink", shrink)):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{name} must be true or false, got {value!r}")
         if epochs < 1 or rounds < 1:
             raise ConfigError(f"epochs and rounds must be at least 1, got {epochs} and {rounds}")
         if folds < 2:
             raise ConfigError(f"folds must be at least 2 (cross-fitting holds one fold out), got {folds}")
-        if z is not None and z < 0:
-            raise ConfigError(f"z must be >= 0 (or None: Bonferroni over the clusters), got {z}")
         if alpha_plus < 0 or alpha_minus < 0 or beta < 0:
-            raise ConfigError("alpha_plus, alpha_minus and beta must be >= 0")
+            raise ConfigError(f"alpha_plus, alpha_minus and beta must be >= 0, got {alpha_plus}, {alpha_minus}, {beta}")
         if not 0 < p_max <= 1:
             raise ConfigError(f"p_max must be in (0, 1], got {p_max}")
+        if not lock_tol >= 0:
+            raise ConfigError(f"lock_tol must be >= 0, got {lock_tol}")
+        if not (isinstance(copy_cosine, (int, float)) and -1.0 <= copy_cosine <= 1.0):
+            raise ConfigError(f"copy_cosine must be a cosine in [-1, 1], got {copy_cosine!r}")
         if proxy_losses is not None and not callable(proxy_losses):
             raise ConfigError(f"proxy_losses must be a callable(train_indices) -> losses, got {proxy_losses!r}")
         self.feedback = feedback
         self.epochs = epochs
         self.folds = folds
         self.rounds = rounds
-        self.z = z
+        self.shrink = shrink
         self.alpha_plus = alpha_plus
         self.alpha_minus = alpha_minus
         self.beta = beta
         self.p_max = p_max
+        self.lock_tol = lock_tol
+        self.copy_cosine = copy_cosine
         self.proxy_losses = proxy_losses
 
     def params(self) -> dict[str, Any]:
@@ -352,6 +431,10 @@ class AdaDeDup(SemDeDup):
             params["proxy_losses"] = f"{getattr(fn, '__module__', '?')}.{name}"
         return params
 
+    def stage_params(self) -> dict[str, Any]:
+        """Only SemDeDup's parameters key the SemDeDup stages: a semdedup run's records are reused."""
+        return {k: v for k, v in super().stage_params().items() if k in SEMDEDUP_PARAMETERS}
+
     def run(self, task: Task, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
         single_class = task.labels is not None and len(np.unique(task.labels)) < 2
         if self.feedback and self.proxy_losses is None and single_class:
@@ -360,70 +443,132 @@ class AdaDeDup(SemDeDup):
                 f"{task.data.name} has one class (an embeddings source without labels?); use semdedup, "
                 "feedback=False or your own proxy_losses"
             )
-        red = self.redundancy(task, seed=seed, progress=progress)
+        engine = self._engine()  # one engine (one Ray start) for M, the twins and the audit trail
+        try:
+            return self._run(task, n_keep, seed=seed, progress=progress, engine=engine)
+        finally:
+            engine.close()
+
+    def _run(self, task: Task, n_keep: int, *, seed: int, progress: bool, engine: Engine) -> MethodResult:
+        red = self.redundancy(task, seed=seed, progress=progress, engine=engine)
         units, cluster = red.units, red.clustering.assignment
         k = red.clustering.n_clusters
         n_remove = task.n - n_keep
         size_c = np.bincount(cluster, weights=units.sizes, minlength=k).astype(np.int64)
-        # The density step: one global threshold on M (SemDeDup at this budget).
+        order = removal_order(red.m)
         removed = np.zeros(units.n_units, dtype=bool)
-        removed[remove_units(removal_order(red.m), units.sizes, n_remove)] = True
-        p_initial = self._rates(removed, units, cluster, size_c)
-        p = p_initial
+        removed[remove_units(order, units.sizes, n_remove)] = True  # the density step: SemDeDup's
+        p_initial = _rates(removed, units.sizes, cluster, size_c)
         rounds: list[dict[str, Any]] = []
-        gap = np.zeros(k)
+        d_last = np.zeros(k)
         if self.feedback and n_remove > 0:
             proxy = self.proxy_losses or task_proxy(task, epochs=self.epochs, seed=seed + 1, progress=progress)
+            store = self._proxy_store(task, seed, n_keep)
             rng = np.random.default_rng(seed)
+            locked = np.zeros(units.n_units, dtype=bool)
+            protected = np.zeros(units.n_units, dtype=bool)
             for r in range(self.rounds):
-                fold = crossfit_folds(cluster, self.folds, rng)
-                loss = crossfit_unit_losses(proxy, units, removed, fold, self.folds)
-                gaps = cluster_gaps(loss, units.sizes, cluster, removed, k)
-                z = self.z if self.z is not None else bonferroni_z(int(gaps.defined.sum()))
-                s, centre = shrunk_signal(gaps.gap, gaps.se, gaps.defined, gaps.n_pruned, z=z)
-                gap = gaps.gap
-                adapted = adapt_rates(p, s, alpha_plus=self.alpha_plus, alpha_minus=self.alpha_minus,
-                                      beta=self.beta, p_max=self.p_max)
-                factor: float | None = None
-                if (s != 0).any():  # otherwise the current selection stands exactly
-                    quotas, factor = allocate_quotas(size_c, adapted, n_remove, p_max=self.p_max)
-                    new_removed = remove_by_quotas(red, quotas, n_remove)
-                else:
-                    new_removed = removed
-                p_new = self._rates(new_removed, units, cluster, size_c)
+                new_removed, info = self._round(red, order, removed, locked, protected, n_remove, proxy, rng,
+                                                store=store, stage=f"proxy-round{r}", engine=engine,
+                                                progress=progress)
                 moved = int(units.sizes[new_removed & ~removed].sum())
-                rounds.append({
-                    "round": r, "mean_pruned": gaps.mean_pruned, "mean_kept": gaps.mean_kept,
-                    "n_pruned": gaps.n_pruned, "n_kept": gaps.n_kept, "gap": gaps.gap, "se": gaps.se,
-                    "centre": centre, "z": z, "s": s, "p_before": p, "p_adapted": adapted, "factor": factor,
-                    "p_after": p_new, "clusters_defined": int(gaps.defined.sum()),
-                    "clusters_moved": int((s != 0).sum()), "samples_moved": moved,
-                })
-                log.info("adadedup round %d: %d of %d clusters with a gap clear of its noise, %d samples moved",
-                         r, int((s != 0).sum()), int(gaps.defined.sum()), moved)
-                removed, p = new_removed, p_new
+                rounds.append({"round": r, **info, "samples_moved": moved})
+                d_last = info["d"]
+                log.info("adadedup round %d: %d samples locked, %d clusters probed, tau^2 %.3g, %d samples moved",
+                         r, info["locked_samples"], info["clusters_defined"], info["tau2"], moved)
+                removed = new_removed
                 if moved == 0:
                     break
-        kept = units.samples(~removed)
-        twin, similarity = red.twins(~removed, block_bytes=self.block_mb * 2**20, progress=progress)
+        keep_units = ~removed
+        twin, similarity = red.twins(keep_units, block_bytes=self.block_mb * 2**20, progress=progress,
+                                     engine=engine)
         details = {
-            "reading": "our reading of AdaDeDup (formula not public); see adaprune.methods.adadedup",
+            "reading": "our reading of AdaDeDup (the update is not public); see adaprune.methods.adadedup",
             "feedback": self.feedback,
             "clusters": {
-                "size": size_c.tolist(), "p_initial": p_initial.tolist(), "d": gap.tolist(), "final_rate": p.tolist(),
+                "size": size_c.tolist(), "p_initial": p_initial.tolist(), "d": np.asarray(d_last).tolist(),
+                "final_rate": _rates(removed, units.sizes, cluster, size_c).tolist(),
             },
             "cluster_summary": cluster_summary(size_c),
             "rounds": rounds,
             "backend": red.clustering.backend,
             "units": "groups" if units.grouped else "samples",
         }
-        return MethodResult(kept=kept, scores=units.expand(red.m).astype(np.float64), details=details,
-                            twin=twin, similarity=similarity)
+        return MethodResult(kept=units.samples(keep_units), scores=units.expand(red.m).astype(np.float64),
+                            details=details, twin=twin, similarity=similarity)
 
-    @staticmethod
-    def _rates(removed: np.ndarray, units: Units, cluster: np.ndarray, size_c: np.ndarray) -> np.ndarray:
-        rem = np.bincount(cluster[removed], weights=units.sizes[removed], minlength=len(size_c))
-        return np.where(size_c > 0, rem / np.maximum(size_c, 1), 0.0)
+    def _round(self, red: Redundancy, order: np.ndarray, removed: np.ndarray, locked: np.ndarray,
+               protected: np.ndarray, n_remove: int, proxy: ProxyLosses, rng: np.random.Generator, *,
+               store: StageStore | None, stage: str, engine: Engine, progress: bool,
+               ) -> tuple[np.ndarray, dict[str, Any]]:
+        """One round of probe, shrink and adapt from the selection `removed`; updates `locked` and
+        `protected` in place (they only grow). Returns the new removed mask and the round's record."""
+        units, cluster = red.units, red.clustering.assignment
+        k = red.clustering.n_clusters
+        sizes = units.sizes
+        twin_units, twin_sim = attach_twins(red.rows, red.clustering, ~removed, block_bytes=self.block_mb * 2**20,
+                                            max_border=red.max_border, progress=progress, engine=engine)
+        copies = removed & ~locked & (twin_units >= 0) & (np.nan_to_num(twin_sim, nan=-1.0) >= self.copy_cosine)
+        locked |= copies
+        protected[twin_units[copies]] = True
+        if n_remove - int(sizes[locked].sum()) == 0:  # every removal is a copy: nothing can move, no proxy trains
+            return removed, {"locked_samples": int(sizes[locked].sum()), "free_budget": 0, "proxies_trained": 0,
+                             "d": np.zeros(k), "s": np.zeros(k), "tau2": 0.0, "clusters_defined": 0,
+                             "clusters_moved": 0}
+        fold = np.full(units.n_units, -1, dtype=np.int64)
+        fold[~removed] = crossfit_folds(cluster[~removed], self.folds, rng)
+        held, per_fold = crossfit_unit_losses(proxy, units, removed, fold, self.folds, store=store, stage=stage)
+        level = float((sizes * held).sum() / sizes.sum())
+        same_loss = explained_by_twin(per_fold, removed & ~locked, twin_units, self.lock_tol * level)
+        locked |= same_loss
+        protected[twin_units[same_loss]] = True
+        free = ~locked & ~protected
+        n_free = n_remove - int(sizes[locked].sum())
+        size_free = np.bincount(cluster[free], weights=sizes[free], minlength=k).astype(np.int64)
+        p = _rates(removed & free, sizes, cluster, size_free)
+        share = n_free / max(int(size_free.sum()), 1)
+        probe = probe_units(order, cluster, free, share, k)
+        gaps = probe_gaps(held, sizes, cluster, probe, k, level=level)
+        if self.shrink:
+            s, tau2 = james_stein(gaps.d, gaps.se, gaps.defined)
+        else:
+            s, tau2 = gaps.d, math.nan
+        adapted = adapt_rates(p, s, alpha_plus=self.alpha_plus, alpha_minus=self.alpha_minus, beta=self.beta,
+                              p_max=self.p_max)
+        factor: float | None = None
+        if n_free > 0 and (s != 0).any():
+            quotas, factor = allocate_quotas(size_free, adapted, n_free, p_max=self.p_max)
+            new_removed = locked | remove_by_quotas(order, cluster, sizes, free, quotas, n_free)
+        else:  # nothing to move: the current selection stands exactly
+            new_removed = removed
+        info = {
+            "locked_samples": int(sizes[locked].sum()), "free_budget": n_free, "proxies_trained": self.folds,
+            "probe_share": share,
+            "mean_probe": gaps.mean, "n_probe": gaps.n, "centre": gaps.centre, "scale": gaps.scale,
+            "d": gaps.d, "se": gaps.se, "tau2": tau2, "s": s, "p_before": p, "p_adapted": adapted,
+            "factor": factor, "p_after": _rates(new_removed & free, sizes, cluster, size_free),
+            "clusters_defined": int(gaps.defined.sum()), "clusters_moved": int((s != 0).sum()),
+        }
+        return new_removed, info
+
+    def _proxy_store(self, task: Task, seed: int, n_keep: int) -> StageStore | None:
+        """Completion records of the proxies' losses under `work_dir` (a proxy is the expensive part)."""
+        if self.work_dir is None or self.proxy_losses is not None:
+            return None  # a user's callable has no stable identity to key a record by
+        from adaprune.engine.stages import array_fingerprint
+
+        params = {k: v for k, v in self.params().items() if k not in ("engine", "ray_address", "work_dir")}
+        labels = task.labels if task.labels is not None else np.zeros(0)
+        red = self.redundancy(task, seed=seed, progress=False)  # cached: the rows that were clustered
+        key = {"method": "adadedup", "n": task.n, "n_keep": n_keep, "seed": seed, "params": params,
+               "rows": array_fingerprint(red.rows), "labels": array_fingerprint(np.asarray(labels)),
+               "model": str(getattr(task, "model", "")), "train": repr(getattr(task, "train", ""))}
+        return StageStore(Path(self.work_dir) / "adadedup", key)
+
+
+def _rates(removed: np.ndarray, sizes: np.ndarray, cluster: np.ndarray, size_c: np.ndarray) -> np.ndarray:
+    rem = np.bincount(cluster[removed], weights=sizes[removed], minlength=len(size_c))
+    return np.where(size_c > 0, rem / np.maximum(size_c, 1), 0.0)
 
 
 def plot_cluster_rates(details: dict[str, Any], path: str | Path) -> Path:

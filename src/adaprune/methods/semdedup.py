@@ -650,8 +650,7 @@ class SemDeDup(Selector):
         if self.work_dir is not None:
             # Every parameter that changes a stage's result is in the key (nearest_clusters and
             # border_cosine included); where and how the stages run is not.
-            params = {k: v for k, v in self.params().items() if k not in ("engine", "ray_address", "work_dir")}
-            key = {"embeddings": array_fingerprint(emb), "seed": seed, "params": params,
+            key = {"embeddings": array_fingerprint(emb), "seed": seed, "params": self.stage_params(),
                    "groups": None if units.index is None else array_fingerprint(units.index)}
             store = StageStore(self.work_dir, key)
         own = engine is None
@@ -668,6 +667,11 @@ class SemDeDup(Selector):
                 engine.close()
         self._cache = (task.data, seed, red)
         return red
+
+    def stage_params(self) -> dict[str, Any]:
+        """The parameters that key the recorded stages: every one that changes a stage's result
+        (nearest_clusters and border_cosine included), not where or how the stages run."""
+        return {k: v for k, v in self.params().items() if k not in ("engine", "ray_address", "work_dir")}
 
     def _engine(self) -> Engine:
         return get_engine(self.engine, address=self.ray_address)
