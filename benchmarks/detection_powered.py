@@ -153,8 +153,9 @@ def run_jobs(jobs: list[dict[str, Any]], cfg: dict[str, Any], runs_path: Path, w
     done = {job_key(r) for r in load_records(runs_path)}
     todo = [j for j in jobs if job_key(j) not in done]
     # One queue: a free worker takes the next job. Full trainings first (the cost ratios and the
-    # reuse of trainings need them), then the longest (AdaPruner trains a mask first).
-    todo.sort(key=lambda j: (j["kind"] != "full", j.get("method") != "adapruner", j["seed"]))
+    # reuse of trainings need them), then seed by seed (a run cut short leaves whole seeds), the
+    # longest first within a seed (AdaPruner trains a mask first).
+    todo.sort(key=lambda j: (j["kind"] != "full", j["seed"], j.get("method") != "adapruner"))
     if not todo:
         return
     ctx = mp.get_context("spawn")
