@@ -185,8 +185,8 @@ def tune_report(args: argparse.Namespace, records: list[dict[str, Any]]) -> None
         "# Detection benchmark tuning: full-data mAP on synthtraffic's validation scenes",
         "",
         "Full-set trainings only, on the validation split (separate scenes from another stream of the "
-        "seed; the test scenes are not read). Chosen: the cheapest setting whose std over seeds is under "
-        "5% of its mean.",
+        "seed; the test scenes are not read). The aim: the cheapest setting whose std over seeds is under "
+        "5% of its mean and whose whole benchmark (about 13 such trainings per seed) fits the time.",
         "",
         "| train images | epochs | width | schedule | batch | lr | seeds | mAP@[.5:.95] | std / mean | mAP@.5 "
         "| seconds / training |",
@@ -204,8 +204,11 @@ def tune_report(args: argparse.Namespace, records: list[dict[str, Any]]) -> None
         lines.append(f"| {n} | {epochs} | {width} | {schedule} | {batch} | {lr:g} | {len(rs)} "
                      f"| {100 * maps.mean():.2f} ± {100 * sd:.2f} "
                      f"| {100 * sd / maps.mean():.1f}% | {100 * m50.mean():.2f} | {secs:.0f} |")
-    lines += ["", f"Seconds per training on one torch thread, {args.workers} worker processes, on a 2-core "
-              "machine shared with other jobs (a guide to relative cost only)."]
+    met = [r for r in summary if len(r["seeds"]) > 1 and r["map_std"] < 0.05 * r["map_mean"]]
+    lines += ["", "Under 5%: " + (", ".join(f"{r['n']} images x {r['epochs']} epochs (width {r['width']}, batch "
+                                             f"{r['batch']})" for r in met) if met else "none of these settings.")]
+    lines += ["", "Seconds per training on one torch thread, several worker processes, on a 2-core "
+              "machine shared with other jobs (a guide to relative cost only; the load changed between rows)."]
     write_results("detection_powered_tune", {"summary": summary, "runs": records, "shared_machine": True},
                   "\n".join(lines) + "\n")
 
@@ -355,6 +358,12 @@ def report(args: argparse.Namespace, records: list[dict[str, Any]], seeds: list[
     if moved:
         lines.append("AdaDeDup's feedback moved (samples, per seed): " + "; ".join(
             f"{r['prune']:.0%}: {r['adadedup_moved']}" for r in moved) + ".")
+        for r in moved:
+            sem = rows.get(("semdedup", r["prune"]))
+            if sem is not None:
+                r["cost_vs_semdedup"] = r["cost_ratio"] / sem["cost_ratio"] if sem["cost_ratio"] else None
+        lines.append("AdaDeDup's pruning time over SemDeDup's (embedding included in both): " + "; ".join(
+            f"{r['prune']:.0%}: {r['cost_vs_semdedup']:.1f}x" for r in moved if r.get("cost_vs_semdedup")) + ".")
     lines += [
         "",
         "Cost = the method's wall-clock pruning seconds over those of the full-set training of the same seed, "
