@@ -511,8 +511,10 @@ class AdaDeDup(SemDeDup):
         copies = removed & ~locked & (twin_units >= 0) & (np.nan_to_num(twin_sim, nan=-1.0) >= self.copy_cosine)
         locked |= copies
         protected[twin_units[copies]] = True
+        n_copies = int(sizes[copies].sum())
         if n_remove - int(sizes[locked].sum()) == 0:  # every removal is a copy: nothing can move, no proxy trains
-            return removed, {"locked_samples": int(sizes[locked].sum()), "free_budget": 0, "proxies_trained": 0,
+            return removed, {"locked_samples": int(sizes[locked].sum()), "locked_copies": n_copies,
+                             "locked_same_loss": 0, "free_budget": 0, "proxies_trained": 0,
                              "d": np.zeros(k), "s": np.zeros(k), "tau2": 0.0, "clusters_defined": 0,
                              "clusters_moved": 0}
         fold = np.full(units.n_units, -1, dtype=np.int64)
@@ -542,7 +544,8 @@ class AdaDeDup(SemDeDup):
         else:  # nothing to move: the current selection stands exactly
             new_removed = removed
         info = {
-            "locked_samples": int(sizes[locked].sum()), "free_budget": n_free, "proxies_trained": self.folds,
+            "locked_samples": int(sizes[locked].sum()), "locked_copies": n_copies,
+            "locked_same_loss": int(sizes[same_loss].sum()), "free_budget": n_free, "proxies_trained": self.folds,
             "probe_share": share,
             "mean_probe": gaps.mean, "n_probe": gaps.n, "centre": gaps.centre, "scale": gaps.scale,
             "d": gaps.d, "se": gaps.se, "tau2": tau2, "s": s, "p_before": p, "p_adapted": adapted,
