@@ -33,6 +33,8 @@ from adaprune.data.synthdet import (
     _scene,
     _targets,
     _visible_box,
+    add_scene,
+    coco_dict,
     object_of_class,
 )
 from adaprune.errors import ConfigError
@@ -149,23 +151,9 @@ def generate(n_images: int, *, seed: int, split: str = "train") -> tuple[np.ndar
             frames, boxes = _easy(rng, n_frames)
         else:
             frames, boxes = _scene(rng, kind, n_frames)
-        for f, (img, frame_boxes) in enumerate(zip(frames, boxes, strict=True)):
-            image_id = len(pixels) + 1
-            images.append({"id": image_id, "file_name": f"{split}/s{scene:04d}_f{f:04d}.png", "width": SIZE,
-                           "height": SIZE, "scene_id": f"{split}-{scene:04d}", "scene_kind": kind, "frame": f})
-            for cls, x, y, w, h in frame_boxes:
-                annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": cls + 1,
-                                    "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0})
-            pixels.append(img)
+        add_scene(pixels, images, annotations, frames, boxes, prefix=split, scene=scene, kind=kind)
         scene += 1
-    coco = {
-        "info": {"description": f"synthtraffic (adaprune), seed {seed}, {split}", "version": "1"},
-        "licenses": [],
-        "categories": [{"id": k + 1, "name": name, "supercategory": "road"} for k, name in enumerate(CLASSES)],
-        "images": images,
-        "annotations": annotations,
-    }
-    return np.stack(pixels), coco
+    return np.stack(pixels), coco_dict(f"synthtraffic (adaprune), seed {seed}, {split}", images, annotations)
 
 
 def held_out_size(n: int) -> int:
