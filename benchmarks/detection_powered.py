@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 from _common import RESULTS, write_results
+from detection import cached_pixel_embedding
 
 PRUNES = (0.2, 0.3, 0.5)
 # adadedup_nofb is AdaDeDup with feedback=False (SemDeDup's selection by construction).
@@ -421,20 +422,8 @@ def main() -> None:
     tag = f"n{args.n}_e{args.epochs}_w{args.width}_{args.schedule}_b{args.batch}_lr{args.lr:g}"
     runs_path = RESULTS / f"detection_powered_runs_{tag}.jsonl"
     args.embeddings_path = str(RESULTS.parent / f".synthtraffic_n{args.n}_pixels.npy")
-    seconds_path = Path(args.embeddings_path + ".seconds")
-    if not args.report and not seconds_path.is_file():
-        import torch
-
-        torch.set_num_threads(1)
-        from adaprune.data import load_data
-        from adaprune.embed import task_embeddings
-        from adaprune.tasks import make_task
-
-        start = time.perf_counter()
-        emb = task_embeddings(make_task(load_data(f"synthtraffic:{args.n}")), encoder="pixels", seed=0)
-        np.save(args.embeddings_path, emb)
-        seconds_path.write_text(f"{time.perf_counter() - start}\n")
-    args.embed_seconds = float(seconds_path.read_text()) if seconds_path.is_file() else 0.0
+    args.embed_seconds = cached_pixel_embedding(f"synthtraffic:{args.n}", args.embeddings_path,
+                                                compute=not args.report)
     if not args.report:
         cfg = {"spec": f"synthtraffic:{args.n}", "width": args.width, "epochs": args.epochs,
                "schedule": args.schedule, "batch": args.batch, "lr": args.lr,
