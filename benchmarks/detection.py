@@ -54,6 +54,25 @@ EMBEDDING_METHODS = ("semdedup", "adadedup")
 log = logging.getLogger("benchmarks.detection")
 
 
+def cached_pixel_embedding(spec: str, path: str, *, compute: bool) -> float:
+    """The pixel embedding (flatten + PCA to 64, seed 0) of `spec`'s training images, saved at `path`
+    once (when `compute` and not there yet), with the seconds it took beside it; those seconds (0 when
+    never computed)."""
+    seconds_path = Path(path + ".seconds")
+    if compute and not seconds_path.is_file():
+        import torch
+
+        torch.set_num_threads(1)
+        from adaprune.data import load_data
+        from adaprune.embed import task_embeddings
+        from adaprune.tasks import make_task
+
+        start = time.perf_counter()
+        np.save(path, task_embeddings(make_task(load_data(spec)), encoder="pixels", seed=0))
+        seconds_path.write_text(f"{time.perf_counter() - start}\n")
+    return float(seconds_path.read_text()) if seconds_path.is_file() else 0.0
+
+
 def jobs(seeds: list[int]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for seed in seeds:
@@ -219,20 +238,7 @@ def main() -> None:
     runs_path = RESULTS / f"detection_runs_n{args.n}_e{args.epochs}_w{args.width}.jsonl"
     RESULTS.mkdir(parents=True, exist_ok=True)
     args.embeddings_path = str(RESULTS.parent / f".synthdet_n{args.n}_pixels.npy")
-    embed_seconds_path = Path(args.embeddings_path + ".seconds")
-    if not args.report and not embed_seconds_path.is_file():
-        import torch
-
-        torch.set_num_threads(1)
-        from adaprune.data import load_data
-        from adaprune.embed import task_embeddings
-        from adaprune.tasks import make_task
-
-        start = time.perf_counter()
-        emb = task_embeddings(make_task(load_data(f"synthdet:{args.n}")), encoder="pixels", seed=0)
-        np.save(args.embeddings_path, emb)
-        embed_seconds_path.write_text(f"{time.perf_counter() - start}\n")
-    args.embed_seconds = float(embed_seconds_path.read_text()) if embed_seconds_path.is_file() else 0.0
+    args.embed_seconds = cached_pixel_embedding(f"synthdet:{args.n}", args.embeddings_path, compute=not args.report)
     if not args.report:
         done = {job_key(r) for r in load_records(runs_path)}
         todo = [j for j in jobs(seeds) if job_key(j) not in done]

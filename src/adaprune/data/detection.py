@@ -1,4 +1,5 @@
 """Object-detection sources: `coco:ANNOTATIONS.json[:IMAGES_DIR]`, `yolo:DATA.yaml`, `synthdet[:N]`,
+`synthtraffic[:N[:val]]`,
 and the writers that give the user their own format back (a pruned COCO file, a YOLO list).
 
 One sample per image (images without objects included). Pixels are decoded only when a batch asks

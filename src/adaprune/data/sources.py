@@ -1,6 +1,6 @@
 """Spec strings: `npz:PATH`, `digits`, `mnist1d[:N]`, `folder:DIR`, `files:LIST`, `embeddings:PATH.npy`,
 the container sources `webdataset:GLOB` (tar shards) and `parquet:GLOB[:COLUMN]`, and the detection
-sources `coco:ANNOTATIONS.json[:IMAGES_DIR]`, `yolo:DATA.yaml`, `voc:DIR`, `synthdet[:N]`."""
+sources `coco:ANNOTATIONS.json[:IMAGES_DIR]`, `yolo:DATA.yaml`, `voc:DIR`, `synthdet[:N]`, `synthtraffic[:N[:val]]`."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ log = logging.getLogger(__name__)
 SPEC_HELP = (
     "npz:PATH, digits, mnist1d, mnist1d:N (N training samples), folder:DIR, files:LIST.csv|.parquet, "
     "embeddings:PATH.npy, webdataset:GLOB.tar, parquet:GLOB.parquet[:COLUMN], coco:ANNOTATIONS.json[:IMAGES_DIR], "
-    "yolo:DATA.yaml, voc:DIR or synthdet[:N]"
+    "yolo:DATA.yaml, voc:DIR, synthdet[:N] or synthtraffic[:N[:val]]"
 )
-DETECTION_KINDS = ("coco", "yolo", "voc", "synthdet")
+DETECTION_KINDS = ("coco", "yolo", "voc", "synthdet", "synthtraffic")
 # (N, H, W) with H == W and at least this side is read as grey images, not as sequences.
 MIN_GREY_SIDE = 8
 
@@ -62,7 +62,7 @@ def load_data(spec: str | Dataset | DetectionDataset, *, test: str | Dataset | D
     return data
 
 
-DETECTION_SPECS = "coco:, yolo:, voc: and synthdet"
+DETECTION_SPECS = "coco:, yolo:, voc:, synthdet and synthtraffic"
 
 
 def _load_spec(spec: str, *, group_by: str | None = None, on_bad_file: str = "stop",
@@ -225,8 +225,9 @@ def load_mnist1d(n_train: int = 4000) -> Dataset:
 
 # The detection formats: dispatched here, with the other sources (data/detection.py reads the files).
 def load_detection(kind: str, arg: str, *, group_by: str | None = None, size: int | None = None) -> DetectionDataset:
-    """`coco:ANNOTATIONS.json[:IMAGES_DIR]`, `yolo:DATA.yaml`, `voc:DIR` or `synthdet[:N]`, letterboxed to
-    `size` px (None: DEFAULT_INPUT_SIZE; synthdet: its own 64 px frames)."""
+    """`coco:ANNOTATIONS.json[:IMAGES_DIR]`, `yolo:DATA.yaml`, `voc:DIR`, `synthdet[:N]` or
+    `synthtraffic[:N[:val]]`, letterboxed to `size` px (None: DEFAULT_INPUT_SIZE; the generated logs:
+    their own 64 px frames)."""
     sized = {} if size is None else {"size": size}
     if kind == "coco":
         if not arg:
@@ -252,4 +253,18 @@ def load_detection(kind: str, arg: str, *, group_by: str | None = None, size: in
         except ValueError:
             raise ConfigError(f"synthdet size must be a whole number of training images, got {arg!r}") from None
         return load_synthdet(n, group_by=group_by, **sized)
+    if kind == "synthtraffic":  # synthtraffic[:N[:val]]; `:val`: the validation scenes as the test split
+        from adaprune.data.synthtraffic import SYNTHTRAFFIC_DEFAULT_N, load_synthtraffic
+
+        if size is not None:
+            raise ConfigError("synthtraffic is drawn at its own 64 px; --input-size applies to coco:, yolo:, voc: "
+                              "and synthdet")
+        count, _, split = arg.partition(":")
+        try:
+            n = int(count) if count else SYNTHTRAFFIC_DEFAULT_N
+        except ValueError:
+            raise ConfigError(f"synthtraffic size must be a whole number of training images, got {count!r}") from None
+        if split not in ("", "val"):
+            raise ConfigError(f"synthtraffic:N:SPLIT takes the held-out split 'val' (default: test), got {split!r}")
+        return load_synthtraffic(n, group_by=group_by, test_split=split or "test")
     raise ConfigError(f"unknown detection source {kind!r}")

@@ -64,6 +64,12 @@ class _Object:
 
 def _new_object(rng: np.random.Generator, kind: str) -> _Object:
     cls = int(rng.choice(len(CLASSES), p=CLASS_PROBS[kind]))
+    return object_of_class(rng, cls, SPEED[kind])
+
+
+def object_of_class(rng: np.random.Generator, cls: int, speed: float) -> _Object:
+    """An object of class index `cls` (its size and colour drawn from `rng`) at a random place below
+    the horizon band, drifting with a velocity of scale `speed` (0: still)."""
     name = CLASSES[cls]
     if name == "car":
         w, h = int(rng.integers(8, 13)), int(rng.integers(5, 8))
@@ -80,7 +86,6 @@ def _new_object(rng: np.random.Generator, kind: str) -> _Object:
     else:  # sign
         w = h = int(rng.integers(5, 8))
         colour = np.array([rng.uniform(0.8, 1.0), rng.uniform(0.75, 0.95), rng.uniform(0.0, 0.2)])
-    speed = SPEED[kind]
     vx = float(rng.normal(0, speed)) if speed else 0.0
     vy = float(rng.normal(0, speed * 0.3)) if speed else 0.0
     x = float(rng.uniform(0, SIZE - w))
@@ -202,24 +207,33 @@ def generate(n_images: int, *, seed: int, test: bool = False) -> tuple[np.ndarra
             n_frames = min(n_frames, TEST_FRAMES_CAP)
         n_frames = min(n_frames, n_images - len(pixels))
         frames, boxes = _scene(rng, kind, n_frames)
-        prefix = "test" if test else "train"
-        for f, (img, frame_boxes) in enumerate(zip(frames, boxes, strict=True)):
-            image_id = len(pixels) + 1
-            images.append({"id": image_id, "file_name": f"{prefix}/s{scene:04d}_f{f:04d}.png", "width": SIZE,
-                           "height": SIZE, "scene_id": f"{prefix}-{scene:04d}", "scene_kind": kind, "frame": f})
-            for cls, x, y, w, h in frame_boxes:
-                annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": cls + 1,
-                                    "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0})
-            pixels.append(img)
+        add_scene(pixels, images, annotations, frames, boxes, prefix="test" if test else "train", scene=scene,
+                  kind=kind)
         scene += 1
-    coco = {
-        "info": {"description": f"synthdet (adaprune), seed {seed}", "version": "1"},
+    return np.stack(pixels), coco_dict(f"synthdet (adaprune), seed {seed}", images, annotations)
+
+
+def add_scene(pixels: list, images: list, annotations: list, frames: list, boxes: list, *, prefix: str,
+              scene: int, kind: str) -> None:
+    """Append one scene's frames, COCO image entries and annotations (ids continue the lists)."""
+    for f, (img, frame_boxes) in enumerate(zip(frames, boxes, strict=True)):
+        image_id = len(pixels) + 1
+        images.append({"id": image_id, "file_name": f"{prefix}/s{scene:04d}_f{f:04d}.png", "width": SIZE,
+                       "height": SIZE, "scene_id": f"{prefix}-{scene:04d}", "scene_kind": kind, "frame": f})
+        for cls, x, y, w, h in frame_boxes:
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": cls + 1,
+                                "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0})
+        pixels.append(img)
+
+
+def coco_dict(description: str, images: list, annotations: list) -> dict:
+    return {
+        "info": {"description": description, "version": "1"},
         "licenses": [],
         "categories": [{"id": k + 1, "name": name, "supercategory": "road"} for k, name in enumerate(CLASSES)],
         "images": images,
         "annotations": annotations,
     }
-    return np.stack(pixels), coco
 
 
 def _targets(coco: dict, n: int) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:

@@ -7,6 +7,7 @@ loader position. This module imports no task (tasks depend on training, not the 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SCHEDULES = ("constant", "cosine")
 # loss_fn(per_sample_loss, idx) -> scalar loss; idx are the batch's sample indices.
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -39,7 +41,10 @@ class Stepper(Protocol):
 class TrainConfig:
     """How a model is trained: shared by the evaluation harness and methods that train. `batch_size`
     None means the task's own default (a task resolves it when it is built: 128 samples for
-    classification, 32 images for detection), so an explicit size is always honoured."""
+    classification, 32 images for detection), so an explicit size is always honoured. `schedule`:
+    "constant" keeps `lr` throughout; "cosine" decays the model's learning rate step by step from
+    `lr` to 0 over the run's planned steps (half a cosine), which settles the final weights and so
+    narrows the spread of the test metric over seeds."""
 
     epochs: int = 30
     batch_size: int | None = None
@@ -47,12 +52,15 @@ class TrainConfig:
     weight_decay: float = 0.0
     optimizer: str = "adam"
     device: str = "cpu"
+    schedule: str = "constant"
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.optimizer not in ("adam", "sgd"):
             raise ConfigError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         if not (self.device == "cpu" or self.device.startswith("cuda") or self.device == "mps"):
@@ -107,9 +115,16 @@ def fit(
         indices = torch.arange(task.n)
     indices = torch.as_tensor(indices).to(torch.int64).cpu()
     gen = torch.Generator().manual_seed(seed)
-    optimizers = (make_optimizer(model.parameters(), config), *extra_optimizers)
+    optimizer = make_optimizer(model.parameters(), config)
+    optimizers = (optimizer, *extra_optimizers)
     loss_fn = loss_fn or (lambda per_sample, idx: per_sample.mean())
     n_epochs = config.epochs if epochs is None else epochs
+    scheduler = None
+    if config.schedule == "cosine":
+        planned = n_epochs * math.ceil(len(indices) / config.batch_size)
+        planned = max(1, planned if max_steps is None else min(planned, max_steps))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, planned) / planned)))
     model.train()
     bar = tqdm(range(n_epochs), desc=desc, disable=not progress, leave=False, unit="epoch")
     steps = 0
@@ -123,6 +138,8 @@ def fit(
             loss.backward()
             for opt in optimizers:
                 opt.step()
+            if scheduler is not None:
+                scheduler.step()
             steps += 1
         if on_epoch_end is not None and on_epoch_end(epoch):
             break
