@@ -113,7 +113,7 @@ def raw_voc_boxes(xml_path) -> tuple[list[list[float]], list[str]]:
 @pytest.mark.slow
 def test_deepforest_aerial_photographs_through_voc_give_pycocotools_map(tmp_path):
     """The deepforest wheel ships aerial images with tree-crown boxes as VOC XML. Read through voc:
-    (boxes into 64 px input pixels), jittered boxes scored by adaprune's mAP equal pycocotools' mAP
+    (boxes letterboxed into 64 px input pixels), jittered boxes scored by adaprune's mAP equal pycocotools' mAP
     on the XML's own boxes in source pixels."""
     pytest.importorskip("pycocotools")
     from pycocotools.coco import COCO
@@ -141,17 +141,15 @@ def test_deepforest_aerial_photographs_through_voc_give_pycocotools_map(tmp_path
     classes = sorted({n for names in raw_names for n in names})
 
     rng = np.random.default_rng(0)
-    sizes = [ET.parse(data_dir / f"{i}.xml").getroot().find("size") for i in d.ids]
-    wh = [(float(s.findtext("width")), float(s.findtext("height"))) for s in sizes]
     dets_src, dets_input = [], []
-    for boxes, (w, h) in zip(raw, wh, strict=True):
+    for boxes in raw:
         b = np.asarray(boxes, dtype=np.float64)
         span = np.stack([b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]] * 2, axis=1)
         jittered = b + rng.uniform(-0.25, 0.25, b.shape) * span  # some hits, some misses at each IoU
         scores = rng.uniform(size=len(b))
         dets_src.append((jittered, scores))
-        scale = np.array([d.input_size / w, d.input_size / h] * 2)
-        dets_input.append({"boxes": jittered * scale, "scores": scores, "labels": d.labels[len(dets_input)]})
+        i = len(dets_input)  # into the input's pixels as the images were: letterboxed
+        dets_input.append({"boxes": d.letterbox.to_input(i, jittered), "scores": scores, "labels": d.labels[i]})
     ours = coco_map(dets_input, d.boxes, d.labels, d.num_classes)
 
     images, anns, results = [], [], []
