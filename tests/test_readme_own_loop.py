@@ -1,4 +1,4 @@
-"""The "Bring your own loop" code in README.md and docs/bring_your_own_loop.md runs as written."""
+"""The "Bring your own loop" code in docs/own_loop.md and docs/bring_your_own_loop.md runs as written."""
 
 from __future__ import annotations
 
@@ -40,10 +40,10 @@ def test_readme_own_loop_blocks_run(tmp_path, monkeypatch):
         "X_train": x,
         "y_train": np.array(["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"])[y],
     }
-    own_loop = blocks(ROOT / "README.md", "own-loop")
+    own_loop = blocks(ROOT / "docs" / "own_loop.md", "own-loop")
     assert len(own_loop) == 4
     for code in own_loop:
-        exec(compile(code, "README.md", "exec"), namespace)
+        exec(compile(code, "docs/own_loop.md", "exec"), namespace)
     # AdaPrunerMask: exactly 70% kept, written in the CLI's format
     sel = Selection.load(tmp_path / "adapruner.csv")
     assert sel.n_kept == 56 and sel.method == "adapruner"
