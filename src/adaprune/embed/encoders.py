@@ -7,6 +7,10 @@ Spec strings (`--encoder`):
   pixels[:DIM]    flatten, then PCA to DIM components (default 64) fitted on a seeded sample of
                   at most 10,000 rows in bounded memory (exact, randomized or incremental PCA by
                   size); the offline default
+  centred[:DIM]   each image (or 1-D signal) shifted, by a sub-pixel Fourier shift, so that the
+                  centre of mass of its foreground (values above its border's median) sits at the
+                  centre, then the same PCA as pixels: copies moved by a pixel or two land on
+                  their source at pixels' cost
   model[:EPOCHS]  penultimate layer (`.features(x)`) of the task's model, trained EPOCHS epochs
                   (default 10) on all samples with the seed
   clip:PATH_OR_NAME  image features of a transformers CLIPModel (images (N, C, H, W) in [0, 1],
@@ -36,7 +40,8 @@ log = logging.getLogger(__name__)
 CONTRASTIVE_EPOCHS = 30  # enough on 2,400-5,000 digits: benchmarks/encoders_moved.py
 
 ENCODER_HELP = (
-    "auto, identity, standardized, pixels[:DIM], model[:EPOCHS], contrastive[:EPOCHS], clip:PATH_OR_NAME or minilm"
+    "auto, identity, standardized, pixels[:DIM], centred[:DIM], model[:EPOCHS], contrastive[:EPOCHS], "
+    "clip:PATH_OR_NAME or minilm"
 )
 PCA_SAMPLE = 10_000
 PCA_SAMPLE_BYTES = 256 * 2**20  # the PCA sample (or one IncrementalPCA batch) as float32, at most
@@ -92,11 +97,13 @@ class StandardizedEncoder(Encoder):
 class PixelsEncoder(Encoder):
     """Flatten, centre, project on the top principal components of a seeded sample."""
 
+    kind = "pixels"
+
     def __init__(self, dim: int = 64) -> None:
         if dim < 1:
-            raise ConfigError(f"pixels encoder dimension must be at least 1, got {dim}")
+            raise ConfigError(f"{self.kind} encoder dimension must be at least 1, got {dim}")
         self.dim = dim
-        self.spec = f"pixels:{dim}"
+        self.spec = f"{self.kind}:{dim}"
         self.mean: np.ndarray | None = None
         self.components: np.ndarray | None = None
 
@@ -112,7 +119,7 @@ class PixelsEncoder(Encoder):
         k = min(self.dim, features, len(idx))
         batch_rows = max(k, PCA_SAMPLE_BYTES // (4 * features))
         if len(idx) * features <= EXACT_SVD_VALUES:
-            sample = np.asarray(data.x[idx], dtype=np.float64).reshape(len(idx), -1)
+            sample = self.flat(data.x[idx]).astype(np.float64)
             mean = sample.mean(axis=0)
             # Right singular vectors of the centred sample.
             _, _, vt = np.linalg.svd(sample - mean, full_matrices=False)
@@ -120,7 +127,7 @@ class PixelsEncoder(Encoder):
         elif len(idx) <= batch_rows:
             from sklearn.decomposition import PCA
 
-            sample = np.asarray(data.x[idx], dtype=np.float32).reshape(len(idx), -1)
+            sample = self.flat(data.x[idx])
             pca = PCA(n_components=k, svd_solver="randomized", random_state=int(rng.integers(2**31))).fit(sample)
             mean, comps = pca.mean_, pca.components_
         else:
@@ -132,7 +139,7 @@ class PixelsEncoder(Encoder):
                 bounds.pop()
             for i, start in enumerate(bounds):
                 stop = bounds[i + 1] if i + 1 < len(bounds) else len(idx)
-                pca.partial_fit(np.asarray(data.x[idx[start:stop]], dtype=np.float32).reshape(stop - start, -1))
+                pca.partial_fit(self.flat(data.x[idx[start:stop]]))
             mean, comps = pca.mean_, pca.components_
         # Signs fixed (largest entry positive) so the output is deterministic.
         signs = np.sign(comps[np.arange(k), np.argmax(np.abs(comps), axis=1)])
@@ -140,13 +147,63 @@ class PixelsEncoder(Encoder):
         self.components = (comps * signs[:, None]).astype(np.float32)
         self.mean = np.asarray(mean, dtype=np.float32)
         if k < self.dim:
-            log.info("pixels encoder: %d components (samples have %d features)", k, features)
+            log.info("%s encoder: %d components (samples have %d features)", self.kind, k, features)
+
+    def flat(self, x: np.ndarray) -> np.ndarray:
+        """(n, ...) samples -> (n, features) float32, as the PCA sees them."""
+        return np.asarray(x, dtype=np.float32).reshape(len(x), -1)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         if self.components is None or self.mean is None:
-            raise RuntimeError("PixelsEncoder.encode called before fit")
-        flat = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
-        return (flat - self.mean) @ self.components.T
+            raise RuntimeError(f"{type(self).__name__}.encode called before fit")
+        return (self.flat(x) - self.mean) @ self.components.T
+
+
+def centre_on_mass(x: np.ndarray) -> np.ndarray:
+    """Each sample shifted so that the centre of mass of its foreground sits at the centre.
+
+    Samples are (n, C, H, W) images (the shift is over H and W, the same for every channel) or
+    (n, L) / (n, C, L) signals (over L). The foreground is what lies above the median of the
+    sample's border (so a flat background, or a change of light that lifts it, pulls nothing). The
+    shift is a Fourier phase ramp: sub-pixel, so the centre of mass of a copy moved by d lands where
+    its source's does, and an integer move composes exactly (the wrap-around it implies touches only
+    what the move pushed across the border)."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim not in (2, 3, 4) or len(x) == 0:
+        return x
+    image = x.ndim == 4
+    axes = (-2, -1) if image else (-1,)
+    mass = x.sum(axis=1) if x.ndim >= 3 else x  # (n, H, W) or (n, L): channels summed
+    sizes = mass.shape[1:]
+    if image:
+        border = np.concatenate([mass[:, 0], mass[:, -1], mass[:, :, 0], mass[:, :, -1]], axis=1)
+    else:
+        border = mass[:, [0, -1]]
+    expand = (-1,) + (1,) * len(sizes)
+    fore = np.clip(mass - np.median(border, axis=1).reshape(expand), 0, None)
+    total = fore.reshape(len(x), -1).sum(axis=1)
+    phase = np.zeros((len(x),) + sizes)
+    for k, size in enumerate(sizes):
+        profile = fore.sum(axis=tuple(a + 1 for a in range(len(sizes)) if a != k))  # (n, size)
+        centre = profile @ np.arange(size, dtype=np.float64) / np.where(total > 0, total, 1.0)
+        shift = np.where(total > 0, (size - 1) / 2 - centre, 0.0)
+        shape = [1] * len(sizes)
+        shape[k] = size
+        phase = phase + shift.reshape(expand) * np.fft.fftfreq(size).reshape(shape)
+    ramp = np.exp(-2j * np.pi * phase)
+    if x.ndim >= 3:
+        ramp = ramp[:, None]  # the same shift for every channel
+    return np.fft.ifftn(np.fft.fftn(x, axes=axes) * ramp, axes=axes).real.astype(np.float32)
+
+
+class CentredPixelsEncoder(PixelsEncoder):
+    """pixels, after each sample is shifted onto the centre of mass of its foreground
+    (`centre_on_mass`): copies moved by a pixel or two map next to their source."""
+
+    kind = "centred"
+
+    def flat(self, x: np.ndarray) -> np.ndarray:
+        return centre_on_mass(np.asarray(x)).reshape(len(x), -1)
 
 
 class ModelEncoder(Encoder):
@@ -330,6 +387,8 @@ def get_encoder(spec: str, data: Dataset | None = None) -> Encoder:
         return StandardizedEncoder()
     if kind == "pixels":
         return PixelsEncoder(_int_arg(spec, arg, 64))
+    if kind == "centred":
+        return CentredPixelsEncoder(_int_arg(spec, arg, 64))
     if kind == "model":
         return ModelEncoder(_int_arg(spec, arg, 10))
     if kind == "contrastive":

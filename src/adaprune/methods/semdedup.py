@@ -567,7 +567,7 @@ class SemDeDup(Selector):
     next-nearest clusters (lower = keep). `nearest_clusters=1` is the paper's own-cluster rule.
 
     Parameters:
-        encoder: embedding to cluster: auto, identity, pixels[:DIM], model[:EPOCHS], clip:PATH
+        encoder: embedding to cluster: auto, identity, pixels[:DIM], centred[:DIM], model[:EPOCHS], clip:PATH
         embeddings: a .npy of one row per sample to use instead of the encoder
         n_clusters: k-means clusters (None: round(sqrt(N)) up to 1e6 rows, then N / 1000)
         n_iter: k-means iterations
