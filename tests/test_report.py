@@ -88,6 +88,39 @@ def test_selection_report_shows_classes_clusters_twins_and_extremes(tmp_path):
     assert "Not shown" not in text
 
 
+def test_removals_are_sampled_down_to_the_cut_and_the_histogram_marks_it(tmp_path):
+    """80 samples, the 40 with the highest M removed (a single cut at 0.9), each naming a kept twin:
+    beside the 36 most similar, removals at evenly spaced ranks reach the least similar one."""
+    n = 80
+    rng = np.random.default_rng(1)
+    m = np.concatenate([rng.uniform(0.1, 0.89, 40), np.linspace(0.999, 0.9, 40)])  # rows 40-79 removed
+    sel = Selection(kept=np.arange(40), n_total=n, method="semdedup", params={}, seed=0, requested_keep=0.5,
+                    scores=m, higher_is_keep=False)
+    twin = np.where(np.arange(n) >= 40, np.arange(n) - 40, -1)
+    write_table(tmp_path / "sel.csv", {"index": np.arange(n), "kept": sel.mask.astype(np.int64), "score": m,
+                                       "twin": twin, "similarity": np.where(twin >= 0, m, np.nan)},
+                sel.metadata(), what="selection")
+    data = Dataset(name="toy-images", x=rng.random((n, 1, 8, 8)).astype(np.float32), y=np.zeros(n, dtype=np.int64))
+    text = render_report(tmp_path / "sel.csv", data=data)
+    assert "The cut at 0.9 separates every kept sample from every removed one." in text
+    assert "Histogram of M with the cut" in text
+    top, sampled = text.split("Removals across the similarity range")
+    assert "#79 → kept twin #39 · cos 0.900" not in top  # the least similar is past the 36 most similar
+    captions = re.findall(r'<div class="pair">.*?</div>([^<]*)</div>', sampled)
+    assert len(captions) == 12
+    assert captions[0] == "#40 → kept twin #0 · cos 0.999" and captions[-1] == "#79 → kept twin #39 · cos 0.900"
+
+
+def test_score_cut_is_the_boundary_only_when_one_exists():
+    from adaprune.report.selection import score_cut
+
+    scores = np.array([0.1, 0.5, 0.7, 0.9])
+    assert score_cut(scores, np.array([True, True, False, False]), False) == 0.7  # lower kept: lowest removed
+    assert score_cut(scores, np.array([False, False, True, True]), True) == 0.5  # higher kept: highest removed
+    assert score_cut(scores, np.array([True, False, True, False]), False) is None  # overlap: no single cut
+    assert score_cut(scores, np.array([True, True, False, False]), None) is None
+
+
 def test_selection_report_degrades_without_twins_scores_or_data(tmp_path):
     write_selection(tmp_path / "sel.json", twins=False, scores=False)
     text = render_report(tmp_path / "sel.json", data=toy_images())
@@ -140,7 +173,8 @@ def test_reports_render_in_chromium_with_every_image_decoded(tmp_path):
     dom, console = open_in_chromium(broken)
     total, decoded = image_counts(dom)
     assert decoded == total - 1 and any("undefinedFunction" in line for line in console)
-    for page, expected in zip(pages, (1, 2 + 2 * 12 + 2 * 4), strict=True):  # figures + thumbnails
+    # figures (classes, clusters, the histogram of M) + thumbnails
+    for page, expected in zip(pages, (1, 3 + 2 * 12 + 2 * 4), strict=True):
         dom, console = open_in_chromium(page)
         assert console == [], console
         assert image_counts(dom) == (expected, expected)

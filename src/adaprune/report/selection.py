@@ -15,6 +15,7 @@ from adaprune.selection import Selection, check_matches
 from adaprune.tables import read_table
 
 MAX_PAIRS = 36
+SAMPLED_PAIRS = 12  # removals drawn across the similarity range, nearest the cut included
 PER_CLASS_EXTREMES = 6
 MAX_CLASSES_SHOWN = 20
 
@@ -104,34 +105,91 @@ def _pairs(selection: Selection, data: Any, twin: np.ndarray, similarity: np.nda
         return section("Removed samples and the kept sample each duplicates",
                        "<p class=\"note\">No removed sample names a kept twin in this selection.</p>")
     sim = similarity.astype(np.float64) if similarity is not None else np.full(selection.n_total, np.nan)
-    order = removed[np.argsort(-np.nan_to_num(sim[removed], nan=-np.inf), kind="stable")][:MAX_PAIRS]
-    cause = selection.cause
-    cause_sim = selection.cause_similarity
-    cells = []
-    for i in order:
-        j = int(twin[i])
-        label = f"{_name(selection, i)} → kept twin {_name(selection, j)}" + (
-            "" if np.isnan(sim[i]) else f" · cos {sim[i]:.3f}")
-        if cause is not None and cause_sim is not None and cause[i] >= 0:
-            label += f"; removed because of {_name(selection, int(cause[i]))} (cos {cause_sim[i]:.3f}"
-            label += ", itself removed)" if not mask[cause[i]] else ")"
-        cells.append(
-            "<div class=\"pair\"><div class=\"two\">"
-            + thumbnail(np.asarray(data.x[i]), css="removed", title=f"removed {_name(selection, i)} (row {i})")
-            + thumbnail(np.asarray(data.x[j]), css="kept", title=f"kept {_name(selection, j)} (row {j})")
-            + f"</div>{esc(label)}</div>"
-        )
+    by_similarity = removed[np.argsort(-np.nan_to_num(sim[removed], nan=-np.inf), kind="stable")]
+    order = by_similarity[:MAX_PAIRS]
+    # Beside the most similar: removals at evenly spaced ranks of the similarity, down to the least
+    # similar removal (the one nearest the cut), so a typical removal is seen, not only the clearest.
+    finite = by_similarity[np.isfinite(sim[by_similarity])]
+    sampled = np.array([], dtype=np.int64)
+    if finite.size > len(order) or (finite.size and finite[-1] not in set(order.tolist())):
+        ranks = np.unique(np.linspace(0, finite.size - 1, min(SAMPLED_PAIRS, finite.size)).round().astype(np.int64))
+        sampled = finite[ranks]
     note = (f"<p class=\"note\">{removed.size} removed samples name the kept sample they duplicate; the "
             f"{len(order)} most similar are shown (red: removed, green: the kept twin, the nearest KEPT sample, "
-            "column <code>twin</code>, cosine <code>similarity</code>).")
-    if cause is not None:
+            "column <code>twin</code>, cosine <code>similarity</code>; captions name files where the source "
+            "has them).")
+    if selection.cause is not None:
         note += (" “Removed because of” names the earlier sample whose similarity removed it (column "
                  "<code>cause</code>, cosine <code>cause_similarity</code>: its score, at or above the threshold "
                  "in threshold mode). That sample may itself have been removed, so the twin's cosine can lie "
                  "below the threshold.")
     note += "</p>"
-    return section("Removed samples and the kept sample each duplicates", note,
-                   "<div class=\"grid\">" + "".join(cells) + "</div>")
+    parts = [note, "<div class=\"grid\">" + "".join(_pair_cell(selection, data, i, int(twin[i]), sim[i])
+                                                    for i in order) + "</div>"]
+    if sampled.size:
+        cut = float(sim[finite[-1]])
+        parts += [f"<h3>Removals across the similarity range</h3><p class=\"note\">{sampled.size} removals at evenly "
+                  f"spaced ranks of their cosine to the kept twin, from the most similar ({sim[finite[0]]:.3f}) to "
+                  f"the least similar removal ({cut:.3f}, the nearest the cut).</p>",
+                  "<div class=\"grid sampled\">" + "".join(_pair_cell(selection, data, i, int(twin[i]), sim[i])
+                                                          for i in sampled) + "</div>"]
+    return section("Removed samples and the kept sample each duplicates", *parts)
+
+
+def _pair_cell(selection: Selection, data: Any, i: int, j: int, sim: float) -> str:
+    mask, cause, cause_sim = selection.mask, selection.cause, selection.cause_similarity
+    label = f"{_name(selection, i)} → kept twin {_name(selection, j)}" + ("" if np.isnan(sim) else f" · cos {sim:.3f}")
+    if cause is not None and cause_sim is not None and cause[i] >= 0:
+        label += f"; removed because of {_name(selection, int(cause[i]))} (cos {cause_sim[i]:.3f}"
+        label += ", itself removed)" if not mask[cause[i]] else ")"
+    return (
+        "<div class=\"pair\"><div class=\"two\">"
+        + thumbnail(np.asarray(data.x[i]), css="removed", title=f"removed {_name(selection, i)} (row {i})")
+        + thumbnail(np.asarray(data.x[j]), css="kept", title=f"kept {_name(selection, j)} (row {j})")
+        + f"</div>{esc(label)}</div>"
+    )
+
+
+def score_cut(scores: np.ndarray, mask: np.ndarray, higher_is_keep: bool | None) -> float | None:
+    """The score that separates kept from removed samples, when one does (a single global cut):
+    the lowest removed score where lower is kept, the highest removed where higher is kept; None
+    when kept and removed overlap (per-cluster rates, sampling) or the direction is unknown."""
+    kept, removed = scores[mask], scores[~mask]
+    if higher_is_keep is None or kept.size == 0 or removed.size == 0:
+        return None
+    if higher_is_keep:
+        return float(removed.max()) if removed.max() <= kept.min() else None
+    return float(removed.min()) if removed.min() >= kept.max() else None
+
+
+def _score_histogram(selection: Selection) -> str | None:
+    """Kept and removed samples' scores (for SemDeDup/AdaDeDup M, the cosine to the most similar
+    earlier sample) with the cut marked."""
+    scores = np.asarray(selection.scores, dtype=np.float64)
+    special = np.isin(scores, list(SPECIAL_SCORES.get(selection.method, {})))
+    shown = np.isfinite(scores) & ~special
+    if not shown.any():
+        return None
+    mask = selection.mask
+    dedup = selection.method in SPECIAL_SCORES
+    what = "M: cosine to the most similar earlier sample" if dedup else "score"
+    cut = score_cut(scores[shown], mask[shown], selection.higher_is_keep)
+    fig = new_figure(7.5, 3.0)
+    ax = fig.subplots()
+    bins = np.histogram_bin_edges(scores[shown], bins=40)
+    ax.hist([scores[shown & mask], scores[shown & ~mask]], bins=bins, stacked=True, color=["#12b76a", "#d92d20"],
+            label=["kept", "removed"])
+    if cut is not None:
+        ax.axvline(cut, color="k", linestyle="--", linewidth=1, label=f"cut {cut:.4g}")
+    ax.set_xlabel(what)
+    ax.set_ylabel("samples")
+    ax.legend(fontsize=8)
+    text = (f"The cut at {cut:.4g} separates every kept sample from every removed one." if cut is not None else
+            "Kept and removed scores overlap: no single cut (per-cluster rates, groups or sampling decide).")
+    if special.any():
+        text += f" Not drawn: {int(special.sum())} samples at a special value (see below)."
+    return section(f"Histogram of {'M' if dedup else 'scores'} with the cut",
+                   figure_img(fig, f"histogram of {what} with the cut"), f"<p class=\"note\">{esc(text)}</p>")
 
 
 # Score values with a meaning of their own, per method, explained wherever the report shows them.
@@ -213,6 +271,9 @@ def render_selection_report(selection_path: str | Path, data: Any | None = None)
     clusters = _per_cluster(selection.details)
     if clusters:
         sections.append(clusters)
+    histogram = _score_histogram(selection) if selection.scores is not None else None
+    if histogram:
+        sections.append(histogram)
     drawable = data is not None and is_drawable(tuple(np.shape(data.x)[1:]))
     if data is not None and not drawable:
         notes.append(f"Samples of shape {tuple(np.shape(data.x)[1:])} are not images or signals: no gallery.")
