@@ -32,14 +32,70 @@ differ from it where one step moves m by much of the sigmoid's width, 1 / alpha:
 the default mask_lr, since G is O(1 / N)), with its momentum part at the current phi, and the
 controller (sum(w), r, hence G and lambda) sees an entry's drift only when the entry is next
 touched or flushed. After each flush sum(w) and r are exact again.
+
+On CPU the per-batch work (the catch-up, the step, the counts) runs on numpy views of the same
+memory, and AdaPrunerMask gives the batch's mask gradient in closed form (MaskGrad, scaled by the
+upstream gradient its WeightedMean receives) instead of an autograd graph through the mask: for a
+few hundred entries torch's fixed cost per operation was most of the step. Other devices take the
+torch path; tests/test_adapruner_lazy.py checks that the two give the same mask.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
 from torch import Tensor
 
 _CHUNK = 1 << 20  # entries per block in a flush (bounds its temporary memory)
+Array = Any  # a torch Tensor, or (on CPU, per batch) a numpy view of the same memory
+
+
+def _sigmoid(x: Array) -> Array:
+    # numpy's form through tanh: no overflow warning where alpha * m is large.
+    return 0.5 * (1.0 + np.tanh(0.5 * x)) if isinstance(x, np.ndarray) else torch.sigmoid(x)
+
+
+def _xp(x: Array) -> Any:
+    """The array module of x: the catch-up is written once for numpy (the per-batch path on CPU,
+    where a few hundred entries cost far less through numpy than through torch's per-op overhead)
+    and torch (flush, and every step on other devices)."""
+    return np if isinstance(x, np.ndarray) else torch
+
+
+class MaskGrad:
+    """The mask gradient of one loss() call's entries, filled by backward: `coef` (d loss / d m per
+    entry, for an upstream gradient of 1) times the upstream gradient backward saw, so a scaled loss
+    (gradient accumulation, loss * k) scales the mask's gradient as autograd would."""
+
+    __slots__ = ("coef", "scale")
+
+    def __init__(self, coef: np.ndarray) -> None:
+        self.coef = coef
+        self.scale: float | None = None
+
+    @property
+    def grad(self) -> np.ndarray | None:
+        return None if self.scale is None else (self.coef * self.scale).astype(np.float32)
+
+
+class WeightedMean(torch.autograd.Function):
+    """mean(w * ce) with w constant: the model's gradient g * w / B; the mask's gradient is the
+    closed form in MaskGrad, scaled by the g that backward receives."""
+
+    @staticmethod
+    def forward(ctx: Any, ce: Tensor, w: Tensor, holder: MaskGrad) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(w)
+        ctx.holder = holder
+        return (w * ce.detach()).mean()
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+        (w,) = ctx.saved_tensors
+        holder = ctx.holder
+        holder.scale = float(g) + (holder.scale or 0.0)  # two backward passes add, as gradients do
+        return g * w / w.numel(), None, None
 
 
 class LazyMaskSGD:
@@ -93,49 +149,75 @@ class LazyMaskSGD:
         self._v = self._v.to(device)
         self._powers = self._powers.to(device)
 
-    def phi(self, m: Tensor, alpha: float) -> Tensor:
-        s = torch.sigmoid(alpha * m)
+    def phi(self, m: Array, alpha: float) -> Array:
+        s = _sigmoid(alpha * m)
         return alpha * s * (1 - s)
 
+    @property
+    def cpu(self) -> bool:
+        """Per-batch work through numpy views of the mask, buffer and stamps (same memory)."""
+        return self.mask.device.type == "cpu"
+
+    def _views(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.mask.detach().numpy(), self.buffer.numpy(), self.stamp.numpy()
+
     # ------------------------------------------------------------ lazy catch-up
-    def _caught_up(self, m: Tensor, b: Tensor, stamp: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
-        """(m, b) of entries last current at step `stamp`, brought to step t (float64)."""
-        m64, b64 = m.double(), b.double()
-        v0 = self._v[stamp]
+    def _caught_up(self, m: Array, b: Array, stamp: Array, alpha: float) -> tuple[Array, Array]:
+        """(m, b) of entries last current at step `stamp`, brought to step t (float64; numpy arrays
+        or tensors, the same module out as in)."""
+        xp = _xp(m)
+        v, powers = (self._v.numpy(), self._powers.numpy()) if xp is np else (self._v, self._powers)
+        m64, b64 = (m.astype(np.float64), b.astype(np.float64)) if xp is np else (m.double(), b.double())
+        if xp is np and stamp[0] == stamp.min() == stamp.max():
+            # One gap for the whole batch (within an epoch every untouched entry is current at the
+            # last flush): scalars instead of per-entry gathers.
+            v0, p = v[int(stamp[0])][None], powers[self.t - int(stamp[0])][None]
+        else:
+            v0, p = v[stamp], powers[self.t - stamp]
         # The buffer's compression part is phi(m) H; the rest (the batch gradients' momentum, weight
         # decay) is linear: (m, b_rest) <- M^n (m, b_rest).
         rest = b64 - self.phi(m64, alpha) * v0[:, 0]
-        p = self._powers[self.t - stamp]
         m_lin = p[:, 0, 0] * m64 + p[:, 0, 1] * rest
         rest_t = p[:, 1, 0] * m64 + p[:, 1, 1] * rest
         # The compression flow dm/ds = -lr phi(m) H_s, solved exactly: q(m) = z + sinh z (z = alpha m)
         # has dq/dm = alpha^2 / (2 phi), so q moves by -lr alpha^2 / 2 * (C_t - C_stamp).
-        z = (alpha * m_lin).clamp(-600.0, 600.0)  # past |z| = 600, phi = 0: nothing flows (and no overflow)
-        q = z + torch.sinh(z) - (self.lr * alpha * alpha / 2) * (self._v[self.t, 1] - v0[:, 1])
-        z = torch.asinh(q / 2)
+        z = alpha * m_lin
+        inside = float(abs(z).max()) < 600.0  # the usual case: clip and where below are no-ops
+        if not inside:
+            z = xp.clip(z, -600.0, 600.0)  # past |z| = 600, phi = 0: nothing flows (and no overflow)
+        q = z + xp.sinh(z) - (self.lr * alpha * alpha / 2) * (v[self.t, 1] - v0[:, 1])
+        z = xp.asinh(q / 2)
         for _ in range(4):  # Newton on z + sinh z = q: 4 steps from asinh(q / 2) reach 4e-8 (relative)
-            z = z - (z + torch.sinh(z) - q) / (1 + torch.cosh(z))
-        m_t = torch.where((alpha * m_lin).abs() < 600.0, z / alpha, m_lin)
-        return m_t, rest_t + self.phi(m_t, alpha) * self._v[self.t, 0]
+            z = z - (z + xp.sinh(z) - q) / (1 + xp.cosh(z))
+        m_t = z / alpha if inside else xp.where(abs(alpha * m_lin) < 600.0, z / alpha, m_lin)
+        return m_t, rest_t + self.phi(m_t, alpha) * v[self.t, 0]
 
     @torch.no_grad()
-    def advance(self, ids: Tensor, alpha: float) -> Tensor:
-        """Bring the entries `ids` (unique) up to the current step; returns their mask values."""
-        mask = self.mask.detach()
+    def advance(self, ids: Array, alpha: float) -> Array:
+        """Bring the entries `ids` (unique; a numpy array on CPU) up to the current step; returns
+        their mask values."""
+        if isinstance(ids, np.ndarray):
+            mask, buffer, stamp = self._views()
+        else:
+            mask, buffer, stamp = self.mask.detach(), self.buffer, self.stamp
         m = mask[ids]
         if self.t == 0:
             return m
-        m_t64, b_t = self._caught_up(m, self.buffer[ids], self.stamp[ids], alpha)
-        m_t = m_t64.to(mask.dtype)
+        m_t64, b_t = self._caught_up(m, buffer[ids], stamp[ids], alpha)
+        m_t = m_t64.astype(np.float32) if isinstance(m, np.ndarray) else m_t64.to(mask.dtype)
         self._account(m, m_t, alpha)
         mask[ids] = m_t
-        self.buffer[ids] = b_t.to(mask.dtype)
-        self.stamp[ids] = self.t
+        buffer[ids] = b_t.astype(np.float32) if isinstance(m, np.ndarray) else b_t.to(mask.dtype)
+        stamp[ids] = self.t
         return m_t
 
-    def _account(self, old: Tensor, new: Tensor, alpha: float) -> None:
+    def _account(self, old: Array, new: Array, alpha: float) -> None:
         """Entries move from `old` to `new`: sum(w) and the count of m > 0 follow."""
-        self.sum_w += float((torch.sigmoid(alpha * new.double()) - torch.sigmoid(alpha * old.double())).sum())
+        if isinstance(old, np.ndarray):
+            old64, new64 = old.astype(np.float64), new.astype(np.float64)
+        else:
+            old64, new64 = old.double(), new.double()
+        self.sum_w += float((_sigmoid(alpha * new64) - _sigmoid(alpha * old64)).sum())
         self.n_pos += int((new > 0).sum()) - int((old > 0).sum())
 
     @torch.no_grad()
@@ -165,7 +247,10 @@ class LazyMaskSGD:
     # ------------------------------------------------------------ the step
     def zero_grad(self, set_to_none: bool = True) -> None:
         for _, leaf, _ in self.pending:
-            leaf.grad = None
+            if isinstance(leaf, MaskGrad):
+                leaf.scale = None
+            else:
+                leaf.grad = None
 
     @torch.no_grad()
     def step(self) -> None:
@@ -175,30 +260,38 @@ class LazyMaskSGD:
         self.pending.clear()
         if not live or self.alpha is None:
             return
+        cpu = isinstance(live[0][0], np.ndarray)
         if len(live) == 1:
             ids, grad, big_g = live[0]
-        else:  # several losses before one step: their gradients add, as autograd's do
+        elif cpu:  # several losses before one step: their gradients add, as autograd's do
+            ids, inverse = np.unique(np.concatenate([x[0] for x in live]), return_inverse=True)
+            grad = np.bincount(inverse, weights=np.concatenate([x[1] for x in live]),
+                               minlength=len(ids)).astype(np.float32)
+            big_g = sum(x[2] for x in live)
+        else:
             ids, inverse = torch.unique(torch.cat([x[0] for x in live]), return_inverse=True)
             grad = torch.zeros(len(ids), dtype=self.mask.dtype, device=ids.device)
             grad.index_add_(0, inverse, torch.cat([x[1] for x in live]))
             big_g = sum(x[2] for x in live)
         alpha = self.alpha
-        mask = self.mask.detach()
+        mask, buffer, stamp = self._views() if cpu else (self.mask.detach(), self.buffer, self.stamp)
         m = mask[ids]
-        s = torch.sigmoid(alpha * m)
+        s = _sigmoid(alpha * m)
         grad = grad + (big_g * alpha) * (s * (1 - s))
         if self.weight_decay:
-            grad = grad.add(m, alpha=self.weight_decay)
+            grad = grad + self.weight_decay * m
         # The buffer starts at zero, so the first step's mu * 0 + g is the exact step's "buffer = g".
-        b = self.buffer[ids].mul_(self.momentum).add_(grad) if self.momentum else grad
+        b = buffer[ids] * self.momentum + grad if self.momentum else grad
         m_new = m - self.lr * b
         mask[ids] = m_new
-        self.buffer[ids] = b
+        buffer[ids] = b
         self._grow()
         self.h = self.momentum * self.h + big_g
         self._c += self.h
-        self._v[self.t + 1] = torch.tensor((self.h, self._c), dtype=torch.float64)
+        v = self._v.numpy() if self._v.device.type == "cpu" else self._v
+        v[self.t + 1, 0] = self.h
+        v[self.t + 1, 1] = self._c
         self._account(m, m_new, alpha)
         self.t += 1
-        self.stamp[ids] = self.t
+        stamp[ids] = self.t
         self.stepped = True
