@@ -3,24 +3,16 @@ the one place that looks at which task it is."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from adaprune.errors import ConfigError
+from adaprune.components import get_component
 from adaprune.tasks.base import TASK_KINDS, Batch, Metric, Task
-
-# kind -> "module:Class", imported on first use so detection costs nothing to classification users.
-_TASK_CLASSES = {
-    "classification": "adaprune.tasks.classification:ClassificationTask",
-    "detection": "adaprune.tasks.detection:DetectionTask",
-}
 
 
 def task_class(kind: str) -> type:
-    if kind not in _TASK_CLASSES:
-        raise ConfigError(f"unknown task kind {kind!r}; expected one of: {', '.join(TASK_KINDS)}")
-    module, _, name = _TASK_CLASSES[kind].partition(":")
-    return getattr(importlib.import_module(module), name)
+    """The task class registered for `kind` (adaprune/components/tasks.py), imported on first use so
+    detection costs nothing to classification users."""
+    return get_component("task", kind).load()
 
 
 def make_task(data: Any, *, model: Any = "auto", train: Any = None) -> Task:
