@@ -19,7 +19,9 @@ def make_task(data: Any, *, model: Any = "auto", train: Any = None) -> Task:
     """The task for `data` (a Dataset, a DetectionDataset, ...), with its model spec and training config."""
     from adaprune.training.loop import TrainConfig
 
-    cls = task_class(getattr(data, "task_kind", "classification"))
+    component = get_component("task", getattr(data, "task_kind", "classification"))
+    component.validate({"model": model})
+    cls = component.load()
     return cls(data=data, model=model, train=train if train is not None else TrainConfig())
 
 
