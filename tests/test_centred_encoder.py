@@ -66,7 +66,7 @@ def test_signals_and_colour_images_shift_along_their_own_axes():
 def test_the_spec_builds_the_encoder_and_checks_its_dimension():
     enc = get_encoder("centred:16")
     assert isinstance(enc, CentredPixelsEncoder) and enc.spec == "centred:16"
-    with pytest.raises(adaprune.errors.ConfigError, match="centred encoder dimension must be at least 1, got 0"):
+    with pytest.raises(adaprune.errors.ConfigError, match="encoder 'centred': dim must be an int >= 1, got '0'"):
         get_encoder("centred:0")
 
 

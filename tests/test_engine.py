@@ -28,7 +28,7 @@ def test_thread_pool_keeps_item_order():
 
 
 def test_unknown_engine_and_stray_address_are_refused():
-    with pytest.raises(ConfigError, match="engine must be one of local, ray"):
+    with pytest.raises(ConfigError, match="unknown engine .spark.; expected one of: local, ray"):
         get_engine("spark")
     with pytest.raises(ConfigError, match="address applies to engine='ray'"):  # the API's names from Python
         get_engine("local", address="auto")

@@ -9,6 +9,7 @@ import click
 
 from adaprune.cli.options import (
     DATA_EPILOG,
+    ENCODER_SPECS,
     device_option,
     engine_options,
     input_size_option,
@@ -25,8 +26,7 @@ log = logging.getLogger("adaprune")
 @click.command("embed", epilog=DATA_EPILOG)
 @click.argument("data")
 @click.option("--encoder", default="auto", show_default=True, metavar="NAME",
-              help="auto, identity, pixels[:DIM], model[:EPOCHS], contrastive[:EPOCHS], clip:PATH_OR_NAME, "
-                   "or minilm (for text:PATH).")
+              help=f"One of: {ENCODER_SPECS} (minilm: for text:PATH).")
 @click.option("--out", required=True, help="Output .npy (N, D); labels go to OUT.labels.npy beside it.")
 @click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "float16"]))
 @click.option("--chunk-size", default=4096, show_default=True, type=int,

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from adaprune.components import component_names, list_components
 from adaprune.data.sources import SPEC_HELP
 from adaprune.errors import ConfigError
 from adaprune.registry import check_method_name, get_method, method_parameters
@@ -23,30 +24,10 @@ def setup_logging(quiet: bool) -> None:
     )
 
 
-class _ModelChoice(click.Choice):
-    """click.Choice over adaprune.models.MODEL_NAMES, read when first needed: the models module
-    imports torch, which `adaprune --help` must not pay for."""
+# Choices and help from the component registry (adaprune/components/), which imports no torch.
+ENCODER_SPECS = ", ".join(["auto"] + [c.syntax for c in list_components("encoder")])
 
-    def __init__(self) -> None:
-        super().__init__(())
-
-    @property  # type: ignore[override]
-    def choices(self) -> tuple[str, ...]:
-        from adaprune.models import MODEL_NAMES
-
-        return tuple(MODEL_NAMES)
-
-    @choices.setter
-    def choices(self, value: Any) -> None:  # click.Choice.__init__ assigns it; the names come from models
-        pass
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-        if value == "auto":  # the default, always valid: checking it must not import torch
-            return value
-        return super().convert(value, param, ctx)
-
-
-model_option = click.option("--model", default="auto", show_default=True, type=_ModelChoice(),
+model_option = click.option("--model", default="auto", show_default=True, type=click.Choice(component_names("model")),
                             help="Network to train (auto: by input shape).")
 device_option = click.option("--device", default="cpu", show_default=True,
                              help="Torch device: cpu, cuda or cuda:N.")
@@ -78,7 +59,7 @@ on_bad_file_option = click.option(
     "them and list them in the output's metadata.",
 )
 engine_options_list = (
-    click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]),
+    click.option("--engine", default="local", show_default=True, type=click.Choice(component_names("engine")),
                  help="Where the stages that grow with N run: this process, or a Ray cluster (adaprune[ray])."),
     click.option("--ray-address", default=None, metavar="ADDRESS",
                  help="Ray cluster to join (auto, ray://HOST:10001); default: start a local one."),

@@ -8,6 +8,7 @@ import click
 
 from adaprune.cli.options import (
     DATA_EPILOG,
+    ENCODER_SPECS,
     balance_option,
     budget_options,
     engine_options,
@@ -52,9 +53,9 @@ def engine_params(method: str, engine: str, ray_address: str | None, work_dir: s
 @method_run_options
 @balance_option
 @click.option("--encoder", default=None, metavar="NAME",
-              help="Embedding for semdedup/adadedup: auto, identity, pixels[:DIM], model[:EPOCHS], "
-                   "contrastive[:EPOCHS] (learned from the data: moved copies land near their source) or clip:PATH "
-                   "(text: `adaprune embed text:FILE --encoder minilm`, then prune embeddings:OUT).")
+              help=f"Embedding for semdedup/adadedup, one of: {ENCODER_SPECS} (contrastive is learned from the "
+                   "data: moved copies land near their source; text: `adaprune embed text:FILE --encoder minilm`, "
+                   "then prune embeddings:OUT).")
 @click.option("--embeddings", default=None, metavar="EMB.npy",
               help="Reuse embeddings (one row per sample, e.g. from `adaprune embed`) instead of --encoder.")
 @click.option("--group-by", "group_by", default=None, metavar="FIELD",

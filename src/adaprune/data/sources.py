@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from adaprune.components import get_component, list_components
 from adaprune.data.dataset import Dataset
 from adaprune.data.detection import DetectionDataset, load_coco, load_yolo
 from adaprune.data.images import IMAGE_SUFFIXES  # noqa: F401 (where callers have found it)
@@ -18,12 +19,14 @@ from adaprune.naming import option
 
 log = logging.getLogger(__name__)
 
-SPEC_HELP = (
-    "npz:PATH, digits, mnist1d, mnist1d:N (N training samples), folder:DIR, files:LIST.csv|.parquet, "
-    "embeddings:PATH.npy, webdataset:GLOB.tar, parquet:GLOB.parquet[:COLUMN], coco:ANNOTATIONS.json[:IMAGES_DIR], "
-    "yolo:DATA.yaml, voc:DIR, synthdet[:N] or synthtraffic[:N[:val]]"
-)
-DETECTION_KINDS = ("coco", "yolo", "voc", "synthdet", "synthtraffic")
+def _spec_help() -> str:
+    syntaxes = [c.syntax for c in list_components("source")]
+    return ", ".join(syntaxes[:-1]) + " or " + syntaxes[-1]
+
+
+# Every source scheme, from the registry (adaprune/components/sources.py): `--help` lists them.
+SPEC_HELP = _spec_help()
+DETECTION_KINDS = tuple(c.name for c in list_components("source") if "detection" in c.tags)
 # (N, H, W) with H == W and at least this side is read as grey images, not as sequences.
 MIN_GREY_SIDE = 8
 
@@ -62,7 +65,8 @@ def load_data(spec: str | Dataset | DetectionDataset, *, test: str | Dataset | D
     return data
 
 
-DETECTION_SPECS = "coco:, yolo:, voc:, synthdet and synthtraffic"
+DETECTION_SPECS = ", ".join(f"{k}:" if k in ("coco", "yolo", "voc") else k for k in DETECTION_KINDS[:-1]) + \
+    f" and {DETECTION_KINDS[-1]}"
 
 
 def _load_spec(spec: str, *, group_by: str | None = None, on_bad_file: str = "stop",
@@ -71,44 +75,64 @@ def _load_spec(spec: str, *, group_by: str | None = None, on_bad_file: str = "st
         raise ConfigError(f"data source must be a spec string ({SPEC_HELP}) or a loaded dataset, got "
                           f"{describe_value(spec)}")
     kind, _, arg = spec.partition(":")
-    if kind in DETECTION_KINDS:
+    source = get_component("source", kind)  # the registry (adaprune/components/sources.py) names the schemes
+    if "detection" in source.tags:
+        source.validate({"size": size})
         return load_detection(kind, arg, group_by=group_by, size=size)
     if group_by is not None:
         raise ConfigError(f"{option('group_by', '--group-by')} applies to the detection sources {DETECTION_SPECS}, "
                           f"not {spec!r}")
     if size is not None:
         raise ConfigError(f"--input-size applies to the detection sources {DETECTION_SPECS}, not {spec!r}")
-    if kind == "npz":
-        return load_npz(_need_arg(spec, arg))
-    if kind == "digits":
-        if arg:
-            raise ConfigError(f"data source 'digits' takes no argument, got {spec!r}")
-        return load_digits()
-    if kind == "mnist1d":
-        if not arg:
-            return load_mnist1d()
-        try:
-            n_train = int(arg)
-        except ValueError:
-            raise ConfigError(f"mnist1d size must be a whole number of training samples, got {arg!r}") from None
-        return load_mnist1d(n_train=n_train)
-    if kind in ("folder", "files"):
-        from adaprune.data.files import load_files
+    if kind in _NEED_ARG:
+        _need_arg(spec, arg)
+    return source.load()(**source.parse_arg(arg), on_bad_file=on_bad_file)
 
-        return load_files(kind, _need_arg(spec, arg), on_bad_file=on_bad_file)
-    if kind == "webdataset":
-        from adaprune.data.webdataset import load_webdataset
 
-        return load_webdataset(arg, on_bad_file=on_bad_file)
-    if kind == "parquet":
-        from adaprune.data.parquet_images import load_parquet_images
+# The file sources that need a path after the colon (webdataset: and parquet: report a missing glob themselves).
+_NEED_ARG = ("npz", "folder", "files", "embeddings")
 
-        return load_parquet_images(arg, on_bad_file=on_bad_file)
-    if kind == "embeddings":
-        from adaprune.data.embeddings import load_embeddings
 
-        return load_embeddings(_need_arg(spec, arg))
-    raise ConfigError(f"unknown data source {spec!r}; expected {SPEC_HELP}")
+def _source_npz(path: str, **_: object) -> Dataset:
+    return load_npz(path)
+
+
+def _source_digits(**_: object) -> Dataset:
+    return load_digits()
+
+
+def _source_mnist1d(n_train: int | None = None, **_: object) -> Dataset:
+    return load_mnist1d() if n_train is None else load_mnist1d(n_train=n_train)
+
+
+def _source_folder(path: str, *, on_bad_file: str = "stop", **_: object) -> Dataset:
+    from adaprune.data.files import load_files
+
+    return load_files("folder", path, on_bad_file=on_bad_file)
+
+
+def _source_files(path: str, *, on_bad_file: str = "stop", **_: object) -> Dataset:
+    from adaprune.data.files import load_files
+
+    return load_files("files", path, on_bad_file=on_bad_file)
+
+
+def _source_webdataset(path: str = "", *, on_bad_file: str = "stop", **_: object) -> Dataset:
+    from adaprune.data.webdataset import load_webdataset
+
+    return load_webdataset(path, on_bad_file=on_bad_file)
+
+
+def _source_parquet(path: str = "", *, on_bad_file: str = "stop", **_: object) -> Dataset:
+    from adaprune.data.parquet_images import load_parquet_images
+
+    return load_parquet_images(path, on_bad_file=on_bad_file)
+
+
+def _source_embeddings(path: str, **_: object) -> Dataset:
+    from adaprune.data.embeddings import load_embeddings
+
+    return load_embeddings(path)
 
 
 def _need_arg(spec: str, arg: str) -> str:

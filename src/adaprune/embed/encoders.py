@@ -39,10 +39,14 @@ log = logging.getLogger(__name__)
 
 CONTRASTIVE_EPOCHS = 30  # enough on 2,400-5,000 digits: benchmarks/encoders_moved.py
 
-ENCODER_HELP = (
-    "auto, identity, standardized, pixels[:DIM], centred[:DIM], model[:EPOCHS], contrastive[:EPOCHS], "
-    "clip:PATH_OR_NAME or minilm"
-)
+def _encoder_help() -> str:
+    from adaprune.components import list_components
+
+    syntaxes = ["auto"] + [c.syntax for c in list_components("encoder")]
+    return ", ".join(syntaxes[:-1]) + " or " + syntaxes[-1]
+
+
+ENCODER_HELP = _encoder_help()  # from the registry: adaprune/components/encoders.py
 PCA_SAMPLE = 10_000
 PCA_SAMPLE_BYTES = 256 * 2**20  # the PCA sample (or one IncrementalPCA batch) as float32, at most
 # Up to this many sample values (rows x features) the PCA is an exact SVD of the sample: the SVD
@@ -381,29 +385,9 @@ def get_encoder(spec: str, data: Dataset | None = None) -> Encoder:
         raise ConfigError(f"encoder must be one of {ENCODER_HELP}, got {spec!r}")
     spec = resolve_encoder_spec(spec, data)
     kind, _, arg = spec.partition(":")
-    if kind == "identity" and not arg:
-        return IdentityEncoder()
-    if kind == "standardized" and not arg:
-        return StandardizedEncoder()
-    if kind == "pixels":
-        return PixelsEncoder(_int_arg(spec, arg, 64))
-    if kind == "centred":
-        return CentredPixelsEncoder(_int_arg(spec, arg, 64))
-    if kind == "model":
-        return ModelEncoder(_int_arg(spec, arg, 10))
-    if kind == "contrastive":
-        return ContrastiveEncoder(_int_arg(spec, arg, CONTRASTIVE_EPOCHS))
-    if kind == "clip":
-        return ClipEncoder(arg)
-    if kind == "minilm" and not arg:
-        return MiniLMEncoder()
-    raise ConfigError(f"unknown encoder {spec!r}; expected {ENCODER_HELP}")
+    from adaprune.components import get_component
 
-
-def _int_arg(spec: str, arg: str, default: int) -> int:
-    if not arg:
-        return default
-    try:
-        return int(arg)
-    except ValueError:
-        raise ConfigError(f"encoder {spec!r}: expected a whole number after the colon, got {arg!r}") from None
+    component = get_component("encoder", kind)  # the names: adaprune/components/encoders.py
+    if component.arg is not None and not arg and "[" not in component.syntax:
+        raise ConfigError(f"{component.owner} needs an argument: {component.syntax}")
+    return component.build(**component.parse_arg(arg))

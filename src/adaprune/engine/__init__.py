@@ -28,14 +28,21 @@ def get_engine(engine: str | Engine | None = None, *, address: str | None = None
     cluster, or a local one started here when None; needs `pip install 'adaprune[ray]'`)."""
     if isinstance(engine, Engine):
         return engine
-    if engine is None or engine == "local":
-        if address is not None:
-            engine_ray = option("engine='ray'", "--engine ray")
-            raise ConfigError(f"{option('address', '--ray-address')} applies to {engine_ray}")
-        return LocalEngine(workers or base.default_workers())
-    if engine == "ray":
-        from adaprune.engine.ray import RayEngine
+    from adaprune.components import get_component
 
-        return RayEngine(address=address, num_cpus=workers)
-    raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    component = get_component("engine", "local" if engine is None else engine)  # adaprune/components/engines.py
+    if address is not None and "address" not in component.spec:
+        engine_ray = option("engine='ray'", "--engine ray")
+        raise ConfigError(f"{option('address', '--ray-address')} applies to {engine_ray}")
+    params = {"workers": workers, **({"address": address} if "address" in component.spec else {})}
+    return component.build(**params)
 
+
+def _local_engine(*, workers: int | None = None) -> Engine:
+    return LocalEngine(workers or base.default_workers())
+
+
+def _ray_engine(*, workers: int | None = None, address: str | None = None) -> Engine:
+    from adaprune.engine.ray import RayEngine
+
+    return RayEngine(address=address, num_cpus=workers)

@@ -13,9 +13,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from adaprune.components import component_names, get_component
 from adaprune.errors import ConfigError
 
-MODEL_NAMES = ("auto", "mlp", "cnn1d", "cnn_small", "cnn", "resnet18")
+# From the registry (adaprune/components/models.py), like the CLI's --model choices.
+MODEL_NAMES = component_names("model")
 # Features whose training-split std is below this are centred but not scaled (constant columns).
 MIN_STD = 1e-6
 STATS_CHUNK_BYTES = 4 * 2**20  # float64 rows converted at a time by InputStats.of
@@ -194,15 +196,12 @@ def build_model(
     """A built-in model; with `input_stats` its first layer standardises the input by them."""
     if name == "auto":
         name = auto_model_name(input_shape)
-    expected = {"mlp": None, "cnn1d": 2, "cnn_small": 3, "cnn": 3, "resnet18": 3}
-    if name not in expected:
-        raise ConfigError(f"unknown model {name!r}; expected one of: {', '.join(MODEL_NAMES)}")
-    need = expected[name]
+    component = get_component("model", name)
+    need = {"any": None, "sequences": 2, "images": 3}[component.tags[0]]
     if need is not None and len(input_shape) != need:
         layout = {2: "(C, L) sequences", 3: "(C, H, W) images"}[need]
         raise ConfigError(f"model {name!r} needs {layout}, but samples have shape {tuple(input_shape)}")
-    builders = {"mlp": mlp, "cnn1d": cnn1d, "cnn_small": cnn_small, "cnn": cnn, "resnet18": resnet18}
-    model = builders[name](input_shape, num_classes)
+    model = component.load()(input_shape, num_classes)
     if input_stats is not None:
         size = int(np.prod(input_shape))
         if input_stats.mean.size != size or input_stats.std.size != size:

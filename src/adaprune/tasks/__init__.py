@@ -3,31 +3,25 @@ the one place that looks at which task it is."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from adaprune.errors import ConfigError
+from adaprune.components import get_component
 from adaprune.tasks.base import TASK_KINDS, Batch, Metric, Task
-
-# kind -> "module:Class", imported on first use so detection costs nothing to classification users.
-_TASK_CLASSES = {
-    "classification": "adaprune.tasks.classification:ClassificationTask",
-    "detection": "adaprune.tasks.detection:DetectionTask",
-}
 
 
 def task_class(kind: str) -> type:
-    if kind not in _TASK_CLASSES:
-        raise ConfigError(f"unknown task kind {kind!r}; expected one of: {', '.join(TASK_KINDS)}")
-    module, _, name = _TASK_CLASSES[kind].partition(":")
-    return getattr(importlib.import_module(module), name)
+    """The task class registered for `kind` (adaprune/components/tasks.py), imported on first use so
+    detection costs nothing to classification users."""
+    return get_component("task", kind).load()
 
 
 def make_task(data: Any, *, model: Any = "auto", train: Any = None) -> Task:
     """The task for `data` (a Dataset, a DetectionDataset, ...), with its model spec and training config."""
     from adaprune.training.loop import TrainConfig
 
-    cls = task_class(getattr(data, "task_kind", "classification"))
+    component = get_component("task", getattr(data, "task_kind", "classification"))
+    component.validate({"model": model})
+    cls = component.load()
     return cls(data=data, model=model, train=train if train is not None else TrainConfig())
 
 
