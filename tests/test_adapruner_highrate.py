@@ -88,7 +88,7 @@ def test_beta_mode_moves_toward_easy_as_the_rate_grows_and_bad_values_are_refuse
     with pytest.raises(ConfigError, match="beta_concentration"):
         AdaPrunerMask(10, keep=0.5, beta_concentration=2.0)
     # the threshold rule keeps m > 0 whatever the sampling (which only splits a budget)
-    assert AdaPruner(binarize="threshold").sampling == "beta"
+    assert AdaPruner(binarize="threshold").sampling == "pick"
     np.testing.assert_array_equal(mask_kept(M, 600, binarize="threshold", sampling="beta"), np.flatnonzero(M > 0))
 
 
