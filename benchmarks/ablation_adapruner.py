@@ -12,6 +12,7 @@ Rows (issue 16):
   pick         the same trained mask with sampling="pick" (AdaPruner's default now): the rule among
                class_top, beta, beta_mid and class-stratified random whose subset trains the best proxy
                on a validation split carved from the training set; `pick_seconds` is its extra cost
+  pick10       pick with proxies trained 10 epochs instead of the default pick_epochs=30
 Mask variants (`--variants`), each changing one thing from the defaults (one factor at a time):
   warmup30     a fully trained warm-up (30 epochs, the evaluation's training length), as the public code
   mask_wd      weight decay 5e-4 on the mask (the public code puts the mask in the network's optimiser)
@@ -64,12 +65,12 @@ VARIANTS: dict[str, dict] = {
 }
 # The binarisation before issue 16, applied to the default run's mask (no extra mask training).
 OLD_DEFAULT = {"sampling": "top", "balance": "none"}
-DERIVED = ("old_default", "balance_class", "pick")
+DERIVED = ("old_default", "balance_class", "pick", "pick10")
 BASELINES = ("ccs", "dual")
-ROW_ORDER = ("full data", "random", "ccs", "dual", "old_default", "default", "pick", "draw_every_rate",
+ROW_ORDER = ("full data", "random", "ccs", "dual", "old_default", "default", "pick", "pick10", "draw_every_rate",
              *list(VARIANTS)[1:], "balance_class")
 LABELS = {"default": "adapruner (beta draw)", "old_default": "adapruner (old default)",
-          "pick": "adapruner (new default: pick)",
+          "pick": "adapruner (new default: pick)", "pick10": "adapruner (pick, 10-epoch proxies)",
           # rows of the default before beta_from (the draw at 30% pruned too), kept as measured
           "draw_every_rate": "adapruner (Beta draw below 50% too)"}
 MODELS = {"digits": "cnn_small", "mnist1d": "cnn1d"}
@@ -190,10 +191,11 @@ def run_dataset(
                 if variant == "old_default":
                     old = {**method.params(), **OLD_DEFAULT}
                     kept = mask_kept(scores, n_keep, binarize=old["binarize"], sampling=old["sampling"], seed=seed)
-                elif variant == "pick":
+                elif variant in ("pick", "pick10"):
                     start = time.perf_counter()
+                    proxy_epochs = 10 if variant == "pick10" else method.pick_epochs
                     mode = beta_mode(n_keep / data.n, beta_power=method.beta_power, beta_mode_max=method.beta_mode_max)
-                    rule, picked = pick_rule(method_task, scores, n_keep, seed=seed, epochs=method.pick_epochs,
+                    rule, picked = pick_rule(method_task, scores, n_keep, seed=seed, epochs=proxy_epochs,
                                              draws=method.pick_draws, val_fraction=method.pick_val_fraction,
                                              beta_mode=mode, beta_concentration=method.beta_concentration)
                     kept = draw_rule(rule, scores, n_keep, data.y, seed=seed, beta_mode=mode,

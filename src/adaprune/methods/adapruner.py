@@ -110,7 +110,7 @@ class AdaPruner(Selector):
         beta_mode_max: float = 0.875,
         beta_concentration: float = 20.0,
         beta_from: float = 0.5,
-        pick_epochs: int = 10,
+        pick_epochs: int = 30,
         pick_draws: int = 2,
         pick_val_fraction: float = 0.2,
     ) -> None:
