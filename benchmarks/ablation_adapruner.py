@@ -6,8 +6,13 @@ Rows (issue 16):
   random       a seeded uniform subset (np.random.default_rng(seed))
   ccs          CCS over EL2N with its defaults (Zheng et al. 2023), the base scored once per seed
   dual         DUAL with its defaults (Cho et al. 2025), the trace recorded once per seed
-  default      AdaPruner's defaults now: class quotas and a Beta draw over the mask's rank
+  default      sampling="beta" (the default before the validation picker): class quotas and a Beta draw
+               over the mask's rank
   old_default  the same trained mask, binarised as before issue 16 (the n_keep highest m, no quotas)
+  pick         the same trained mask with sampling="pick" (AdaPruner's default now): the rule among
+               class_top, beta, beta_mid and class-stratified random whose subset trains the best proxy
+               on a validation split carved from the training set; `pick_seconds` is its extra cost
+  pick10       pick with proxies trained 10 epochs instead of the default pick_epochs=30
 Mask variants (`--variants`), each changing one thing from the defaults (one factor at a time):
   warmup30     a fully trained warm-up (30 epochs, the evaluation's training length), as the public code
   mask_wd      weight decay 5e-4 on the mask (the public code puts the mask in the network's optimiser)
@@ -41,10 +46,10 @@ import torch
 from _common import RESULTS, command_line, write_results
 from scipy import stats
 
-from adaprune.adapruner_mask import mask_kept
+from adaprune.adapruner_mask import beta_mode, mask_kept
 from adaprune.data import load_data
 from adaprune.evaluate import train_and_test
-from adaprune.methods.adapruner import AdaPruner
+from adaprune.methods.adapruner import AdaPruner, draw_rule, pick_rule
 from adaprune.methods.ccs import CCS, ccs_select
 from adaprune.methods.dual import DUAL, dual_beta_select, dual_scores
 from adaprune.selection import Budget, rank_for_keep, select_top_k
@@ -60,11 +65,12 @@ VARIANTS: dict[str, dict] = {
 }
 # The binarisation before issue 16, applied to the default run's mask (no extra mask training).
 OLD_DEFAULT = {"sampling": "top", "balance": "none"}
-DERIVED = ("old_default", "balance_class")
+DERIVED = ("old_default", "balance_class", "pick", "pick10")
 BASELINES = ("ccs", "dual")
-ROW_ORDER = ("full data", "random", "ccs", "dual", "old_default", "default", "draw_every_rate", *list(VARIANTS)[1:],
-             "balance_class")
-LABELS = {"default": "adapruner (new default)", "old_default": "adapruner (old default)",
+ROW_ORDER = ("full data", "random", "ccs", "dual", "old_default", "default", "pick", "pick10", "draw_every_rate",
+             *list(VARIANTS)[1:], "balance_class")
+LABELS = {"default": "adapruner (beta draw)", "old_default": "adapruner (old default)",
+          "pick": "adapruner (new default: pick)", "pick10": "adapruner (pick, 10-epoch proxies)",
           # rows of the default before beta_from (the draw at 30% pruned too), kept as measured
           "draw_every_rate": "adapruner (Beta draw below 50% too)"}
 MODELS = {"digits": "cnn_small", "mnist1d": "cnn1d"}
@@ -72,7 +78,7 @@ OUT_DIR = RESULTS / "ablation_adapruner"
 MASK_CACHE = Path(tempfile.gettempdir()) / "adaprune_ablation_masks"
 # Parameters that only turn a trained mask into a kept set (the mask cache ignores them).
 SELECTION_PARAMS = ("binarize", "balance", "sampling", "beta_power", "beta_mode_max", "beta_concentration",
-                    "beta_from")
+                    "beta_from", "pick_epochs", "pick_draws", "pick_val_fraction")
 
 
 def min_class_share(kept: np.ndarray, y: np.ndarray) -> float:
@@ -185,6 +191,17 @@ def run_dataset(
                 if variant == "old_default":
                     old = {**method.params(), **OLD_DEFAULT}
                     kept = mask_kept(scores, n_keep, binarize=old["binarize"], sampling=old["sampling"], seed=seed)
+                elif variant in ("pick", "pick10"):
+                    start = time.perf_counter()
+                    proxy_epochs = 10 if variant == "pick10" else method.pick_epochs
+                    mode = beta_mode(n_keep / data.n, beta_power=method.beta_power, beta_mode_max=method.beta_mode_max)
+                    rule, picked = pick_rule(method_task, scores, n_keep, seed=seed, epochs=proxy_epochs,
+                                             draws=method.pick_draws, val_fraction=method.pick_val_fraction,
+                                             beta_mode=mode, beta_concentration=method.beta_concentration)
+                    kept = draw_rule(rule, scores, n_keep, data.y, seed=seed, beta_mode=mode,
+                                     beta_concentration=method.beta_concentration)
+                    extra = {**extra, "pick_seconds": time.perf_counter() - start, "pick_rule": rule,
+                             "pick_val_accuracy": picked["val_accuracy"]}
                 elif variant == "balance_class":
                     kept = select_top_k(scores, n_keep, higher_is_keep=True, strata=data.y)
                 else:
@@ -225,8 +242,10 @@ def report() -> int:
     lines = ["## AdaPruner at high pruning rates: test accuracy (%)", "",
              "Mean ± sample std over paired seeds (seed s prunes and trains every subset, and the full set); "
              "`vs random` is the mean paired difference to random with its 95% t-interval (a gap whose "
-             "interval holds 0 is a tie). `adapruner (new default)` is the method's defaults now (class "
-             "quotas, a Beta draw over the mask's rank); `adapruner (old default)` the same trained mask "
+             "interval holds 0 is a tie). `adapruner (new default: pick)` is the method's defaults now "
+             "(the rule picked on a validation split carved from the training set); `adapruner (beta draw)` "
+             "the default before it (class quotas, a Beta draw over the mask's rank); `adapruner (old default)` "
+             "the same trained mask "
              "binarised as before (the n_keep highest m). `min share` is the smallest class's kept fraction "
              "over the overall kept fraction (1.0: every class keeps its share). Test accuracy is read once, "
              "after the last epoch. The machine was shared with other jobs.", ""]

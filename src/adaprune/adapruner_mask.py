@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 BINARIZE_CHOICES = ("budget", "threshold")
 BALANCE_CHOICES = ("none", "class", "auto")
-SAMPLING_CHOICES = ("top", "beta")
+SAMPLING_CHOICES = ("top", "beta", "pick")
 LAMBDA_RULES = ("adaptive", "constant")
 UPDATE_CHOICES = ("auto", "lazy", "exact")
 # update="auto": the lazy O(B) step from this many samples on, the exact O(N) step below. Below it the
@@ -159,6 +159,9 @@ ADAPRUNER_SPEC = ParamSpec({
     "beta_mode_max": Interval(float, 0, 1, closed="right"),
     "beta_concentration": Interval(float, 2, None, closed="neither"),  # a, b > 1: a Beta with one mode
     "beta_from": Interval(float, 0, 1),
+    "pick_epochs": Interval(int, 1, None),
+    "pick_draws": Interval(int, 1, None),
+    "pick_val_fraction": Interval(float, 0, 0.5, closed="neither"),
     "update": StrOptions(UPDATE_CHOICES),
 })
 
@@ -206,6 +209,8 @@ def mask_kept(
     labels (detection). `labels` (when given) splits the budget into per-class quotas in proportion
     to class sizes, ranks taken within each class."""
     scores = np.asarray(scores, dtype=np.float64)
+    if sampling == "pick":  # the validation picker lives in AdaPruner.run; without a task: the Beta draw
+        sampling = "beta"
     if binarize == "threshold":
         kept = np.flatnonzero(scores > 0)
         if len(kept) == 0:
@@ -272,6 +277,9 @@ class AdaPrunerMask:
         beta_mode_max: float = 0.875,
         beta_concentration: float = 20.0,
         beta_from: float = 0.5,
+        pick_epochs: int = 30,
+        pick_draws: int = 2,
+        pick_val_fraction: float = 0.2,
         labels: Sequence[int] | np.ndarray | None = None,
         update: str = "auto",
     ) -> None:
@@ -311,6 +319,11 @@ class AdaPrunerMask:
         self.beta_mode_max = beta_mode_max
         self.beta_concentration = beta_concentration
         self.beta_from = beta_from
+        # sampling="pick" is resolved by AdaPruner.run (it needs the task to train proxies on); this
+        # object alone, with no task, draws as sampling="beta".
+        self.pick_epochs = pick_epochs
+        self.pick_draws = pick_draws
+        self.pick_val_fraction = pick_val_fraction
         self.update = update
         self._mask = torch.full((self.n_samples,), float(mask_init), requires_grad=True)
         lazy = update == "lazy" or (update == "auto" and n_samples >= LAZY_FROM)

@@ -37,15 +37,21 @@ Mask entries are indexed by sample index carried with every batch, never by load
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+import torch
 
 # The loss terms, the schedule and the mask's optimizer are written once, in adapruner_mask.
-from adaprune.adapruner_mask import ADAPRUNER_SPEC, AdaPrunerMask, check_adapruner_params
+from adaprune.adapruner_mask import ADAPRUNER_SPEC, AdaPrunerMask, beta_mode, check_adapruner_params
 from adaprune.errors import ConfigError
 from adaprune.methods.base import MethodResult, Selector
 from adaprune.registry import register_method
+from adaprune.selection import select_beta_rank, select_top_k
 from adaprune.tasks import Task
 from adaprune.training.loop import fit
+
+log = logging.getLogger(__name__)
 
 
 @register_method("adapruner")
@@ -61,12 +67,17 @@ class AdaPruner(Selector):
         update: lazy: the mask step costs O(batch), untouched entries catch up when next seen (see
             adaprune.adapruner_lazy); exact: every step updates all N entries; auto: lazy from 100,000 samples
         sampling: top: the highest m (the paper's ranking); beta: a seeded draw weighted by a Beta over
-            the within-class rank of m, mode min(beta_mode_max, 1 - prune**beta_power)
+            the within-class rank of m, mode min(beta_mode_max, 1 - prune**beta_power); pick: from
+            beta_from on (class labels needed), the rule among class_top, beta, beta_mid and class-stratified
+            random whose subset trains the best proxy on a validation split carved from the training set
         beta_power: how fast the Beta's mode leaves the hard end as the pruning rate grows (sampling=beta)
         beta_mode_max: highest mode of the Beta over the rank of m (below 1: the hardest tail is left out)
         beta_concentration: a + b of the Beta over the rank of m; larger = a narrower band (sampling=beta)
         beta_from: pruned fraction from which sampling=beta applies; below it, the n_keep highest m (with
             class quotas only for balance=class), the paper's rule, which wins at low rates
+        pick_epochs: epochs each proxy model trains on a candidate subset (sampling=pick)
+        pick_draws: draws (proxy seeds and rule draws) averaged per candidate rule (sampling=pick)
+        pick_val_fraction: share of each class held out as the picker's validation split (sampling=pick)
     """
 
     supported_tasks = ("classification", "detection")
@@ -99,6 +110,9 @@ class AdaPruner(Selector):
         beta_mode_max: float = 0.875,
         beta_concentration: float = 20.0,
         beta_from: float = 0.5,
+        pick_epochs: int = 30,
+        pick_draws: int = 2,
+        pick_val_fraction: float = 0.2,
     ) -> None:
         check_adapruner_params(alpha_start=alpha_start, alpha_max=alpha_max, binarize=binarize, balance=balance)
         self.warmup_epochs = warmup_epochs
@@ -122,6 +136,9 @@ class AdaPruner(Selector):
         self.beta_mode_max = beta_mode_max
         self.beta_concentration = beta_concentration
         self.beta_from = beta_from
+        self.pick_epochs = pick_epochs
+        self.pick_draws = pick_draws
+        self.pick_val_fraction = pick_val_fraction
 
     def new_mask(self, n: int, keep: float, *, labels: np.ndarray | None = None) -> AdaPrunerMask:
         """The mask object this method drives, with this method's parameters (`labels`: the class
@@ -147,6 +164,91 @@ class AdaPruner(Selector):
         )
         return pruner
 
+    def picks(self, task: Task, n_keep: int) -> bool:
+        """Whether sampling='pick' runs the validation picker for this task and budget: budget
+        binarisation, class labels (balance class/auto) and at least beta_from pruned."""
+        labels = getattr(task, "labels", None)
+        prune = 1.0 - n_keep / task.n
+        return (self.sampling == "pick" and self.binarize == "budget" and self.balance in ("class", "auto")
+                and labels is not None and prune + 0.5 / task.n >= self.beta_from)
+
     def run(self, task: Task, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
-        selection = self.train_mask(task, n_keep / task.n, seed=seed, progress=progress).selection(seed=seed)
-        return MethodResult(kept=selection.kept, scores=selection.scores, details=selection.details)
+        mask = self.train_mask(task, n_keep / task.n, seed=seed, progress=progress)
+        selection = mask.selection(seed=seed)
+        details = dict(selection.details)
+        kept = selection.kept
+        if self.picks(task, n_keep):
+            rule, report = pick_rule(
+                task, mask.scores(), n_keep, seed=seed, epochs=self.pick_epochs, draws=self.pick_draws,
+                val_fraction=self.pick_val_fraction, beta_mode=beta_mode(
+                    n_keep / task.n, beta_power=self.beta_power, beta_mode_max=self.beta_mode_max),
+                beta_concentration=self.beta_concentration,
+            )
+            kept = draw_rule(rule, mask.scores(), n_keep, np.asarray(task.labels), seed=seed,
+                             beta_mode=report["beta_mode"], beta_concentration=self.beta_concentration)
+            details["pick"] = report
+            log.info("adapruner: sampling='pick' chose %s (validation accuracy %s)", rule, report["val_accuracy"])
+        return MethodResult(kept=kept, scores=selection.scores, details=details)
+
+
+# ------------------------------------------------------------------ sampling="pick"
+# The candidate rules, in the order ties are broken (the earlier wins). class_top: per-class top of m;
+# beta: the Beta draw of sampling="beta"; beta_mid: the same draw with its mode at the middle of each
+# class's rank; random: class-stratified uniform (the floor: what the mask's rank must beat).
+PICK_RULES = ("beta", "class_top", "beta_mid", "random")
+MID_MODE = 0.5
+
+
+def draw_rule(rule: str, scores: np.ndarray, n_keep: int, labels: np.ndarray, *, seed: int,
+              beta_mode: float, beta_concentration: float) -> np.ndarray:
+    """Kept indices (sorted) of `n_keep` samples drawn by candidate `rule` from the ranking `scores`,
+    class quotas from `labels`; the draw is seeded by `seed`."""
+    rng = np.random.default_rng([int(seed), 0xADA])
+    if rule == "class_top":
+        return select_top_k(scores, n_keep, higher_is_keep=True, strata=labels)
+    if rule == "random":
+        return select_top_k(rng.random(len(scores)), n_keep, higher_is_keep=True, strata=labels)
+    mode = beta_mode if rule == "beta" else MID_MODE
+    return select_beta_rank(scores, n_keep, mode=mode, concentration=beta_concentration, rng=rng, strata=labels)
+
+
+def stratified_holdout(labels: np.ndarray, fraction: float, *, seed: int) -> np.ndarray:
+    """A boolean mask of held-out samples: round(fraction * n_c) of each class c (at least one when
+    the class has two or more), drawn with `seed`."""
+    rng = np.random.default_rng([int(seed), 0x5A1])
+    held = np.zeros(len(labels), dtype=bool)
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        k = min(len(members) - 1, max(1, round(fraction * len(members)))) if len(members) > 1 else 0
+        held[rng.choice(members, size=k, replace=False)] = True
+    return held
+
+
+def pick_rule(task: Task, scores: np.ndarray, n_keep: int, *, seed: int, epochs: int, draws: int,
+              val_fraction: float, beta_mode: float, beta_concentration: float) -> tuple[str, dict]:
+    """Choose a candidate rule on held-out training data. A stratified `val_fraction` of the
+    training set is held out (seeded); each rule draws the same kept fraction from the rest, ranked
+    by `scores`, a fresh task model trains `epochs` epochs on it, and its accuracy on the held-out
+    samples is averaged over `draws` draws (draw d: rule seed and model seed `seed` + d). The test
+    split is never read. Returns the best rule (ties: the earlier in PICK_RULES) and a report."""
+    labels = np.asarray(task.labels)
+    held = stratified_holdout(labels, val_fraction, seed=seed)
+    val, pool = np.flatnonzero(held), np.flatnonzero(~held)
+    k_pool = max(1, round(n_keep / task.n * len(pool)))
+    y_val = torch.as_tensor(labels[val])
+    accs: dict[str, list[float]] = {rule: [] for rule in PICK_RULES}
+    for d in range(draws):
+        for rule in PICK_RULES:
+            local = draw_rule(rule, scores[pool], k_pool, labels[pool], seed=seed + d,
+                              beta_mode=beta_mode, beta_concentration=beta_concentration)
+            kept = pool[local]
+            model = task.new_model(seed + d, indices=kept)
+            fit(model, task, seed=seed + d, indices=torch.as_tensor(kept), epochs=epochs, progress=False,
+                desc=f"pick {rule}")
+            pred = task.logits(model, torch.as_tensor(val)).argmax(1)
+            accs[rule].append(float((pred == y_val).double().mean()))
+    means = {rule: float(np.mean(v)) for rule, v in accs.items()}
+    best = max(PICK_RULES, key=lambda rule: (means[rule], -PICK_RULES.index(rule)))
+    report = {"rule": best, "val_accuracy": means, "val_accuracy_draws": accs, "n_val": int(len(val)),
+              "n_pool": int(len(pool)), "proxy_epochs": epochs, "draws": draws, "beta_mode": beta_mode}
+    return best, report
