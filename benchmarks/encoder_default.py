@@ -21,17 +21,15 @@ import logging
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from _common import write_results
-from _moved import KINDS, digits_with_moved_copies, surplus_quality
-from encoders_moved import evaluate
+from _moved import KINDS, digits_with_moved_copies
+from encoders_moved import encoder_rows
 
 from adaprune.data import Dataset, load_data
-from adaprune.embed import task_embeddings
 from adaprune.tasks import make_task
 
 log = logging.getLogger("encoder_default")
@@ -76,20 +74,7 @@ def photo_patches(folder: Path, share: float, seed: int, *, side: int = 32, stri
 def run(data: Dataset, group: np.ndarray, encoders: list[str], seed: int) -> dict[str, dict[str, float]]:
     counts = np.bincount(group)
     copies = np.flatnonzero(counts[group] > 1)  # every member of a group with copies
-    task = make_task(data)
-    rows: dict[str, dict[str, float]] = {}
-    for spec in encoders:
-        t0, c0 = time.perf_counter(), time.process_time()
-        emb = task_embeddings(task, encoder=spec, seed=seed, progress=False)
-        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-        rows[spec] = {**evaluate(np.asarray(emb, dtype=np.float32), group, copies, seed), "seconds": seconds,
-                      "cpu_seconds": cpu}
-        log.info("%s %s: %s", data.name, spec, rows[spec])
-    rng = np.random.default_rng(seed)
-    n_keep = len(np.unique(group))
-    draws = [surplus_quality(np.sort(rng.choice(len(group), n_keep, replace=False)), group) for _ in range(5)]
-    rows["random"] = {k: float(np.mean([d[k] for d in draws])) for k in ("resolved", "groups_lost")}
-    return rows
+    return encoder_rows(make_task(data), group, copies, encoders, seed)
 
 
 def main() -> int:
