@@ -6,10 +6,9 @@ Rows (issue 16):
   random       a seeded uniform subset (np.random.default_rng(seed))
   ccs          CCS over EL2N with its defaults (Zheng et al. 2023), the base scored once per seed
   dual         DUAL with its defaults (Cho et al. 2025), the trace recorded once per seed
-  default      sampling="beta" (the default before the validation picker): class quotas and a Beta draw
-               over the mask's rank
+  default      the defaults (sampling="beta"): class quotas and a Beta draw over the mask's rank
   old_default  the same trained mask, binarised as before issue 16 (the n_keep highest m, no quotas)
-  pick         the same trained mask with sampling="pick" (AdaPruner's default now): the rule among
+  pick         the same trained mask with sampling="pick" (opt-in): the rule among
                class_top, beta, beta_mid and class-stratified random whose subset trains the best proxy
                on a validation split carved from the training set; `pick_seconds` is its extra cost
   pick10       pick with proxies trained 10 epochs instead of the default pick_epochs=30
@@ -43,12 +42,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import RESULTS, command_line, write_results
+from _common import RESULTS, code_revision, command_line, write_results
 from scipy import stats
 
 from adaprune.adapruner_mask import beta_mode, mask_kept
 from adaprune.data import load_data
 from adaprune.evaluate import train_and_test
+from adaprune.evaluate.benchmark import machine_info
 from adaprune.methods.adapruner import AdaPruner, draw_rule, pick_rule
 from adaprune.methods.ccs import CCS, ccs_select
 from adaprune.methods.dual import DUAL, dual_beta_select, dual_scores
@@ -69,8 +69,8 @@ DERIVED = ("old_default", "balance_class", "pick", "pick10")
 BASELINES = ("ccs", "dual")
 ROW_ORDER = ("full data", "random", "ccs", "dual", "old_default", "default", "pick", "pick10", "draw_every_rate",
              *list(VARIANTS)[1:], "balance_class")
-LABELS = {"default": "adapruner (beta draw)", "old_default": "adapruner (old default)",
-          "pick": "adapruner (new default: pick)", "pick10": "adapruner (pick, 10-epoch proxies)",
+LABELS = {"default": "adapruner (default: beta draw)", "old_default": "adapruner (old default)",
+          "pick": "adapruner (pick)", "pick10": "adapruner (pick, 10-epoch proxies)",
           # rows of the default before beta_from (the draw at 30% pruned too), kept as measured
           "draw_every_rate": "adapruner (Beta draw below 50% too)"}
 MODELS = {"digits": "cnn_small", "mnist1d": "cnn1d"}
@@ -157,11 +157,13 @@ def run_dataset(
     rows: list[dict] = json.loads(path.read_text())["rows"] if path.is_file() else []
     done = {(r["variant"], r["prune"], r["seed"]) for r in rows}
     out = {"dataset": data.name, "model": model, "n_train": data.n, "eval_epochs": epochs, "rows": rows,
-           "command": command_line()}
+           "command": command_line(), "machine": machine_info()["summary"], "revision": code_revision()}
+    # A resumed file holds rows of earlier runs: each row names the code that made it.
+    made_by = out["revision"]["commit"][:12] + (" (with uncommitted changes)" if out["revision"]["dirty"] else "")
     baselines = BaselineScores(method_task)
 
     def record(row: dict) -> None:
-        rows.append(row)
+        rows.append({**row, "commit": made_by})
         logging.info("%s", row)
         path.write_text(json.dumps(out, indent=2) + "\n")
 
@@ -242,9 +244,9 @@ def report() -> int:
     lines = ["## AdaPruner at high pruning rates: test accuracy (%)", "",
              "Mean ± sample std over paired seeds (seed s prunes and trains every subset, and the full set); "
              "`vs random` is the mean paired difference to random with its 95% t-interval (a gap whose "
-             "interval holds 0 is a tie). `adapruner (new default: pick)` is the method's defaults now "
-             "(the rule picked on a validation split carved from the training set); `adapruner (beta draw)` "
-             "the default before it (class quotas, a Beta draw over the mask's rank); `adapruner (old default)` "
+             "interval holds 0 is a tie). `adapruner (default: beta draw)` is the method's defaults (class "
+             "quotas, a Beta draw over the mask's rank); `adapruner (pick)` the opt-in sampling='pick' (the rule "
+             "picked on a validation split carved from the training set); `adapruner (old default)` "
              "the same trained mask "
              "binarised as before (the n_keep highest m). `min share` is the smallest class's kept fraction "
              "over the overall kept fraction (1.0: every class keeps its share). Test accuracy is read once, "
