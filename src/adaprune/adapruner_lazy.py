@@ -52,7 +52,7 @@ _CHUNK = 1 << 20  # entries per block in a flush (bounds its temporary memory)
 Array = Any  # a torch Tensor, or (on CPU, per batch) a numpy view of the same memory
 
 
-def _sigmoid(x: Array) -> Array:
+def sigmoid(x: Array) -> Array:
     # numpy's form through tanh: no overflow warning where alpha * m is large.
     return 0.5 * (1.0 + np.tanh(0.5 * x)) if isinstance(x, np.ndarray) else torch.sigmoid(x)
 
@@ -150,7 +150,7 @@ class LazyMaskSGD:
         self._powers = self._powers.to(device)
 
     def phi(self, m: Array, alpha: float) -> Array:
-        s = _sigmoid(alpha * m)
+        s = sigmoid(alpha * m)
         return alpha * s * (1 - s)
 
     @property
@@ -217,7 +217,7 @@ class LazyMaskSGD:
             old64, new64 = old.astype(np.float64), new.astype(np.float64)
         else:
             old64, new64 = old.double(), new.double()
-        self.sum_w += float((_sigmoid(alpha * new64) - _sigmoid(alpha * old64)).sum())
+        self.sum_w += float((sigmoid(alpha * new64) - sigmoid(alpha * old64)).sum())
         self.n_pos += int((new > 0).sum()) - int((old > 0).sum())
 
     @torch.no_grad()
@@ -276,7 +276,7 @@ class LazyMaskSGD:
         alpha = self.alpha
         mask, buffer, stamp = self._views() if cpu else (self.mask.detach(), self.buffer, self.stamp)
         m = mask[ids]
-        s = _sigmoid(alpha * m)
+        s = sigmoid(alpha * m)
         grad = grad + (big_g * alpha) * (s * (1 - s))
         if self.weight_decay:
             grad = grad + self.weight_decay * m

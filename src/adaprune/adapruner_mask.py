@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from adaprune.adapruner_lazy import LazyMaskSGD, MaskGrad, WeightedMean
+from adaprune.adapruner_lazy import LazyMaskSGD, MaskGrad, WeightedMean, sigmoid
 from adaprune.errors import ConfigError, DataError
 from adaprune.params import Interval, ParamSpec, StrOptions
 from adaprune.selection import Budget, Selection, select_beta_rank, select_top_k
@@ -440,7 +440,7 @@ class AdaPrunerMask:
             ids, inverse = idx, None
         else:
             ids, inverse = np.unique(idx, return_inverse=True)
-        w_ids = 1.0 / (1.0 + np.exp(-alpha * lazy.advance(ids, alpha).astype(np.float64)))
+        w_ids = sigmoid(alpha * lazy.advance(ids, alpha).astype(np.float64))
         ce = per_sample.detach().cpu().numpy().astype(np.float64)
         w = w_ids if inverse is None else w_ids[inverse]
         log_ce = np.log(ce + self.sel_eps)

@@ -171,7 +171,8 @@ def centre_on_mass(x: np.ndarray) -> np.ndarray:
     sample's border (so a flat background, or a change of light that lifts it, pulls nothing). The
     shift is a Fourier phase ramp: sub-pixel, so the centre of mass of a copy moved by d lands where
     its source's does, and an integer move composes exactly (the wrap-around it implies touches only
-    what the move pushed across the border)."""
+    what the move pushed across the border). The contrastive encoder's `center` does the same job in
+    torch with a bilinear shift, which suits its augmented views; this one is numpy, for the PCA."""
     x = np.asarray(x, dtype=np.float32)
     if x.ndim not in (2, 3, 4) or len(x) == 0:
         return x

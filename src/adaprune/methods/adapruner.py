@@ -178,13 +178,14 @@ class AdaPruner(Selector):
         details = dict(selection.details)
         kept = selection.kept
         if self.picks(task, n_keep):
+            scores = mask.scores()
             rule, report = pick_rule(
-                task, mask.scores(), n_keep, seed=seed, epochs=self.pick_epochs, draws=self.pick_draws,
+                task, scores, n_keep, seed=seed, epochs=self.pick_epochs, draws=self.pick_draws,
                 val_fraction=self.pick_val_fraction, beta_mode=beta_mode(
                     n_keep / task.n, beta_power=self.beta_power, beta_mode_max=self.beta_mode_max),
                 beta_concentration=self.beta_concentration,
             )
-            kept = draw_rule(rule, mask.scores(), n_keep, np.asarray(task.labels), seed=seed,
+            kept = draw_rule(rule, scores, n_keep, np.asarray(task.labels), seed=seed,
                              beta_mode=report["beta_mode"], beta_concentration=self.beta_concentration)
             details["pick"] = report
             log.info("adapruner: sampling='pick' chose %s (validation accuracy %s)", rule, report["val_accuracy"])

@@ -109,9 +109,9 @@ def _pairs(selection: Selection, data: Any, twin: np.ndarray, similarity: np.nda
     order = by_similarity[:MAX_PAIRS]
     # Beside the most similar: removals at evenly spaced ranks of the similarity, down to the least
     # similar removal (the one nearest the cut), so a typical removal is seen, not only the clearest.
-    finite = by_similarity[np.isfinite(sim[by_similarity])]
+    finite = by_similarity[np.isfinite(sim[by_similarity])]  # the first rows of by_similarity (NaN last)
     sampled = np.array([], dtype=np.int64)
-    if finite.size > len(order) or (finite.size and finite[-1] not in set(order.tolist())):
+    if finite.size > len(order):  # else the most similar already reach the least similar removal
         ranks = np.unique(np.linspace(0, finite.size - 1, min(SAMPLED_PAIRS, finite.size)).round().astype(np.int64))
         sampled = finite[ranks]
     note = (f"<p class=\"note\">{removed.size} removed samples name the kept sample they duplicate; the "
