@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import difflib
 import hashlib
 import importlib
 import inspect
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from adaprune.components import unknown_name
 from adaprune.errors import ConfigError
 
 _REGISTRY: dict[str, type] = {}
@@ -53,9 +53,7 @@ def _load_all() -> None:
 
 
 def _unknown_method(name: str, known: list[str]) -> ConfigError:
-    close = difflib.get_close_matches(str(name), sorted(known), n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    return ConfigError(f"unknown method {name!r}; {hint}expected one of: {', '.join(sorted(known))}")
+    return unknown_name("method", name, sorted(known))
 
 
 def get_method(name: str) -> type:

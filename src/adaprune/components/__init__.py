@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,8 +83,7 @@ def register_component(kind: str, name: str, entry: str, *, spec: ParamSpec | Ma
                        summary: str = "", arg: str | None = None, syntax: str = "",
                        tags: tuple[str, ...] = ()) -> Component:
     """Make a component available under (kind, name); a name is registered once per kind."""
-    if kind not in KINDS:
-        raise ConfigError(f"unknown component kind {kind!r}; expected one of: {', '.join(KINDS)}")
+    _check_kind(kind)
     if ":" not in entry:
         raise ConfigError(f"{kind} {name!r}: entry must be 'module:attr', got {entry!r}")
     spec = spec if isinstance(spec, ParamSpec) else ParamSpec(spec or {})
@@ -126,12 +125,16 @@ def component_names(kind: str) -> tuple[str, ...]:
     return tuple(c.name for c in list_components(kind))
 
 
-def unknown_component(kind: str, name: Any) -> ConfigError:
-    """The one-liner for a name no component of `kind` has."""
-    known = component_names(kind)
+def unknown_name(noun: str, name: Any, known: Sequence[str]) -> ConfigError:
+    """The one-liner for a name nothing is registered under (components and methods alike)."""
     close = difflib.get_close_matches(str(name), known, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
-    return ConfigError(f"unknown {KINDS[kind]} {name!r}; {hint}expected one of: {', '.join(known)}")
+    return ConfigError(f"unknown {noun} {name!r}; {hint}expected one of: {', '.join(known)}")
+
+
+def unknown_component(kind: str, name: Any) -> ConfigError:
+    """The one-liner for a name no component of `kind` has."""
+    return unknown_name(KINDS[kind], name, component_names(kind))
 
 
 def get_component(kind: str, name: Any) -> Component:
