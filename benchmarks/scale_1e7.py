@@ -48,7 +48,11 @@ start = time.perf_counter()
 import adaprune.cli.prune, adaprune.data, adaprune.methods.semdedup as sd, adaprune.selection as sel
 timed(adaprune.data, "load_data", "load_s")
 timed(sd, "spherical_kmeans", "kmeans_s")
+timed(sd, "split_oversized", "split_s")
 timed(sd, "semdedup_redundancy", "redundancy_s")
+timed(sd, "attach_twins", "twins_s")
+import adaprune.methods._causes as causes
+timed(causes, "attach_causes", "causes_s")
 timed(sel.Selection, "save", "write_s")
 from adaprune.cli.main import main
 code = main(sys.argv[1:])
@@ -140,6 +144,9 @@ def main() -> int:
     parser.add_argument("--share", type=float, default=0.1)
     parser.add_argument("--components", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float16"])
+    parser.add_argument("--noise", type=float, default=0.75)
+    parser.add_argument("--label", default="uneven", help="what the row's data is (shown in the table)")
     parser.add_argument("--workdir", required=True, help="folder outside the repository for the arrays")
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--deadline-unix", type=float, default=None,
@@ -171,7 +178,8 @@ def main() -> int:
                     raise SystemExit(f"{path} is not a ({n}, {args.dim}) array")
             else:
                 copies, originals = make_embeddings(path, n, args.dim, share=args.share,
-                                                    components=args.components, seed=args.seed)
+                                                    components=args.components, seed=args.seed, dtype=args.dtype,
+                                                    noise=args.noise)
             write_s = time.perf_counter() - t0
             log.info("N=%d: data written in %.1f s", n, write_s)
             before = machine_load()
@@ -181,9 +189,11 @@ def main() -> int:
             res = run_child(["prune", f"embeddings:{path}", "--method", "semdedup", "--prune", str(args.share),
                              "--seed", str(args.seed), "--out", str(sel), "--quiet"], timeout)
             after = machine_load()
-            array_bytes = n * args.dim * 4
+            array_bytes = n * args.dim * np.dtype(args.dtype).itemsize
             if not res["finished"]:
-                rows.append({"n": n, "array_bytes": array_bytes, "data_write_seconds": write_s, **res,
+                rows.append({"n": n, "dim": args.dim, "dtype": args.dtype, "label": args.label,
+                             "components": args.components, "noise": args.noise,
+                             "array_bytes": array_bytes, "data_write_seconds": write_s, **res,
                              "anon_over_array": res["peak_RssAnon_bytes"] / array_bytes,
                              "hwm_over_array": res["peak_VmHWM_bytes"] / array_bytes,
                              "load_before": before, "load_after": after})
@@ -194,10 +204,13 @@ def main() -> int:
 
             selection = Selection.load(sel)
             removed = np.flatnonzero(~selection.mask)
-            row = {"n": n, "array_bytes": array_bytes, "data_write_seconds": write_s, **res,
+            row = {"n": n, "dim": args.dim, "dtype": args.dtype, "label": args.label, "components": args.components,
+                   "noise": args.noise, "array_bytes": array_bytes, "data_write_seconds": write_s, **res,
                    "anon_over_array": res["peak_RssAnon_bytes"] / array_bytes,
                    "hwm_over_array": res["peak_VmHWM_bytes"] / array_bytes,
-                   "clusters": selection.details.get("clusters"), "load_before": before, "load_after": after,
+                   "clusters": selection.details.get("clusters"),
+                   "split_clusters": selection.details.get("split_clusters", 0),
+                   "load_before": before, "load_after": after,
                    **quality(removed, copies, originals, n)}
             rows.append(row)
             log.info("N=%d: %.1f s, anon %.2fx, hwm %.2fx array, pairs %.4f, stages %s", n, row["wall_seconds"],
@@ -213,43 +226,59 @@ def main() -> int:
 def report(rows: list[dict], args) -> None:
     """The JSON and markdown so far (written after every N, so a stopped run leaves its table)."""
     done = [r for r in rows if r["finished"]]
-    ns = np.array([r["n"] for r in done], dtype=float)
-    ts = np.array([r["wall_seconds"] for r in done])
-    slopes = (np.diff(np.log(ts)) / np.diff(np.log(ns))).tolist() if len(done) > 1 else []
-    cpu = np.array([r["cpu_user_s"] + r["cpu_system_s"] for r in done])
-    cpu_slopes = (np.diff(np.log(cpu)) / np.diff(np.log(ns))).tolist() if len(done) > 1 else []
     lines = [
-        "## SemDeDup 1e5 to 1e7 x 256 (`adaprune prune embeddings:X.npy --method semdedup --prune 0.1`)",
+        "## SemDeDup end to end at scale (`adaprune prune embeddings:X.npy --method semdedup --prune 0.1`)",
         "",
-        "Fresh process per N; wall time includes start-up, loading, k-means, M and writing the parquet. "
-        "Anon = peak RssAnon (allocated memory); HWM = kernel peak RSS, which also counts the pages of the "
-        "memory-mapped array resident in the process (page cache the OS may drop, not allocations).",
+        "Fresh process per row; wall time includes start-up, loading (with the finite-values check), k-means "
+        "(training + assignment), splitting oversized clusters, M, the audit trail (twins and causes) and writing "
+        "the parquet. K is the number of clusters after the split (split = clusters split into parts); "
+        "cluster sizes are after the split. Anon = peak RssAnon (allocated memory); HWM = kernel peak RSS, "
+        "which also counts the pages of the memory-mapped array resident in the process (page cache the OS "
+        "may drop, not allocations). Pairs resolved: planted near-copies (10% of the rows) of which one row "
+        "was removed, with the count missed.",
         "",
-        "| N | K | wall s | CPU s | load s | k-means s | M s | write s | anon GB | anon / array | HWM / array "
-        "| pairs resolved | load avg before |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| data | N | D | stored | K (split) | largest / median | wall s | CPU s | load s | k-means s | split s "
+        "| M s | twins + causes s | write s | anon GB | anon / array | HWM / array | pairs resolved (missed) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        head = f"| {r.get('label', 'uneven')} | {r['n']:,} | {r.get('dim', 256)} | {r.get('dtype', 'float32')} "
         if not r["finished"]:
-            lines.append(
-                f"| {r['n']:,} | | stopped at {r['wall_seconds']:.0f} | {r['cpu_user_s']:.0f} so far | | | | | "
-                f"{r['peak_RssAnon_bytes'] / 2**30:.2f} | {r['anon_over_array']:.2f} | {r['hwm_over_array']:.2f} | "
-                f"| {r['load_before']['loadavg'][0]:.1f} |"
-            )
+            lines.append(head + f"| | | stopped at {r['wall_seconds']:.0f} | {r['cpu_user_s']:.0f} so far "
+                         + "| | | | | | | " + f"{r['peak_RssAnon_bytes'] / 2**30:.2f} | {r['anon_over_array']:.2f} "
+                         f"| {r['hwm_over_array']:.2f} | |")
             continue
+        c = r["clusters"]
+        missed = int(round((1 - r["pairs_resolved"]) * r["n"] * args.share))
         lines.append(
-            f"| {r['n']:,} | {r['clusters']['n_clusters']:,} | {r['wall_seconds']:.1f} | "
-            f"{r['cpu_user_s'] + r['cpu_system_s']:.1f} | {r.get('load_s', 0):.1f} | "
-            f"{r.get('kmeans_s', 0):.1f} | {r.get('redundancy_s', 0):.1f} | {r.get('write_s', 0):.1f} | "
-            f"{r['peak_RssAnon_bytes'] / 2**30:.2f} | {r['anon_over_array']:.2f} | {r['hwm_over_array']:.2f} | "
-            f"{r['pairs_resolved']:.4f} | {r['load_before']['loadavg'][0]:.1f} |"
+            head + f"| {c['n_clusters']:,} ({r.get('split_clusters', 0):,}) "
+            f"| {c['size_max']:,} / {c['size_median']:.0f} "
+            f"| {r['wall_seconds']:.1f} | {r['cpu_user_s'] + r['cpu_system_s']:.1f} | {r.get('load_s', 0):.1f} "
+            f"| {r.get('kmeans_s', 0):.1f} | {r.get('split_s', 0):.1f} | {r.get('redundancy_s', 0):.1f} "
+            f"| {r.get('twins_s', 0) + r.get('causes_s', 0):.1f} | {r.get('write_s', 0):.1f} "
+            f"| {r['peak_RssAnon_bytes'] / 2**30:.2f} | {r['anon_over_array']:.2f} | {r['hwm_over_array']:.2f} "
+            f"| {r['pairs_resolved']:.6f} ({missed:,}) |"
         )
-    if slopes:
-        lines += ["", "Log-log slope of wall time against N per segment: "
-                  + ", ".join(f"{s:.2f}" for s in slopes) + "; of CPU time: "
-                  + ", ".join(f"{s:.2f}" for s in cpu_slopes) + " (1.0 = linear)."]
-    write_results(args.stem, {"seeds": {"data": args.seed, "method": args.seed}, "rows": rows, "slopes": slopes,
-                                "cpu_slopes": cpu_slopes},
+    # Growth against N within each kind of data: wall / (N log N), relative to the smallest N.
+    growth = []
+    kinds = sorted({(r.get("label", "uneven"), r.get("dim", 256), r.get("dtype", "float32")) for r in done})
+    for kind in kinds:
+        same = sorted((r for r in done if (r.get("label", "uneven"), r.get("dim", 256), r.get("dtype", "float32"))
+                       == kind), key=lambda r: r["n"])
+        if len(same) < 2:
+            continue
+        base = same[0]["wall_seconds"] / (same[0]["n"] * np.log(same[0]["n"]))
+        ratios = [r["wall_seconds"] / (r["n"] * np.log(r["n"])) / base for r in same]
+        slopes = [float(np.log(b["wall_seconds"] / a["wall_seconds"]) / np.log(b["n"] / a["n"]))
+                  for a, b in zip(same, same[1:], strict=False)]
+        growth.append({"data": kind[0], "dim": kind[1], "dtype": kind[2], "n": [r["n"] for r in same],
+                       "wall_over_nlogn": ratios, "slopes": slopes})
+        lines += ["", f"{kind[0]}, D = {kind[1]}, {kind[2]}: wall / (N log N) relative to N = {same[0]['n']:,}: "
+                  + ", ".join(f"{x:.2f}" for x in ratios) + "; log-log slope per segment: "
+                  + ", ".join(f"{x:.2f}" for x in slopes) + " (1.0 = linear; N log N reads about 1.1)."]
+    loads = ", ".join(f"{r['load_before']['loadavg'][0]:.1f}" for r in rows)
+    lines += ["", f"Load average (1 min) before each row: {loads} (2 cores)."]
+    write_results(args.stem, {"seeds": {"data": args.seed, "method": args.seed}, "rows": rows, "growth": growth},
                   "\n".join(lines) + "\n")
 
 

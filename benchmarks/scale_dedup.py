@@ -85,15 +85,16 @@ print(json.dumps({"rc": 0, "seconds_in_process": time.perf_counter() - start,
 
 
 def make_embeddings(path: Path, n: int, d: int, *, share: float, components: int, seed: int,
-                    chunk: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
-    """Write the synthetic array to `path`; return (copy rows, their original rows)."""
+                    chunk: int = 100_000, dtype: str = "float32", noise: float = 0.75) -> tuple[np.ndarray, np.ndarray]:
+    """Write the synthetic array to `path` (stored as `dtype`); return (copy rows, their original rows).
+    Float32 with the default noise is the array every earlier scale run used (same seed, same values)."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(components, d)).astype(np.float32)
-    arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, d))
+    arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(dtype), shape=(n, d))
     for start in range(0, n, chunk):
         c = min(chunk, n - start)
         comp = rng.integers(0, components, c)
-        arr[start : start + c] = centres[comp] + 0.75 * rng.standard_normal((c, d), dtype=np.float32)
+        arr[start : start + c] = centres[comp] + np.float32(noise) * rng.standard_normal((c, d), dtype=np.float32)
     n_dup = int(round(share * n))
     perm = rng.permutation(n)
     copies, originals = np.sort(perm[:n_dup]), perm[n_dup : 2 * n_dup]

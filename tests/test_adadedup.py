@@ -407,8 +407,9 @@ def test_every_semdedup_parameter_is_an_adadedup_parameter_and_reaches_the_semde
         assert inspect.signature(AdaDeDup.__init__).parameters[name].default == \
             inspect.signature(SemDeDup.__init__).parameters[name].default
     values = {"encoder": "identity", "embeddings": None, "n_clusters": 3, "n_iter": 7, "kmeans_sample": 150,
-              "order": "closest", "backend": "sklearn", "block_mb": 3, "nearest_clusters": 1, "border_cosine": 0.5,
-              "engine": "ray", "ray_address": "ray://example:10001", "work_dir": str(tmp_path / "w")}
+              "max_cluster": 5000, "order": "closest", "backend": "sklearn", "block_mb": 3, "kernel": "torch",
+              "nearest_clusters": 1, "border_cosine": 0.5, "engine": "ray", "ray_address": "ray://example:10001",
+              "work_dir": str(tmp_path / "w")}
     assert set(values) == set(sem_params), "a new SemDeDup parameter needs a value here"
     seen: dict = {}
 
@@ -434,6 +435,7 @@ def test_every_semdedup_parameter_is_an_adadedup_parameter_and_reaches_the_semde
     assert (kw["n_clusters"], kw["n_iter"], kw["kmeans_sample"], kw["order"], kw["backend"]) == (3, 7, 150, "closest",
                                                                                                  "sklearn")
     assert (kw["block_bytes"], kw["nearest_clusters"], kw["border_cosine"]) == (3 * 2**20, 1, 0.5)
+    assert (kw["max_cluster"], kw["device"]) == (5000, "cpu")  # the torch kernel on the task's device
     assert kw["store"] is not None and (tmp_path / "w" / "clustering.done.json").is_file()
     with pytest.raises(ConfigError, match="nearest_cluster"):  # a misspelt option is an error, not silence
         AdaDeDup(nearest_cluster=2)

@@ -15,15 +15,18 @@ from adaprune.cluster.kmeans import (
     row_norms,
     spherical_kmeans,
 )
+from adaprune.cluster.split import default_max_size, split_oversized
 
 __all__ = [
     "BACKENDS",
     "Clustering",
     "assign",
     "assign_nearest",
+    "default_max_size",
     "default_n_clusters",
     "have_faiss",
     "normalize_rows",
     "row_norms",
     "spherical_kmeans",
+    "split_oversized",
 ]

@@ -16,7 +16,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
@@ -62,7 +62,8 @@ class Clustering:
     `centroids` are unit vectors (K, D); `assignment[i]` is row i's cluster; `distance[i]` is its
     cosine distance 1 - cos(x_i, centroid) to that cluster's centroid. `next_nearest[i]` (when asked
     for with `nearest` > 1) holds row i's next-nearest clusters, nearest first: (N, nearest - 1), -1
-    where there are fewer clusters; `next_distance[i]` the cosine distances to them."""
+    where there are fewer clusters; `next_distance[i]` the cosine distances to them. `split` counts
+    the oversized clusters `split_oversized` has replaced by parts."""
 
     centroids: np.ndarray
     assignment: np.ndarray
@@ -74,6 +75,21 @@ class Clustering:
     coarse: CoarseLevel | None = None
     next_nearest: np.ndarray | None = None
     next_distance: np.ndarray | None = None
+    split: int = 0  # clusters split into parts afterwards (`adaprune.cluster.split`)
+    # Derived per-row arrays, computed once: M, the twins and the causes each read the members and
+    # neighbours (at 10^7 rows every recomputation costs seconds). Not copied by `replace`.
+    _derived: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def cached(self, key: Any, compute: Callable[[], T]) -> T:
+        """`compute()` the first time `key` is asked for, the stored value afterwards (the arrays a
+        clustering derives never change: the clustering is frozen)."""
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
+
+    def forget_derived(self) -> None:
+        """Drop the cached derived arrays (they are recomputed when asked for again)."""
+        self._derived.clear()
 
     @property
     def n_clusters(self) -> int:
@@ -84,28 +100,38 @@ class Clustering:
 
     def members(self) -> list[np.ndarray]:
         """Row indices of every cluster (sorted), computed in one pass."""
-        order = np.argsort(self.assignment, kind="stable")
-        bounds = np.cumsum(self.sizes())[:-1]
-        return np.split(order, bounds)
+
+        def compute() -> list[np.ndarray]:
+            order = np.argsort(self.assignment, kind="stable")
+            return np.split(order, np.cumsum(self.sizes())[:-1])
+
+        return self.cached("members", compute)
 
     def border_distance(self) -> np.ndarray:
         """(N, nearest - 1): each row's Euclidean distance (unit rows) to the hyperplane that bisects
         its own centroid and each next-nearest one. A pair of rows split between those two clusters
         is at least this far apart, so a pair at cosine s straddles the border only when both of its
         rows lie within sqrt(2 - 2 s) of it."""
+        return self.cached("border_distance", self._border_distance)
+
+    def _border_distance(self) -> np.ndarray:
         assert self.next_nearest is not None and self.next_distance is not None
         valid = self.next_nearest >= 0
         gap = self.next_distance - self.distance[:, None]  # cos(own) - cos(next) >= 0
-        # Unit centroids: |c_a - c_b| = sqrt(2 - 2 c_a . c_b), the products taken per row in chunks
-        # (a K x K Gram matrix would not fit at K = N / 1000 for large N).
+        # Unit centroids: |c_a - c_b| = sqrt(2 - 2 c_a . c_b). The products are taken once per
+        # distinct (own, next) pair of clusters, of which there are far fewer than rows (a K x K Gram
+        # matrix would not fit at K = N / 1000 for large N; a product per row reads N x D floats).
         own, other = self.assignment, np.maximum(self.next_nearest, 0)
-        dots = np.empty(other.shape, dtype=np.float32)
+        k = np.int64(max(1, self.n_clusters))
+        pair_key = own[:, None].astype(np.int64) * k + other
+        keys, inverse = np.unique(pair_key.reshape(-1), return_inverse=True)
+        dots = np.empty(len(keys), dtype=np.float32)
         chunk = max(1, _ASSIGN_BYTES // (4 * max(1, self.centroids.shape[1])))
-        for start in range(0, len(own), chunk):
-            stop = start + chunk
-            c_own = self.centroids[own[start:stop]]
-            for r in range(other.shape[1]):
-                dots[start:stop, r] = np.einsum("ij,ij->i", c_own, self.centroids[other[start:stop, r]])
+        for start in range(0, len(keys), chunk):
+            part = keys[start : start + chunk]
+            dots[start : start + len(part)] = np.einsum("ij,ij->i", self.centroids[part // k],
+                                                        self.centroids[part % k])
+        dots = dots[inverse.reshape(-1)].reshape(other.shape)
         apart = np.sqrt(np.maximum(2.0 - 2.0 * dots, 0.0))
         out = np.where(apart > 0, gap / np.maximum(apart, 1e-12), 0.0).astype(np.float32)
         return np.where(valid, out, np.inf).astype(np.float32)
@@ -114,6 +140,9 @@ class Clustering:
         """Row indices (sorted) of every cluster's neighbours: the rows that have it among their
         next-nearest clusters (never its own members) and lie within `max_border` of the border
         between it and their own cluster (`border_distance`). Empty lists without `next_nearest`."""
+        return self.cached(("neighbour_members", float(max_border)), lambda: self._neighbour_members(max_border))
+
+    def _neighbour_members(self, max_border: float) -> list[np.ndarray]:
         k = self.n_clusters
         if self.next_nearest is None or self.next_nearest.size == 0:
             return [np.empty(0, dtype=np.int64) for _ in range(k)]
@@ -190,6 +219,7 @@ def spherical_kmeans(
     nearest: int = 1,
     progress: bool = False,
     engine: Engine | None = None,
+    device: str | None = None,
 ) -> Clustering:
     """Cluster the rows of `x` (N, D) by cosine similarity.
 
@@ -198,7 +228,8 @@ def spherical_kmeans(
     then all N rows are assigned in chunks, mapped by `engine` (local by default); `nearest` > 1
     also records each row's next-nearest clusters (same pass). From TWO_LEVEL_MIN_K clusters on,
     training and assignment go through a coarse level (see `CoarseLevel`). `x` may be a read-only
-    memory map; it is never modified or copied whole."""
+    memory map; it is never modified or copied whole. With `device` (a torch device) the assignment
+    runs there; the centroids are trained on the host."""
     if not hasattr(x, "shape") or len(x.shape) != 2:
         raise DataError(f"embeddings must be a 2-D array (N, D), got shape {getattr(x, 'shape', None)}")
     n, d = x.shape
@@ -229,7 +260,8 @@ def spherical_kmeans(
         centroids = _train(xs, _init_centroids(xs, k, rng), n_iter=n_iter, seed=seed, backend=backend)
     del xs
     assignment, distance, next_nearest, next_distance = assign_nearest(
-        x, centroids, nearest=nearest, backend=backend, progress=progress, engine=engine, coarse=coarse)
+        x, centroids, nearest=nearest, backend=backend, progress=progress, engine=engine, coarse=coarse,
+        device=device)
     return Clustering(
         centroids=centroids, assignment=assignment, distance=distance, backend=backend,
         seed=seed, n_iter=n_iter, sample_size=s, coarse=coarse, next_nearest=next_nearest,
@@ -372,6 +404,7 @@ class AssignChunk:
     centroids_t: Shared  # (D, K) unit centroids, transposed
     coarse: CoarseLevel | None
     nearest: int = 1  # how many clusters per row: the nearest, then nearest - 1 next-nearest
+    device: str | None = None  # a torch device to compute on (`adaprune.cluster.device`); None: numpy
 
 
 def _top(sims: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -392,14 +425,22 @@ def _top(sims: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
 def assign_chunk(item: AssignChunk) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """(nearest centroid, its cosine similarity, the next `nearest - 1` centroids (rows, nearest - 1;
     -1 where there are fewer), their similarities (-inf there)) for the chunk's rows; the last two
-    are None when `nearest` is 1. Ties go to the lower index."""
-    block = normalize_rows(item.x.get()[item.start : item.stop])
+    are None when `nearest` is 1. Ties go to the lower index. With `device`, the products and the
+    top lists are computed by torch on that device, by the same rules."""
     cent_t = item.centroids_t.get()
     width = item.nearest
     none = np.iinfo(np.int64).max
-    if item.coarse is None:
+    if item.device is not None:
+        from adaprune.cluster.device import assign_chunk_on_device
+
+        cand, cand_sim = assign_chunk_on_device(item.x.get()[item.start : item.stop], cent_t, item.coarse, width,
+                                                item.device)
+        block = cand  # only its length is read below
+    elif item.coarse is None:
+        block = normalize_rows(item.x.get()[item.start : item.stop])
         cand, cand_sim = _top(block @ cent_t, min(width, cent_t.shape[1]))
     else:
+        block = normalize_rows(item.x.get()[item.start : item.stop])
         # Keep each row's `nearest` best candidates across its probed coarse cells, merged cell by
         # cell (similarity descending, ties to the lower index).
         coarse = item.coarse
@@ -466,6 +507,7 @@ def assign_nearest(
     progress: bool = False,
     engine: Engine | None = None,
     coarse: CoarseLevel | None = None,
+    device: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """`assign`, plus (when `nearest` > 1) every row's next `nearest - 1` clusters by similarity,
     nearest first (N, nearest - 1), -1 beyond the number of clusters, and the cosine distances to
@@ -477,11 +519,13 @@ def assign_nearest(
         raise ConfigError(f"nearest must be at least 1, got {nearest}")
     engine = engine or LocalEngine()
     n = len(x)
-    k = len(centroids) if coarse is None else len(coarse.centroids) * (1 + COARSE_PROBES)
+    # A chunk's similarities stay near _ASSIGN_BYTES: chunk x K, or chunk x round(sqrt(K)) with a
+    # coarse level (its cells then see a few rows each, so larger chunks mean fewer small products).
+    k = len(centroids) if coarse is None else len(coarse.centroids)
     centroids_t = np.ascontiguousarray(np.asarray(centroids, dtype=np.float32).T)
     chunk = max(1024, _ASSIGN_BYTES // (4 * max(k, 1)))
     shared_x, shared_c = engine.share(x), engine.share(centroids_t)
-    items = [AssignChunk(shared_x, start, min(n, start + chunk), shared_c, coarse, nearest)
+    items = [AssignChunk(shared_x, start, min(n, start + chunk), shared_c, coarse, nearest, device)
              for start in range(0, n, chunk)]
     assignment = np.empty(n, dtype=np.int64)
     similarity = np.empty(n, dtype=np.float32)

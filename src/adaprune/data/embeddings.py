@@ -6,7 +6,9 @@ label per row; without it every row gets label 0, which methods that need no lab
 ignore and methods that train a classifier refuse. `PATH.groups.npy`, when present, gives group ids.
 `PATH.paths.txt` and `PATH.source.json` (written by `adaprune embed` on a file source) name every
 row by its file, so a selection of these rows carries a `path` column.
-A float16 array is converted to float32 in memory (models train in float32)."""
+A float16 array stays float16 on disk and in the map (10^8 x 64 is 12.8 GB instead of 25.6): the
+dedup stages read it cluster by cluster into float32 rows (float32 accumulation), and models get
+float32 batches."""
 
 from __future__ import annotations
 
@@ -53,7 +55,7 @@ def load_embeddings(path: str) -> EmbeddingsDataset:
         raise DataError(f"embeddings file {path!r} is not readable as a .npy array: {exc}") from None
     if x.ndim != 2 or not np.issubdtype(x.dtype, np.floating):
         raise DataError(f"embeddings file {path!r}: expected a float (N, D) array, got {x.dtype} {x.shape}")
-    if x.dtype != np.float32:
+    if x.dtype not in (np.float32, np.float16):
         x = np.asarray(x, dtype=np.float32)
     paths = [str(p)]
     labels_path = sidecar(p, "labels")

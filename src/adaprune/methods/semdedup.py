@@ -52,13 +52,20 @@ from typing import Any
 
 import numpy as np
 
-from adaprune.cluster import BACKENDS, Clustering, normalize_rows, spherical_kmeans
+from adaprune.cluster import BACKENDS, Clustering, normalize_rows, spherical_kmeans, split_oversized
 from adaprune.cluster.kmeans import group_sums
 from adaprune.engine import ENGINES, Engine, LocalEngine, Shared, get_engine
 from adaprune.engine.base import check_cancelled
 from adaprune.engine.stages import StageStore, input_identity
 from adaprune.errors import ConfigError, DataError
-from adaprune.methods._blocks import BLOCK_ROWS, _cluster_rows, _concat, cluster_blocks
+from adaprune.methods._blocks import (
+    BLOCK_ROWS,
+    _cluster_rows,
+    _concat,
+    best_per_row,
+    cluster_blocks,
+    cluster_twins,
+)
 from adaprune.methods.base import MethodResult, Selector
 from adaprune.params import AnyString, Interval, ParamSpec, StrOptions
 from adaprune.registry import register_method
@@ -74,6 +81,7 @@ NO_EARLIER = -1.0  # M of a cluster's first sample: nothing earlier to be a dupl
 BLOCKS_PER_RUN = 32  # blocks of about total / 32 rows (BLOCK_ROWS at most): work for up to ~32 workers
 GROUP_BLOCKS = 16  # blocks per completion record
 ORDERS = ("farthest", "closest")
+KERNELS = ("auto", "numpy", "torch")
 
 
 # ---------------------------------------------------------------- units (samples or groups)
@@ -174,6 +182,12 @@ def global_rank(distance: np.ndarray, *, order: str) -> np.ndarray:
     rank = np.empty(len(distance), dtype=np.int64)
     rank[ranked] = np.arange(len(distance), dtype=np.int64)
     return rank
+
+
+def clustering_rank(clustering: Clustering, *, order: str) -> np.ndarray:
+    """`global_rank` of a clustering's distances, computed once per clustering and order (M and the
+    causes both read it)."""
+    return clustering.cached(("global_rank", order), lambda: global_rank(clustering.distance, order=order))
 
 
 def border_redundancy(
@@ -316,7 +330,7 @@ def semdedup_redundancy(
         raise ConfigError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
     engine = engine or LocalEngine()
     m = np.full(len(emb), NO_EARLIER, dtype=np.float32)
-    rank = global_rank(clustering.distance, order=order)
+    rank = clustering_rank(clustering, order=order)
     members = clustering.members()
     neighbours = clustering.neighbour_members(max_border)
     sizes = np.array([len(a) + len(b) for a, b in zip(members, neighbours, strict=True)], dtype=np.int64)
@@ -356,24 +370,6 @@ def semdedup_redundancy(
 
 
 # ---------------------------------------------------------------- the audit trail
-def nearest_among(
-    queries: np.ndarray, candidates: np.ndarray, *, block_bytes: int = 64 * 2**20
-) -> tuple[np.ndarray, np.ndarray]:
-    """For every query row, the position of its most similar candidate row (ties: the lower
-    position) and that cosine; (-1, NaN) when there is no candidate. Unit rows, blocked."""
-    pos = np.full(len(queries), -1, dtype=np.int64)
-    sim = np.full(len(queries), np.nan, dtype=np.float64)
-    if len(queries) == 0 or len(candidates) == 0:
-        return pos, sim
-    b = int(max(1, min(len(queries), block_bytes // (4 * len(candidates)))))
-    for start in range(0, len(queries), b):
-        sims = queries[start : start + b] @ candidates.T
-        best = np.argmax(sims, axis=1)
-        pos[start : start + b] = best
-        sim[start : start + b] = sims[np.arange(len(best)), best]
-    return pos, np.minimum(sim, 1.0)
-
-
 @dataclass(frozen=True)
 class TwinBlock:
     """A block of whole clusters for the audit trail: members and neighbours with their kept flags."""
@@ -394,21 +390,11 @@ def block_twins(block: TwinBlock) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     q_out, t_out, s_out = [], [], []
     for idx, hidx, kept, hkept in zip(block.members, block.halo, block.member_kept, block.halo_kept, strict=True):
         check_cancelled()
-        gone, hgone = ~kept, ~hkept
-        core, halo = _cluster_rows(emb, idx), _cluster_rows(emb, hidx)
-        cand_ids = np.concatenate([idx[kept], hidx[hkept]])
-        cand_order = np.argsort(cand_ids, kind="stable")  # lower index first, so argmax ties go to it
-        cand_ids = cand_ids[cand_order]
-        cands = np.concatenate([core[kept], halo[hkept]])[cand_order]
-        for queries, q_ids, c_rows, c_ids in (
-            (core[gone], idx[gone], cands, cand_ids),
-            (halo[hgone], hidx[hgone], core[kept], idx[kept]),
-        ):
-            pos, sim = nearest_among(queries, c_rows, block_bytes=block.block_bytes)
-            found = pos >= 0
-            q_out.append(q_ids[found])
-            t_out.append(c_ids[pos[found]])
-            s_out.append(sim[found])
+        q, t, sim = cluster_twins(_cluster_rows(emb, idx), _cluster_rows(emb, hidx), idx, hidx, kept, hkept,
+                                  block_bytes=block.block_bytes)
+        q_out.append(q)
+        t_out.append(t)
+        s_out.append(sim)
     return _concat(q_out, np.int64), _concat(t_out, np.int64), _concat(s_out, np.float64)
 
 
@@ -459,17 +445,8 @@ def attach_twins(
         for ids in cluster_blocks(sizes, target_rows=target)
     ]
     results = engine.map(block_twins, blocks, desc="twins", progress=progress)
-    q = _concat([r[0] for r in results], np.int64)
-    if len(q) == 0:
-        return twin, similarity
-    t, sim = _concat([r[1] for r in results], np.int64), _concat([r[2] for r in results], np.float64)
-    # Per removed row: the highest cosine, ties to the lower twin.
-    best = np.lexsort((t, -sim, q))
-    first = np.ones(len(best), dtype=bool)
-    first[1:] = q[best][1:] != q[best][:-1]
-    chosen = best[first]
-    twin[q[chosen]] = t[chosen]
-    similarity[q[chosen]] = sim[chosen]
+    best_per_row(twin, similarity, *(_concat([r[i] for r in results], dt)
+                                     for i, dt in enumerate((np.int64, np.int64, np.float64))))
     return twin, similarity
 
 
@@ -572,9 +549,11 @@ class SemDeDup(Selector):
         n_clusters: k-means clusters (None: round(sqrt(N)) up to 1e6 rows, then N / 1000)
         n_iter: k-means iterations
         kmeans_sample: rows the centroids are trained on (None: min(N, max(64 K, 10000)); 32 K from K = 512)
+        max_cluster: clusters larger than this are split into parts of the mean size (None: max(2048, 2 N/K); 0: no)
         order: priority by distance to the own centroid: farthest first, or closest
         backend: k-means backend: auto, faiss or sklearn
         block_mb: memory limit of one block of similarities, in MB
+        kernel: auto (torch on --device when it is not cpu, else numpy), numpy, or torch (on --device, cpu included)
         nearest_clusters: 2 also compares a sample with its second-nearest cluster near the border; 1: own only
         border_cosine: pairs at this cosine or above that the clustering splits are still compared
         engine: where the growing stages run: local (threads) or ray
@@ -592,9 +571,11 @@ class SemDeDup(Selector):
         "n_clusters": [Interval(int, 1, None), None],
         "n_iter": Interval(int, 1, None),
         "kmeans_sample": [Interval(int, 1, None), None],
+        "max_cluster": [Interval(int, 0, None), None],
         "order": StrOptions(ORDERS),
         "backend": StrOptions(BACKENDS),
         "block_mb": Interval(int, 1, None),
+        "kernel": StrOptions(KERNELS),
         "nearest_clusters": Interval(int, 1, None),
         "border_cosine": Interval(float, -1, 1),
         "engine": StrOptions(ENGINES),
@@ -610,9 +591,11 @@ class SemDeDup(Selector):
         n_clusters: int | None = None,
         n_iter: int = 20,
         kmeans_sample: int | None = None,
+        max_cluster: int | None = None,
         order: str = "farthest",
         backend: str = "auto",
         block_mb: int = 64,
+        kernel: str = "auto",
         nearest_clusters: int = 2,
         border_cosine: float = 0.9,
         engine: str = "local",
@@ -624,9 +607,11 @@ class SemDeDup(Selector):
         self.n_clusters = n_clusters
         self.n_iter = n_iter
         self.kmeans_sample = kmeans_sample
+        self.max_cluster = max_cluster
         self.order = order
         self.backend = backend
         self.block_mb = block_mb
+        self.kernel = kernel
         self.nearest_clusters = nearest_clusters
         self.border_cosine = border_cosine
         self.engine = engine
@@ -655,15 +640,24 @@ class SemDeDup(Selector):
         try:
             red = compute_redundancy(
                 emb, units, n_clusters=self.n_clusters, seed=seed,
-                n_iter=self.n_iter, kmeans_sample=self.kmeans_sample, order=self.order, backend=self.backend,
+                n_iter=self.n_iter, kmeans_sample=self.kmeans_sample, max_cluster=self.max_cluster,
+                order=self.order, backend=self.backend,
                 block_bytes=self.block_mb * 2**20, nearest_clusters=self.nearest_clusters,
                 border_cosine=self.border_cosine, progress=progress, engine=engine, store=store,
+                device=self.compute_device(task),
             )
         finally:
             if own:
                 engine.close()
         self._cache = (task.data, seed, red)
         return red
+
+    def compute_device(self, task: Task) -> str | None:
+        """The torch device the assignment and M run on, or None for the numpy path."""
+        device = str(getattr(task, "device", "cpu"))
+        if self.kernel == "numpy" or (self.kernel == "auto" and device == "cpu"):
+            return None
+        return device
 
     def stage_params(self) -> dict[str, Any]:
         """The parameters that key the recorded stages: every one that changes a stage's result
@@ -704,13 +698,12 @@ class SemDeDup(Selector):
                 engine: Engine | None = None) -> MethodResult:
         keep_units = np.zeros(red.units.n_units, dtype=bool)
         keep_units[red.units.expand(np.arange(red.units.n_units))[kept]] = True
-        twin, similarity = red.twins(keep_units, block_bytes=self.block_mb * 2**20, progress=progress,
-                                     engine=engine)
-        cause, cause_similarity = self._causes(red, keep_units, progress=progress, engine=engine)
+        twin, similarity, cause, cause_similarity = self._audit(red, keep_units, progress=progress, engine=engine)
         details = {
             **extra,
             "clusters": cluster_summary(red.clustering.sizes()),
             "backend": red.clustering.backend,
+            "split_clusters": red.clustering.split,
             "units": "groups" if red.units.grouped else "samples",
             "n_units": red.units.n_units,
             "nearest_clusters": red.clustering.next_nearest.shape[1] + 1 if red.clustering.next_nearest is not None
@@ -719,22 +712,33 @@ class SemDeDup(Selector):
         return MethodResult(kept=kept, scores=red.units.expand(red.m).astype(np.float64), details=details,
                             twin=twin, similarity=similarity, cause=cause, cause_similarity=cause_similarity)
 
-    def _causes(self, red: Redundancy, keep_units: np.ndarray, *, progress: bool,
-                engine: Engine | None) -> tuple[np.ndarray, np.ndarray]:
-        """Per sample: the earlier sample whose similarity removed it (`_causes.attach_causes`) and
-        that cosine, which is its M (-1 and NaN for kept samples)."""
-        from adaprune.methods._causes import attach_causes
+    def _audit(self, red: Redundancy, keep_units: np.ndarray, *, progress: bool,
+               engine: Engine | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per sample, from one pass over the clusters (`_causes.attach_audit`): the kept sample a
+        removed one is nearest to and their cosine (`attach_twins`; for groups the first sample of
+        the nearest kept group, the cosine between the groups' mean rows), and the earlier sample
+        whose similarity removed it and that cosine, which is its M (`attach_causes`; -1 and NaN
+        for kept samples)."""
+        from adaprune.methods._causes import attach_audit
 
-        rank = global_rank(red.clustering.distance, order=self.order)
-        units = attach_causes(red.rows, red.clustering, rank, ~keep_units, block_bytes=self.block_mb * 2**20,
-                              max_border=red.max_border, progress=progress, engine=engine)
-        sim = np.where(units >= 0, red.m.astype(np.float64), np.nan)
-        return red.units.expand(red.units.first_sample_of(units)), red.units.expand(sim)
+        rank = clustering_rank(red.clustering, order=self.order)
+        twin, twin_sim, cause = attach_audit(red.rows, red.clustering, rank, ~keep_units,
+                                             block_bytes=self.block_mb * 2**20, max_border=red.max_border,
+                                             progress=progress, engine=engine)
+        # The per-row arrays derived for M and the audit (members, neighbours, ranks: several bytes a
+        # row) are not needed for the selection, which is the largest allocation still to come.
+        red.clustering.forget_derived()
+        cause_sim = np.where(cause >= 0, red.m.astype(np.float64), np.nan)
+        units = red.units
+        if units.grouped:
+            twin = units.first_sample_of(twin)
+            cause = units.first_sample_of(cause)
+        return units.expand(twin), units.expand(twin_sim), units.expand(cause), units.expand(cause_sim)
 
 
 def clustering_arrays(c: Clustering) -> dict[str, np.ndarray]:
     out = {"centroids": c.centroids, "assignment": c.assignment, "distance": c.distance,
-           "backend": np.array(c.backend), "sample_size": np.array(c.sample_size)}
+           "backend": np.array(c.backend), "sample_size": np.array(c.sample_size), "split": np.array(c.split)}
     if c.coarse is not None:
         out |= {"coarse_centroids": c.coarse.centroids, "coarse_owner": c.coarse.owner}
     if c.next_nearest is not None and c.next_distance is not None:
@@ -748,7 +752,8 @@ def clustering_from_arrays(a: dict[str, np.ndarray], *, seed: int, n_iter: int) 
     coarse = CoarseLevel(a["coarse_centroids"], a["coarse_owner"]) if "coarse_centroids" in a else None
     return Clustering(centroids=a["centroids"], assignment=a["assignment"], distance=a["distance"],
                       backend=str(a["backend"]), seed=seed, n_iter=n_iter, sample_size=int(a["sample_size"]),
-                      coarse=coarse, next_nearest=a.get("next_nearest"), next_distance=a.get("next_distance"))
+                      coarse=coarse, next_nearest=a.get("next_nearest"), next_distance=a.get("next_distance"),
+                      split=int(a.get("split", 0)))
 
 
 def compute_redundancy(
@@ -759,6 +764,7 @@ def compute_redundancy(
     seed: int,
     n_iter: int = 20,
     kmeans_sample: int | None = None,
+    max_cluster: int | None = None,
     order: str = "farthest",
     backend: str = "auto",
     block_bytes: int = 64 * 2**20,
@@ -767,12 +773,15 @@ def compute_redundancy(
     progress: bool = False,
     engine: Engine | None = None,
     store: StageStore | None = None,
+    device: str | None = None,
 ) -> Redundancy:
     """Cluster the units' embeddings and compute every unit's M: compared with the members of its
     cluster and, when it lies near enough to the border of one of its `nearest_clusters` - 1
     next-nearest clusters for a pair at cosine `border_cosine` to straddle it, with that one's.
-    The growing stages (assignment, per-cluster M) run on `engine`; each stage is recorded in
-    `store` when given, and reused from it on a rerun."""
+    Clusters larger than `max_cluster` rows are split into parts first (`split_oversized`; None:
+    its default limit, 0: never). With `device` (a torch device) the assignment and M are computed
+    there (`adaprune.cluster.device`). The growing stages (assignment, split, per-cluster M) run on
+    `engine`; each stage is recorded in `store` when given, and reused from it on a rerun."""
     rows = units.embeddings(emb)
     k = n_clusters if n_clusters is None else min(int(n_clusters), len(rows))
     saved = store.load("clustering") if store is not None else None
@@ -780,12 +789,20 @@ def compute_redundancy(
         clustering = clustering_from_arrays(saved, seed=seed, n_iter=n_iter)
     else:
         clustering = spherical_kmeans(rows, k, seed=seed, n_iter=n_iter, sample_size=kmeans_sample,
-                                      backend=backend, nearest=nearest_clusters, progress=progress, engine=engine)
+                                      backend=backend, nearest=nearest_clusters, progress=progress, engine=engine,
+                                      device=device)
+        clustering = split_oversized(rows, clustering, max_size=max_cluster, seed=seed, n_iter=n_iter,
+                                     engine=engine, progress=progress)
         if store is not None:
             store.save("clustering", clustering_arrays(clustering))
     max_border = border_reach(border_cosine)
+    kernel = cluster_kernel
+    if device is not None:
+        from adaprune.cluster.device import DeviceKernel
+
+        kernel = DeviceKernel(device)
     m = semdedup_redundancy(rows, clustering, order=order, block_bytes=block_bytes, max_border=max_border,
-                            progress=progress, engine=engine, store=store)
+                            progress=progress, engine=engine, kernel=kernel, store=store)
     return Redundancy(m=m, units=units, clustering=clustering, rows=rows, max_border=max_border)
 
 

@@ -124,7 +124,7 @@ class ClassificationTask:
             if arrays is not None:
                 yield Batch(idx=idx_dev, inputs=arrays[0][idx_dev], targets=arrays[1][idx_dev])
             else:
-                xb = torch.from_numpy(self.data.x[idx.numpy()])
+                xb = torch.from_numpy(np.asarray(self.data.x[idx.numpy()], dtype=np.float32))
                 yield Batch(idx=idx_dev, inputs=xb.to(self.device), targets=y_all[idx].to(self.device))
 
     # ------------------------------------------------------------------ losses and outputs
