@@ -108,3 +108,84 @@ def test_planted_copies_are_still_resolved_after_a_split(backend):
     removed = np.setdiff1d(np.arange(len(x)), kept)
     pair_hit = np.isin(copies, removed) | np.isin(originals, removed)
     assert pair_hit.mean() == 1.0
+
+
+def test_the_work_dir_key_covers_the_split(tmp_path, monkeypatch):
+    """The recorded clustering holds the parts; a rerun with another max_cluster recomputes it, the
+    same one reuses it and gives the same selection."""
+    import adaprune.methods.semdedup as sd
+    from adaprune.api import prune
+
+    x, _, _ = uneven(seed=4)
+    emb = tmp_path / "emb.npy"
+    np.save(emb, x)
+    real = sd.split_oversized
+    calls: list[int | None] = []
+    monkeypatch.setattr(sd, "split_oversized", lambda *a, **k: calls.append(k["max_size"]) or real(*a, **k))
+
+    def run(max_cluster):
+        return prune(f"embeddings:{emb}", "semdedup", prune=0.1, seed=0, progress=False,
+                     params={"work_dir": str(tmp_path / "work"), "n_clusters": 10, "max_cluster": max_cluster})
+
+    first = run(400)
+    assert first.details["split_clusters"] >= 1
+    assert run(400).kept.tolist() == first.kept.tolist() and calls == [400]
+    other = run(0)
+    assert calls == [400, 0] and other.details["split_clusters"] == 0
+
+
+@pytest.mark.slow
+def test_ray_splits_the_same_parts_as_the_local_engine(tmp_path, ray_session):
+    from adaprune.api import prune
+
+    x, _, _ = uneven(seed=5)
+    path = tmp_path / "emb.npy"
+    np.save(path, x)
+    params = {"n_clusters": 10, "max_cluster": 400}
+    local = prune(f"embeddings:{path}", "semdedup", prune=0.2, seed=5, progress=False, params=params)
+    remote = prune(f"embeddings:{path}", "semdedup", prune=0.2, seed=5, progress=False,
+                   params={**params, "engine": "ray"})
+    assert local.details["split_clusters"] >= 1
+    local.save(tmp_path / "local.csv")
+    remote.save(tmp_path / "ray.csv")
+    assert (tmp_path / "local.csv").read_text() == (tmp_path / "ray.csv").read_text()
+
+
+def test_float16_embeddings_stay_float16_and_select_as_their_float32_values(tmp_path):
+    """A float16 .npy is read in place (not converted to a float32 copy in memory); the stages read
+    its rows into float32, so the selection is the one of the same values stored as float32."""
+    from adaprune.api import prune
+    from adaprune.data import load_data
+
+    x, _, _ = uneven(seed=6)
+    half = x.astype(np.float16)
+    np.save(tmp_path / "half.npy", half)
+    np.save(tmp_path / "full.npy", half.astype(np.float32))
+    data = load_data(f"embeddings:{tmp_path / 'half.npy'}")
+    assert data.x.dtype == np.float16 and isinstance(data.x, np.memmap)
+    params = {"n_clusters": 10, "max_cluster": 400}
+    a = prune(f"embeddings:{tmp_path / 'half.npy'}", "semdedup", prune=0.2, seed=0, progress=False, params=params)
+    b = prune(f"embeddings:{tmp_path / 'full.npy'}", "semdedup", prune=0.2, seed=0, progress=False, params=params)
+    assert a.kept.tolist() == b.kept.tolist()
+    np.testing.assert_array_equal(a.scores, b.scores)
+
+
+def rss_file_kb() -> int:
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("RssFile:"))
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="needs Linux /proc")
+def test_release_pages_drops_a_read_map_from_the_resident_set_and_keeps_its_values(tmp_path):
+    from adaprune.io_utils import release_pages
+
+    values = np.random.default_rng(0).normal(size=(64 * 1024, 128)).astype(np.float32)  # 32 MB
+    np.save(tmp_path / "a.npy", values)
+    mapped = np.load(tmp_path / "a.npy", mmap_mode="c")
+    before = rss_file_kb()
+    total = float(mapped.sum(dtype=np.float64))  # touches every page
+    assert rss_file_kb() - before > 24 * 1024
+    assert release_pages(mapped)
+    assert rss_file_kb() - before < 8 * 1024
+    assert float(mapped.sum(dtype=np.float64)) == total  # read again on demand, unchanged
+    assert not release_pages(values)  # an in-memory array: nothing to release

@@ -98,3 +98,21 @@ def check_output_folder(folder: str | os.PathLike) -> None:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     check_writable_folder(probe)
+
+
+def release_pages(array: object) -> bool:
+    """Tell the OS this process no longer needs the pages of a memory-mapped array (`np.memmap`):
+    they leave the process's resident set but stay in the page cache, and are read again on demand
+    if the array is used after all (nothing is lost: the maps adaprune opens are read-only or
+    copy-on-write and never written). Returns whether anything was released; a no-op for an
+    in-memory array or where madvise is not available."""
+    import mmap
+
+    base = getattr(array, "_mmap", None)
+    if base is None or not hasattr(base, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
+        return False
+    try:
+        base.madvise(mmap.MADV_DONTNEED)
+    except (OSError, ValueError):
+        return False
+    return True

@@ -35,8 +35,6 @@ log = logging.getLogger(__name__)
 MIN_SPLIT_SIZE = 2048
 # The default limit is this many times the mean cluster size.
 SPLIT_FACTOR = 2.0
-# Rows per part the parts' centroids are trained on (the main k-means uses 32-64 per cluster).
-TRAIN_PER_PART = 64
 
 
 def default_max_size(n_rows: int, n_clusters: int) -> int:
@@ -73,11 +71,9 @@ def split_cluster(item: SplitItem) -> SplitResult:
     x = item.x.get()
     rows = normalize_rows(x[item.members])
     rng = np.random.default_rng([item.seed, item.cluster])
-    # Trained on a seeded sample of TRAIN_PER_PART rows a part, as the main k-means trains on a
-    # sample: every member is then assigned exactly.
-    limit = TRAIN_PER_PART * item.parts
-    train = rows if len(rows) <= limit else rows[np.sort(rng.choice(len(rows), size=limit, replace=False))]
-    centroids = _train(train, _init_centroids(train, item.parts, rng), n_iter=item.n_iter, seed=item.seed,
+    # Trained on every member: centroids trained on a sample of 64 rows a part cut the split's time
+    # by a quarter at 10^7 rows but drew noisier borders (110 planted pairs of 10^6 missed, not 9).
+    centroids = _train(rows, _init_centroids(rows, item.parts, rng), n_iter=item.n_iter, seed=item.seed,
                        backend=item.backend)
     member_sims = rows @ centroids.T
     if len(item.outsiders):
