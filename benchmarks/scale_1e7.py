@@ -229,7 +229,8 @@ def report(rows: list[dict], args) -> None:
         "## SemDeDup end to end at scale (`adaprune prune embeddings:X.npy --method semdedup --prune 0.1`)",
         "",
         "Fresh process per row; wall time includes start-up, loading (with the finite-values check), k-means "
-        "(training + assignment), splitting oversized clusters, M, the audit trail (twins and causes, one pass) and writing "
+        "(training + assignment), splitting oversized clusters, M, the audit trail (twins and causes, one pass) "
+        "and writing "
         "the parquet. K is the number of clusters after the split (split = clusters split into parts); "
         "cluster sizes are after the split. Anon = peak RssAnon (allocated memory); HWM = kernel peak RSS, "
         "which also counts the pages of the memory-mapped array resident in the process (page cache the OS "
