@@ -25,8 +25,7 @@ class CauseBlock:
     emb: Shared
     members: tuple[np.ndarray, ...]
     halo: tuple[np.ndarray, ...]
-    member_ranks: tuple[np.ndarray, ...]
-    halo_ranks: tuple[np.ndarray, ...]
+    rank: Shared  # every row's place in the global priority order
     member_gone: tuple[np.ndarray, ...]
     halo_gone: tuple[np.ndarray, ...]
     block_bytes: int
@@ -82,9 +81,10 @@ def block_causes(block: CauseBlock) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     """`cluster_causes` over the block's clusters, one entry per cluster and row."""
     emb = block.emb.get()
     q_out, c_out, s_out = [], [], []
-    for idx, hidx, rank, hrank, gone, hgone in zip(block.members, block.halo, block.member_ranks, block.halo_ranks,
-                                                  block.member_gone, block.halo_gone, strict=True):
+    ranks = block.rank.get()
+    for idx, hidx, gone, hgone in zip(block.members, block.halo, block.member_gone, block.halo_gone, strict=True):
         check_cancelled()
+        rank, hrank = ranks[idx], ranks[hidx]
         q, c, sim = cluster_causes(_cluster_rows(emb, idx), _cluster_rows(emb, hidx), idx, hidx, rank, hrank, gone,
                                    hgone, block_bytes=block.block_bytes)
         q_out.append(q)
@@ -98,9 +98,10 @@ def block_audit(block: CauseBlock) -> tuple[np.ndarray, ...]:
     their rows: (twin rows, twins, twin cosines, cause rows, causes, cause cosines)."""
     emb = block.emb.get()
     parts: list[list[np.ndarray]] = [[] for _ in range(6)]
-    for idx, hidx, rank, hrank, gone, hgone in zip(block.members, block.halo, block.member_ranks, block.halo_ranks,
-                                                  block.member_gone, block.halo_gone, strict=True):
+    ranks = block.rank.get()
+    for idx, hidx, gone, hgone in zip(block.members, block.halo, block.member_gone, block.halo_gone, strict=True):
         check_cancelled()
+        rank, hrank = ranks[idx], ranks[hidx]
         core, halo = _cluster_rows(emb, idx), _cluster_rows(emb, hidx)
         found = (*cluster_twins(core, halo, idx, hidx, ~gone, ~hgone, block_bytes=block.block_bytes),
                  *cluster_causes(core, halo, idx, hidx, rank, hrank, gone, hgone, block_bytes=block.block_bytes))
@@ -118,14 +119,13 @@ def _audit_blocks(emb_rows: np.ndarray, clustering: Clustering, rank: np.ndarray
             if removed[idx].any() or removed[hidx].any()]
     sizes = np.array([len(members[c]) + len(neighbours[c]) for c in busy], dtype=np.int64)
     target = int(max(1, min(BLOCK_ROWS, int(sizes.sum()) // (4 * max(1, engine.workers)) + 1)))
-    shared = engine.share(emb_rows)
+    shared, shared_rank = engine.share(emb_rows), engine.share(np.asarray(rank))
     return [
         CauseBlock(
             emb=shared,
             members=tuple(members[busy[i]] for i in ids),
             halo=tuple(neighbours[busy[i]] for i in ids),
-            member_ranks=tuple(rank[members[busy[i]]] for i in ids),
-            halo_ranks=tuple(rank[neighbours[busy[i]]] for i in ids),
+            rank=shared_rank,
             member_gone=tuple(removed[members[busy[i]]] for i in ids),
             halo_gone=tuple(removed[neighbours[busy[i]]] for i in ids),
             block_bytes=block_bytes,

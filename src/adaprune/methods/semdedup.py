@@ -269,9 +269,8 @@ class ClusterBlock:
 
     emb: Shared  # the rows, read inside the stage
     members: tuple[np.ndarray, ...]  # sorted row indices of each cluster
-    member_ranks: tuple[np.ndarray, ...]  # their places in the global priority order
     halo: tuple[np.ndarray, ...]  # sorted row indices of each cluster's neighbours
-    halo_ranks: tuple[np.ndarray, ...]
+    rank: Shared  # every row's place in the global priority order (read per cluster, not copied per block)
     block_bytes: int
     kernel: Callable[..., tuple[np.ndarray, np.ndarray]] = cluster_kernel  # or a variant, same signature
 
@@ -281,11 +280,12 @@ def block_redundancy(block: ClusterBlock) -> tuple[np.ndarray, np.ndarray, np.nd
     the pairs of the block's clusters only (a neighbour row may appear once per cluster it borders)."""
     emb = block.emb.get()
     idx_out, m_out, hidx_out, mh_out = [], [], [], []
-    for idx, rank, hidx, hrank in zip(block.members, block.member_ranks, block.halo, block.halo_ranks, strict=True):
+    ranks = block.rank.get()
+    for idx, hidx in zip(block.members, block.halo, strict=True):
         check_cancelled()
         if len(idx) == 0 or len(idx) + len(hidx) < 2:
             continue
-        m_core, m_halo = block.kernel(_cluster_rows(emb, idx), rank, _cluster_rows(emb, hidx), hrank,
+        m_core, m_halo = block.kernel(_cluster_rows(emb, idx), ranks[idx], _cluster_rows(emb, hidx), ranks[hidx],
                                       block_bytes=block.block_bytes)
         idx_out.append(idx)
         m_out.append(m_core)
@@ -337,14 +337,13 @@ def semdedup_redundancy(
     sizes = np.array([len(a) + len(b) for a, b in zip(members, neighbours, strict=True)], dtype=np.int64)
     target = int(max(1, min(BLOCK_ROWS, int(sizes.sum()) // BLOCKS_PER_RUN + 1)))
     partition = cluster_blocks(sizes, target_rows=target)
-    shared = engine.share(emb)
+    shared, shared_rank = engine.share(emb), engine.share(rank)
     blocks = [
         ClusterBlock(
             emb=shared,
             members=tuple(members[c] for c in ids),
-            member_ranks=tuple(rank[members[c]] for c in ids),
             halo=tuple(neighbours[c] for c in ids),
-            halo_ranks=tuple(rank[neighbours[c]] for c in ids),
+            rank=shared_rank,
             block_bytes=block_bytes,
             kernel=kernel,
         )
