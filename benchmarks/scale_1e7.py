@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import write_results
+from _common import code_revision, write_results
 from scale_dedup import make_embeddings, quality
 
 log = logging.getLogger("scale_1e7")
@@ -182,6 +182,7 @@ def main() -> int:
             write_s = time.perf_counter() - t0
             log.info("N=%d: data written in %.1f s", n, write_s)
             before = machine_load()
+            revision = code_revision()  # each row names its code (the file may collect several runs)
             timeout = args.timeout
             if args.deadline_unix is not None:
                 timeout = max(1.0, min(timeout, args.deadline_unix - time.time()))
@@ -190,7 +191,8 @@ def main() -> int:
             after = machine_load()
             array_bytes = n * args.dim * np.dtype(args.dtype).itemsize
             if not res["finished"]:
-                rows.append({"n": n, "dim": args.dim, "dtype": args.dtype, "label": args.label,
+                rows.append({"revision": revision, "n": n, "dim": args.dim, "dtype": args.dtype,
+                             "label": args.label,
                              "components": args.components, "noise": args.noise,
                              "array_bytes": array_bytes, "data_write_seconds": write_s, **res,
                              "anon_over_array": res["peak_RssAnon_bytes"] / array_bytes,
@@ -203,7 +205,8 @@ def main() -> int:
 
             selection = Selection.load(sel)
             removed = np.flatnonzero(~selection.mask)
-            row = {"n": n, "dim": args.dim, "dtype": args.dtype, "label": args.label, "components": args.components,
+            row = {"revision": revision, "n": n, "dim": args.dim, "dtype": args.dtype, "label": args.label,
+                   "components": args.components,
                    "noise": args.noise, "array_bytes": array_bytes, "data_write_seconds": write_s, **res,
                    "anon_over_array": res["peak_RssAnon_bytes"] / array_bytes,
                    "hwm_over_array": res["peak_VmHWM_bytes"] / array_bytes,
@@ -237,12 +240,14 @@ def report(rows: list[dict], args) -> None:
         "may drop, not allocations). Pairs resolved: planted near-copies (10% of the rows) of which one row "
         "was removed, with the count missed.",
         "",
-        "| data | N | D | stored | K (split) | largest / median | wall s | CPU s | load s | k-means s | split s "
+        "| commit | data | N | D | stored | K (split) | largest / median | wall s | CPU s | load s | k-means s | split s "
         "| M s | twins + causes s | write s | anon GB | anon / array | HWM / array | pairs resolved (missed) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        head = f"| {r.get('label', 'uneven')} | {r['n']:,} | {r.get('dim', 256)} | {r.get('dtype', 'float32')} "
+        commit = r.get("revision", {}).get("commit", "?")[:7] + ("+" if r.get("revision", {}).get("dirty") else "")
+        head = (f"| {commit} | {r.get('label', 'uneven')} | {r['n']:,} | {r.get('dim', 256)} "
+                f"| {r.get('dtype', 'float32')} ")
         if not r["finished"]:
             lines.append(head + f"| | | stopped at {r['wall_seconds']:.0f} | {r['cpu_user_s']:.0f} so far "
                          + "| | | | | | | " + f"{r['peak_RssAnon_bytes'] / 2**30:.2f} | {r['anon_over_array']:.2f} "

@@ -176,15 +176,19 @@ def attach_audit(
     and `attach_causes` of the same removed set, each cluster's rows read once for both."""
     removed = np.asarray(removed, dtype=bool)
     n = len(emb_rows)
+    columns: list[np.ndarray] = []
+    if removed.any():
+        engine = engine or LocalEngine()
+        blocks = _audit_blocks(emb_rows, clustering, rank, removed, block_bytes=block_bytes, max_border=max_border,
+                               engine=engine)
+        results = engine.map(block_audit, blocks, desc="audit", progress=progress)
+        columns = [_concat([r[i] for r in results], dt) for i, dt in enumerate((np.int64, np.int64, np.float64) * 2)]
+        del results, blocks
+    # Allocated once the pass is done, so that 24 bytes a row are not held through it.
     twin, similarity = np.full(n, -1, dtype=np.int64), np.full(n, np.nan, dtype=np.float64)
     cause = np.full(n, -1, dtype=np.int64)
-    if not removed.any():
+    if not columns:
         return twin, similarity, cause
-    engine = engine or LocalEngine()
-    blocks = _audit_blocks(emb_rows, clustering, rank, removed, block_bytes=block_bytes, max_border=max_border,
-                           engine=engine)
-    results = engine.map(block_audit, blocks, desc="audit", progress=progress)
-    columns = [_concat([r[i] for r in results], dt) for i, dt in enumerate((np.int64, np.int64, np.float64) * 2)]
     if not removed.all():  # with nothing kept there is no twin (attach_twins returns none)
         best_per_row(twin, similarity, *columns[:3])
     best_per_row(cause, None, *columns[3:])
