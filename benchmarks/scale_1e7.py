@@ -240,7 +240,8 @@ def report(rows: list[dict], args) -> None:
         "may drop, not allocations). Pairs resolved: planted near-copies (10% of the rows) of which one row "
         "was removed, with the count missed.",
         "",
-        "| commit | data | N | D | stored | K (split) | largest / median | wall s | CPU s | load s | k-means s | split s "
+        "| commit | data | N | D | stored | K (split) | largest / median | wall s | CPU s | load s | k-means s "
+        "| split s "
         "| M s | twins + causes s | write s | anon GB | anon / array | HWM / array | pairs resolved (missed) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
