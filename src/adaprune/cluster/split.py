@@ -156,7 +156,13 @@ def split_oversized(
     next_distance = None if width == 0 else clustering.next_distance.copy()  # type: ignore[union-attr]
     # Candidates for the next-nearest columns of affected rows: (row, cluster id, cosine).
     cand_rows, cand_ids, cand_sims = [], [], []
-    for res, ids, item in zip(results, part_ids, items, strict=True):
+    # Each cluster's similarities and row lists are dropped as soon as they are read: at 10^7 rows
+    # they are a few hundred MB, held while the memory-mapped array is resident.
+    clustering.forget_derived()
+    del members, outsiders
+    for i, ids in enumerate(part_ids):
+        res, item = results[i], items[i]
+        results[i] = items[i] = None  # type: ignore[call-overload]
         own, own_sim = _top(res.member_sims.copy(), min(len(ids), 1 + width))
         assignment[item.members] = ids[own[:, 0]]
         distance[item.members] = np.clip(1.0 - own_sim[:, 0], 0.0, 2.0)
@@ -180,7 +186,8 @@ def split_oversized(
         # other parts of its own cluster compete for the columns, by cosine (ties: the lower id).
         rows = np.concatenate(cand_rows) if cand_rows else np.zeros(0, dtype=np.int64)
         if len(rows):
-            affected = np.unique(rows)
+            # One entry per row and sibling column: with one column, the rows are distinct already.
+            affected = np.sort(rows) if width == 1 else np.unique(rows)
             pos = np.searchsorted(affected, rows)
             extra = np.bincount(pos, minlength=len(affected)).max()
             ids_mat = np.full((len(affected), width + extra), -1, dtype=np.int64)
