@@ -33,7 +33,9 @@ def code_revision() -> dict[str, Any]:
             return ""
 
     commit = git("rev-parse", "HEAD") or "unknown"
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", "src", "benchmarks"))
+    # Results files are outputs, not code: a results file changed since the last commit is not "dirty" code.
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", "src", "benchmarks",
+                     ":(exclude)benchmarks/results"))
     return {"commit": commit, "dirty": dirty, "version": adaprune.__version__}
 
 

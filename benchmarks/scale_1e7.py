@@ -155,7 +155,14 @@ def main() -> int:
                         help="an array already written by make_embeddings (with planted_copies.npy and "
                              "planted_originals.npy beside it) for the one size in --sizes; kept afterwards")
     parser.add_argument("--append", action="store_true", help="add the rows to benchmarks/results/STEM.json")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite the markdown from benchmarks/results/STEM.json without running anything")
     args = parser.parse_args()
+    if args.report_only:
+        from _common import RESULTS
+
+        report(json.loads((RESULTS / f"{args.stem}.json").read_text())["rows"], args)
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -269,8 +276,10 @@ def report(rows: list[dict], args) -> None:
     growth = []
     kinds = sorted({(r.get("label", "uneven"), r.get("dim", 256), r.get("dtype", "float32")) for r in done})
     for kind in kinds:
-        same = sorted((r for r in done if (r.get("label", "uneven"), r.get("dim", 256), r.get("dtype", "float32"))
-                       == kind), key=lambda r: r["n"])
+        # The latest row for each N (a size rerun replaces its earlier row in the growth figures).
+        latest = {r["n"]: r for r in done
+                  if (r.get("label", "uneven"), r.get("dim", 256), r.get("dtype", "float32")) == kind}
+        same = [latest[n] for n in sorted(latest)]
         if len(same) < 2:
             continue
         base = same[0]["wall_seconds"] / (same[0]["n"] * np.log(same[0]["n"]))
