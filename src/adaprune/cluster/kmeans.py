@@ -436,7 +436,6 @@ def assign_chunk(item: AssignChunk) -> tuple[np.ndarray, np.ndarray, np.ndarray 
 
         cand, cand_sim = assign_chunk_on_device(item.x.get()[item.start : item.stop], cent_t, item.coarse, width,
                                                 item.device)
-        block = cand  # only its length is read below
     elif item.coarse is None:
         block = normalize_rows(item.x.get()[item.start : item.stop])
         cand, cand_sim = _top(block @ cent_t, min(width, cent_t.shape[1]))
@@ -468,8 +467,8 @@ def assign_chunk(item: AssignChunk) -> tuple[np.ndarray, np.ndarray, np.ndarray 
     best, best_sim = cand[:, 0].copy(), cand_sim[:, 0].copy()
     if width == 1:
         return best, best_sim, None, None
-    next_best = np.full((len(block), width - 1), -1, dtype=np.int64)
-    next_sim = np.full((len(block), width - 1), -np.inf, dtype=np.float32)
+    next_best = np.full((len(cand), width - 1), -1, dtype=np.int64)
+    next_sim = np.full((len(cand), width - 1), -np.inf, dtype=np.float32)
     found = cand.shape[1] - 1
     next_best[:, :found], next_sim[:, :found] = cand[:, 1:], cand_sim[:, 1:]
     next_best[next_best == none] = -1
