@@ -9,6 +9,8 @@ the compression gradient is O(1 / N))."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 import torch
@@ -142,3 +144,114 @@ def test_the_model_gradient_is_the_weighted_mean():
     pruner.loss(ce, torch.arange(4)).backward()
     w = torch.sigmoid(torch.tensor(pruner.alpha * 0.5))
     torch.testing.assert_close(ce.grad, torch.full((4,), float(w) / 4))
+
+
+# ---------------------------------------------------------------- the fused path (numba)
+needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None,
+                                 reason="the fused path needs numba (adaprune[fast])")
+
+
+@pytest.fixture
+def numpy_path(monkeypatch):
+    """Run the lazy step without the compiled kernels (as without numba installed)."""
+    import adaprune.adapruner_lazy as lazy_module
+
+    monkeypatch.setattr(lazy_module, "_KERNELS", False)
+
+
+@needs_numba
+def test_the_fused_path_runs_in_a_user_loop():
+    from adaprune.adapruner_lazy import kernels
+
+    assert kernels() is not None
+    pruner = run("lazy", 300, 25, **{**SCHEDULE, "keep": 0.6})
+    # the fused path kept its buffers: it ran (the numpy path never makes them)
+    assert pruner.optimizer._fused is not None and pruner.mask.std() > 0.1
+
+
+@needs_numba
+@pytest.mark.parametrize("params", [
+    {"keep": 0.6, "mask_weight_decay": 0.01},
+    {"keep": 0.3, "mask_lr": 5.0, "mask_momentum": 0.5, "lambda_rule": "constant", "lambda_scale": 3.0},
+])
+def test_the_fused_path_is_the_numpy_path(params, request):
+    """One compiled call a batch (the armed step, the controller, the catch-up and the batch terms)
+    against the numpy path's separate steps: the same mask, history and kept set."""
+    fused = run("lazy", 300, 25, **{**SCHEDULE, **params})
+    request.getfixturevalue("numpy_path")
+    plain = run("lazy", 300, 25, **{**SCHEDULE, **params})
+    assert plain.optimizer._fused is None and fused.mask.std() > 0.1
+    # float64 in both, the same table for the flow; the compiled loop sums in another order
+    torch.testing.assert_close(fused.mask.detach(), plain.mask.detach(), rtol=0, atol=1e-4)
+    np.testing.assert_allclose(fused.history["r"], plain.history["r"], atol=1e-9)
+    np.testing.assert_allclose(fused.history["mean_w"], plain.history["mean_w"], rtol=1e-6)
+    np.testing.assert_array_equal(fused.selection().kept, plain.selection().kept)
+
+
+def _irregular_loop(pruner: AdaPrunerMask) -> list[float]:
+    """A loop that leaves the usual one loss, one backward, one step: repeated ids, a loss without
+    backward, two losses before a step, reads of the mask between loss and step, a scaled loss, a
+    state_dict round trip mid-epoch. Returns the loss values."""
+    gen = torch.Generator().manual_seed(3)
+    values = []
+    for _epoch in range(pruner.total_epochs):
+        for step in range(12):
+            idx = torch.randperm(40, generator=gen)[:8]
+            if step % 5 == 1:
+                idx[3] = idx[0]  # a sample twice in one batch
+            ce = (torch.rand(8, generator=gen) + 0.05).requires_grad_(True)
+            loss = pruner.loss(ce, idx)
+            values.append(float(loss.detach()))
+            if step % 6 == 2:
+                pruner.step()  # no backward: nothing moves
+                continue
+            if step % 6 == 3:
+                (0.5 * loss).backward()
+                extra = (torch.rand(4, generator=gen) + 0.05).requires_grad_(True)
+                pruner.loss(extra, torch.tensor([1, 2, 3, 4])).backward()  # a second loss before the step
+            elif step % 6 == 4:
+                loss.backward()
+                _ = pruner.mask  # a read between backward and step
+            else:
+                loss.backward()
+            pruner.step()
+            if step == 7:
+                pruner.load_state_dict(pruner.state_dict())
+        if pruner.end_epoch():
+            break
+    return values
+
+
+@needs_numba
+def test_the_fused_path_keeps_the_numpy_paths_semantics_off_the_usual_loop(request):
+    def make() -> AdaPrunerMask:
+        return AdaPrunerMask(40, keep=0.5, warmup_epochs=0, epochs=3, max_extra_epochs=0, update="lazy")
+
+    fused = make()
+    fused_values = _irregular_loop(fused)
+    request.getfixturevalue("numpy_path")
+    plain = make()
+    plain_values = _irregular_loop(plain)
+    assert fused.optimizer._fused is not None and plain.optimizer._fused is None
+    assert (fused.mask.detach() != 1.0).any()
+    np.testing.assert_allclose(fused_values, plain_values, rtol=1e-5)
+    # float32 storage, mask_lr 20: rounding differences grow to a few 1e-6 of the values (up to 4 here)
+    torch.testing.assert_close(fused.mask.detach(), plain.mask.detach(), rtol=1e-5, atol=1e-5)
+    assert fused.history["r"] == plain.history["r"]
+
+
+@needs_numba
+def test_the_fused_loss_terms_are_the_numpy_ones(request):
+    def terms() -> tuple:
+        pruner = AdaPrunerMask(20, keep=0.5, warmup_epochs=0, epochs=2, max_extra_epochs=0, update="lazy")
+        gen = torch.Generator().manual_seed(0)
+        for _ in range(3):
+            ce = (torch.rand(5, generator=gen) + 0.1).requires_grad_(True)
+            pruner.loss(ce, torch.randperm(20, generator=gen)[:5]).backward()
+            pruner.step()
+        t = pruner.last_terms
+        return float(t.total.detach()), float(t.cls), float(t.sel), float(t.comp), t.lam, t.r
+
+    fused = terms()
+    request.getfixturevalue("numpy_path")
+    np.testing.assert_allclose(fused, terms(), rtol=1e-6)

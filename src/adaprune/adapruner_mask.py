@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from adaprune.adapruner_lazy import LazyMaskSGD, MaskGrad, WeightedMean, sigmoid
+from adaprune.adapruner_lazy import LazyMaskSGD, MaskGrad, kernels
 from adaprune.errors import ConfigError, DataError
 from adaprune.params import Interval, ParamSpec, StrOptions
 from adaprune.selection import Budget, Selection, select_beta_rank, select_top_k
@@ -325,17 +325,26 @@ class AdaPrunerMask:
         self.pick_draws = pick_draws
         self.pick_val_fraction = pick_val_fraction
         self.update = update
-        self._mask = torch.full((self.n_samples,), float(mask_init), requires_grad=True)
         lazy = update == "lazy" or (update == "auto" and n_samples >= LAZY_FROM)
-        stepper = LazyMaskSGD if lazy else MaskSGD
-        self.optimizer: MaskSGD | LazyMaskSGD = stepper(
-            self._mask, lr=mask_lr, momentum=mask_momentum, weight_decay=mask_weight_decay
-        )
+        self.optimizer: MaskSGD | LazyMaskSGD
+        if lazy:
+            # Each entry's mask value, momentum buffer and stamp side by side (LazyMaskSGD.records): a
+            # lazy step reads and writes a batch's entries at random, one cache line each this way.
+            records = LazyMaskSGD.records(self.n_samples)
+            records["m"] = mask_init
+            self._mask = torch.from_numpy(records["m"]).requires_grad_(True)
+            self.optimizer = LazyMaskSGD(self._mask, lr=mask_lr, momentum=mask_momentum,
+                                         weight_decay=mask_weight_decay, records=records)
+            self.optimizer.configure(keep=self.keep, lambda_scale=lambda_scale, adaptive=lambda_rule == "adaptive",
+                                     sel_eps=sel_eps)
+        else:
+            self._mask = torch.full((self.n_samples,), float(mask_init), requires_grad=True)
+            self.optimizer = MaskSGD(self._mask, lr=mask_lr, momentum=mask_momentum, weight_decay=mask_weight_decay)
         self.epoch = 0  # epochs ended so far, warm-up included
         # Per-epoch lists (see the class docstring): history[name][e] is the value after pruning epoch e.
         self.history: dict[str, list[float]] = {"alpha": [], "r": [], "lambda": [], "mean_w": []}
         self.done = False
-        self.last_terms: LossTerms | None = None
+        self._last_terms: LossTerms | tuple | None = None
 
     # ------------------------------------------------------------ schedule
     @property
@@ -390,20 +399,38 @@ class AdaPrunerMask:
         if self.in_warmup:
             return per_sample.mean()
         self._to_device(per_sample.device)
-        idx_t = torch.as_tensor(idx, device=self._mask.device).long()
+        if isinstance(idx, Tensor) and idx.dtype == torch.long and idx.device == self._mask.device:
+            idx_t = idx
+        else:
+            idx_t = torch.as_tensor(idx, device=self._mask.device).long()
         if idx_t.shape != per_sample.shape:
             raise DataError(f"{len(idx_t)} sample ids for {len(per_sample)} losses")
         if isinstance(self.optimizer, LazyMaskSGD):
-            terms = self._lazy_loss(per_sample, idx_t)
-        else:
-            terms = adapruner_loss(
-                per_sample, self._mask[idx_t], self._mask, alpha=self.alpha, keep=self.keep,
-                lambda_scale=self.lambda_scale, sel_eps=self.sel_eps, lambda_rule=self.lambda_rule,
-            )
+            return self._lazy_loss(per_sample, idx_t)
+        terms = adapruner_loss(
+            per_sample, self._mask[idx_t], self._mask, alpha=self.alpha, keep=self.keep,
+            lambda_scale=self.lambda_scale, sel_eps=self.sel_eps, lambda_rule=self.lambda_rule,
+        )
         self.last_terms = terms
         return terms.total
 
-    def _lazy_loss(self, per_sample: Tensor, idx: Tensor) -> LossTerms:
+    @property
+    def last_terms(self) -> LossTerms | None:
+        """The terms of the last loss() outside warm-up (None before the first)."""
+        terms = self._last_terms
+        if isinstance(terms, tuple):  # the lazy paths keep floats; tensors are made when asked for
+            total, (cls, sel, comp, lam, r) = terms[0], terms[1:] if len(terms) == 6 else terms[1].tolist()
+            terms = LossTerms(total=total, cls=torch.tensor(cls, dtype=total.dtype),
+                              sel=torch.tensor(sel, dtype=total.dtype), comp=torch.tensor(comp, dtype=total.dtype),
+                              lam=lam, r=r)
+            self._last_terms = terms
+        return terms
+
+    @last_terms.setter
+    def last_terms(self, terms: LossTerms | None) -> None:
+        self._last_terms = terms
+
+    def _lazy_loss(self, per_sample: Tensor, idx: Tensor) -> Tensor:
         """adapruner_loss with the batch's entries brought up to date and sum(w), r from the
         maintained counts; L_comp's gradient is applied by the lazy step, not through autograd."""
         lazy = self.optimizer
@@ -411,47 +438,68 @@ class AdaPrunerMask:
         alpha = self.alpha
         if lazy.dirty or lazy.alpha != alpha:
             lazy.resync(alpha)
+        if lazy.cpu and kernels() is not None and not lazy.pending:  # the fused path (numba): the usual loop
+            total = lazy.fused_loss(per_sample, idx.numpy(), per_sample.detach().numpy())
+            if total is not None:
+                self._last_terms = (total, lazy.last_batch_terms())
+                return total
         mean_w = lazy.sum_w / self.n_samples
         r = lazy.n_pos / self.n_samples
         lam = adaptive_lambda(r, self.keep, lambda_scale=self.lambda_scale, rule=self.lambda_rule)
         big_g = lam * 2 * (mean_w - self.keep) / self.n_samples
-        comp = torch.tensor((mean_w - self.keep) ** 2, dtype=per_sample.dtype, device=per_sample.device)
+        comp = (mean_w - self.keep) ** 2
         if lazy.cpu:
-            l_cls, l_sel = self._lazy_batch_terms_cpu(per_sample, idx.numpy(), alpha, big_g)
-        else:
-            ids, inverse = torch.unique(idx, return_inverse=True)
-            leaf = lazy.advance(ids, alpha).requires_grad_(True)
-            l_cls, l_sel = batch_terms(per_sample, torch.sigmoid(alpha * leaf)[inverse], sel_eps=self.sel_eps)
-            lazy.pending.append((ids, leaf, big_g))
-        return LossTerms(total=l_cls + l_sel + lam * comp, cls=l_cls, sel=l_sel, comp=comp, lam=lam, r=r)
+            return self._lazy_loss_cpu(per_sample, idx.numpy(), alpha, big_g, lam, comp, r)
+        ids, inverse = torch.unique(idx, return_inverse=True)
+        leaf = lazy.advance(ids, alpha).requires_grad_(True)
+        l_cls, l_sel = batch_terms(per_sample, torch.sigmoid(alpha * leaf)[inverse], sel_eps=self.sel_eps)
+        lazy.pending.append((ids, leaf, big_g, None))
+        comp_t = torch.tensor(comp, dtype=per_sample.dtype, device=per_sample.device)
+        terms = LossTerms(total=l_cls + l_sel + lam * comp_t, cls=l_cls, sel=l_sel, comp=comp_t, lam=lam, r=r)
+        self.last_terms = terms
+        return terms.total
 
-    def _lazy_batch_terms_cpu(self, per_sample: Tensor, idx: np.ndarray, alpha: float,
-                              big_g: float) -> tuple[Tensor, Tensor]:
-        """L_cls and L_sel of batch_terms on CPU with the mask's gradient in closed form (MaskGrad):
+    def _lazy_loss_cpu(self, per_sample: Tensor, idx: np.ndarray, alpha: float, big_g: float, lam: float,
+                       comp: float, r: float) -> Tensor:
+        """The lazy loss on CPU with the mask's gradient in closed form (MaskGrad):
         d(L_cls + L_sel)/dm_i = sum over i's positions of (ce - log(ce + sel_eps)) / B * alpha w (1 - w).
         A few numpy operations on the batch's entries instead of an autograd graph through the mask:
         on a small model the graph's fixed cost per step was most of AdaPruner's overhead."""
         lazy = self.optimizer
         assert isinstance(lazy, LazyMaskSGD)
+        ce32 = per_sample.detach().numpy()
+        n = len(ce32)
         scratch = self._scratch
-        positions = np.arange(len(idx))
+        positions = self._positions(n)
         scratch[idx] = positions
         if (scratch[idx] == positions).all():  # no sample twice in the batch (the usual case)
             ids, inverse = idx, None
         else:
             ids, inverse = np.unique(idx, return_inverse=True)
-        w_ids = sigmoid(alpha * lazy.advance(ids, alpha).astype(np.float64))
-        ce = per_sample.detach().cpu().numpy().astype(np.float64)
-        w = w_ids if inverse is None else w_ids[inverse]
+        batch = lazy.advance_np(ids, alpha)
+        ce = ce32.astype(np.float64)
+        w = batch.w if inverse is None else batch.w[inverse]
         log_ce = np.log(ce + self.sel_eps)
-        per_position = (ce - log_ce) / len(ce)  # d(L_cls + L_sel)/dw at each position
-        per_id = per_position if inverse is None else np.bincount(inverse, weights=per_position, minlength=len(ids))
-        holder = MaskGrad(per_id * alpha * w_ids * (1.0 - w_ids))
-        lazy.pending.append((ids, holder, big_g))
-        w_t = torch.from_numpy(w).to(per_sample.dtype)
-        l_cls = WeightedMean.apply(per_sample, w_t, holder)
-        l_sel = torch.tensor(float(-(w * log_ce).mean()), dtype=per_sample.dtype)
-        return l_cls, l_sel
+        per_position = ce - log_ce  # B * d(L_cls + L_sel)/dw at each position
+        per_id = per_position if inverse is None else np.bincount(inverse, weights=per_position,
+                                                                  minlength=len(ids))
+        coef = per_id * (alpha * batch.w * (1.0 - batch.w) / n)
+        w_over_b = (w / n).astype(ce32.dtype)
+        l_cls, l_sel = float(w @ ce) / n, -float(w @ log_ce) / n
+        # L_sel and L_comp take no gradient into the model: they ride on the holder's leaf, whose
+        # gradient is the upstream scale the mask's closed-form gradient needs (MaskGrad).
+        holder = MaskGrad(coef, l_sel + lam * comp, per_sample.dtype)
+        lazy.pending.append((ids, holder, big_g, batch if inverse is None else None))
+        total = torch.dot(per_sample, torch.from_numpy(w_over_b)) + holder.leaf
+        self._last_terms = (total, l_cls, l_sel, comp, lam, r)
+        return total
+
+    def _positions(self, n: int) -> np.ndarray:
+        """0 .. n - 1, kept between batches of one size."""
+        positions = getattr(self, "_positions_array", None)
+        if positions is None or len(positions) != n:
+            positions = self._positions_array = np.arange(n)
+        return positions
 
     @property
     def _scratch(self) -> np.ndarray:
@@ -571,6 +619,7 @@ class AdaPrunerMask:
             self.mask.copy_(state["mask"].to(device))  # (the lazy update: flushed, recounted at the next step)
         buffer = state["momentum_buffer"]
         if isinstance(self.optimizer, LazyMaskSGD):
+            self.optimizer.discard()
             self.optimizer.stepped = buffer is not None
             self.optimizer.h = float(state.get("compression_force", 0.0))
             zero = torch.zeros_like(self.optimizer.buffer)
