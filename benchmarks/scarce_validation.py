@@ -76,6 +76,9 @@ def run(name: str, prune: float, seeds: list[int], epochs: int, rules: list[str]
     out["commands"].append(command_line())
     done = {(r["rule"], r["seed"]) for r in rows}
     n_keep = Budget.from_args(prune=prune).count(data.n)
+    unknown = [r for r in rules if r != "random" and r not in RULES]
+    if unknown:
+        raise SystemExit(f"unknown rules {unknown}; known: random, {', '.join(RULES)}")
 
     def evaluate(rule: str, seed: int, kept: np.ndarray, **extra) -> None:
         acc = train_and_test(eval_task, kept, seed=seed, progress=False).value
@@ -91,7 +94,7 @@ def run(name: str, prune: float, seeds: list[int], epochs: int, rules: list[str]
             rng = np.random.default_rng([seed, 0xADA])
             evaluate("class_random", seed, select_top_k(rng.random(data.n), n_keep, higher_is_keep=True,
                                                         strata=data.y))
-        todo = [r for r in rules if (r, seed) not in done and RULES[r] is not None]
+        todo = [r for r in rules if (r, seed) not in done and RULES.get(r) is not None]
         if not todo:
             continue
         start = time.perf_counter()
