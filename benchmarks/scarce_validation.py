@@ -13,6 +13,9 @@ Rules (how mask values m, higher = harder = keep, become the kept set; all with 
   mid_k20        mode 0.5 (the middle of each class's rank of m), concentration 20
   mid_k6         mode 0.5, concentration 6
   easy_k20       mode 0.25 (toward the easy end: Sorscher et al. 2022's advice for scarce data)
+  scarcity       AdaPruner's scarcity rule: mid_k6 where the held-out accuracy of a proxy trained on
+                 the training part (`--signal`, adaprune.methods.adapruner.holdout_accuracy) is under
+                 scarce_below, the default draw otherwise; its rows are those rules' rows
 The report gives each rule's mean paired difference to random and to the default with 95%
 t-intervals.
 
@@ -37,7 +40,7 @@ from scipy import stats
 from adaprune.adapruner_mask import mask_kept
 from adaprune.data import load_data
 from adaprune.evaluate import train_and_test
-from adaprune.methods.adapruner import AdaPruner
+from adaprune.methods.adapruner import AdaPruner, holdout_accuracy
 from adaprune.selection import Budget, select_top_k
 from adaprune.tasks import ClassificationTask
 from adaprune.training import TrainConfig
@@ -105,6 +108,25 @@ def run(name: str, prune: float, seeds: list[int], epochs: int, rules: list[str]
             evaluate(rule, seed, kept, mask_seconds=mask_seconds, rank_deciles=rank_deciles(kept, scores))
 
 
+def signal(name: str, seeds: list[int]) -> None:
+    """The scarcity signal AdaPruner's default measures, on the training part (what the method sees):
+    held-out accuracy of a proxy trained on the rest of it (it does not depend on the pruning rate)."""
+    data = train_val_split(load_data(name))
+    task = ClassificationTask(data=data, model=MODELS.get(name.partition(":")[0], "auto"), train=TrainConfig())
+    method = AdaPruner()
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    path = OUT_DIR / "signal.json"
+    out = json.loads(path.read_text()) if path.is_file() else {"rows": [], "commands": []}
+    out["commands"].append(command_line())
+    for seed in seeds:
+        if any(r["dataset"] == name and r["seed"] == seed for r in out["rows"]):
+            continue
+        acc = holdout_accuracy(task, seed=seed, epochs=method.pick_epochs, val_fraction=method.pick_val_fraction)
+        out["rows"].append({"dataset": name, "seed": seed, "holdout_accuracy": acc})
+        logging.info("%s seed %d held-out accuracy %.4f", name, seed, acc)
+        path.write_text(json.dumps(out, indent=2) + "\n")
+
+
 def interval(d: np.ndarray) -> str:
     if len(d) < 2:
         return f"{d.mean():+.2f}" if len(d) else ""
@@ -113,7 +135,11 @@ def interval(d: np.ndarray) -> str:
 
 
 def report() -> int:
-    parts = [json.loads(p.read_text()) for p in sorted(OUT_DIR.glob("*.json"))]
+    parts = [json.loads(p.read_text()) for p in sorted(OUT_DIR.glob("*.json")) if p.name != "signal.json"]
+    sig_path = OUT_DIR / "signal.json"
+    sig = json.loads(sig_path.read_text()) if sig_path.is_file() else {"rows": [], "commands": []}
+    below = AdaPruner().scarce_below
+    signal_of = {(r["dataset"], r["seed"]): r["holdout_accuracy"] for r in sig["rows"]}
     lines = ["## AdaPruner's draw where data is scarce: validation accuracy (%, not the test split)", "",
              f"Validation: {VAL_FRACTION:.0%} of each training set, stratified, drawn with seed {VAL_SEED} "
              "(benchmarks/highrate_validation.py's split); masks trained on the other 80%. Mean ± sample std "
@@ -130,7 +156,15 @@ def report() -> int:
         by = {}
         for r in part["rows"]:
             by.setdefault(r["rule"], {})[r["seed"]] = 100 * r["val_accuracy"]
-        for rule in ("random", *RULES):
+        # The scarcity rule (AdaPruner's default now): mid_k6 where the seed's held-out accuracy is under
+        # scarce_below, the default draw otherwise (the same kept sets as those rows: same draw, same seed).
+        scarce_rows = []
+        for r in part["rows"]:
+            s_acc = signal_of.get((part["dataset"], r["seed"]))
+            if s_acc is not None and r["rule"] == ("mid_k6" if s_acc < below else "default"):
+                scarce_rows.append({**r, "rule": "scarcity"})
+        part = {**part, "rows": part["rows"] + scarce_rows}
+        for rule in ("random", *RULES, "scarcity"):
             rs = [r for r in part["rows"] if r["rule"] == rule]
             if not rs:
                 continue
@@ -152,7 +186,15 @@ def report() -> int:
                 "diff_vs_random": float(vs["random"].mean()) if len(vs["random"]) else None,
                 "diff_vs_default": float(vs["default"].mean()) if len(vs["default"]) else None}
         lines += ["", "Runs: " + "; ".join(f"`{c}`" for c in part["commands"]), ""]
-    write_results("scarce_validation", {"parts": parts, "summary": summary}, "\n".join(lines))
+    if sig["rows"]:
+        lines += [f"### The scarcity signal (held-out accuracy of a proxy on the training part; scarce below "
+                  f"{below:g})", "", "| data set | held-out accuracy (mean, min, max) | seeds |", "|---|---|---|"]
+        for name in sorted({r["dataset"] for r in sig["rows"]}):
+            accs = np.array([100 * r["holdout_accuracy"] for r in sig["rows"] if r["dataset"] == name])
+            seeds = sorted(r["seed"] for r in sig["rows"] if r["dataset"] == name)
+            lines.append(f"| {name} | {accs.mean():.2f} ({accs.min():.2f}, {accs.max():.2f}) | {seeds} |")
+        lines += ["", "Runs: " + "; ".join(f"`{c}`" for c in sig["commands"]), ""]
+    write_results("scarce_validation", {"parts": parts, "signal": sig, "summary": summary}, "\n".join(lines))
     return 0
 
 
@@ -163,12 +205,16 @@ def main() -> int:
     parser.add_argument("--seeds", default="0,1,2,3,4,5")
     parser.add_argument("--epochs", type=int, default=30, help="evaluation training epochs")
     parser.add_argument("--rules", default=",".join(RULES), help="comma-separated rule names")
+    parser.add_argument("--signal", action="store_true", help="measure the scarcity signal per seed")
     parser.add_argument("--report", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     torch.set_num_threads(1)
     if args.report:
         return report()
+    if args.signal:
+        signal(args.dataset, [int(s) for s in args.seeds.split(",")])
+        return 0
     run(args.dataset, args.prune, [int(s) for s in args.seeds.split(",")], args.epochs, args.rules.split(","))
     return 0
 
