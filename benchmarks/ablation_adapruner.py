@@ -84,7 +84,8 @@ OUT_DIR = RESULTS / "ablation_adapruner"
 MASK_CACHE = Path(tempfile.gettempdir()) / "adaprune_ablation_masks"
 # Parameters that only turn a trained mask into a kept set (the mask cache ignores them).
 SELECTION_PARAMS = ("binarize", "balance", "sampling", "beta_power", "beta_mode_max", "beta_concentration",
-                    "beta_from", "pick_epochs", "pick_draws", "pick_val_fraction")
+                    "beta_from", "pick_epochs", "pick_draws", "pick_val_fraction", "scarce_below", "scarce_mode",
+                    "scarce_concentration")
 
 
 def min_class_share(kept: np.ndarray, y: np.ndarray) -> float:
