@@ -6,7 +6,10 @@ Rows (issue 16):
   random       a seeded uniform subset (np.random.default_rng(seed))
   ccs          CCS over EL2N with its defaults (Zheng et al. 2023), the base scored once per seed
   dual         DUAL with its defaults (Cho et al. 2025), the trace recorded once per seed
-  default      the defaults (sampling="beta"): class quotas and a Beta draw over the mask's rank
+  default      the defaults (sampling="beta"): class quotas and a Beta draw over the mask's rank, with
+               the scarcity check (a proxy's held-out accuracy on the training set under scarce_below:
+               the easier, broader scarce_mode / scarce_concentration draw)
+  beta_no_scarcity  the default before the scarcity check (rows measured then, renamed from default)
   old_default  the same trained mask, binarised as before issue 16 (the n_keep highest m, no quotas)
   pick         the same trained mask with sampling="pick" (opt-in): the rule among
                class_top, beta, beta_mid and class-stratified random whose subset trains the best proxy
@@ -49,7 +52,7 @@ from adaprune.adapruner_mask import beta_mode, mask_kept
 from adaprune.data import load_data
 from adaprune.evaluate import train_and_test
 from adaprune.evaluate.benchmark import machine_info
-from adaprune.methods.adapruner import AdaPruner, draw_rule, pick_rule
+from adaprune.methods.adapruner import AdaPruner, draw_rule, holdout_accuracy, pick_rule
 from adaprune.methods.ccs import CCS, ccs_select
 from adaprune.methods.dual import DUAL, dual_beta_select, dual_scores
 from adaprune.selection import Budget, rank_for_keep, select_top_k
@@ -67,9 +70,12 @@ VARIANTS: dict[str, dict] = {
 OLD_DEFAULT = {"sampling": "top", "balance": "none"}
 DERIVED = ("old_default", "balance_class", "pick", "pick10")
 BASELINES = ("ccs", "dual")
-ROW_ORDER = ("full data", "random", "ccs", "dual", "old_default", "default", "pick", "pick10", "draw_every_rate",
+ROW_ORDER = ("full data", "random", "ccs", "dual", "old_default", "beta_no_scarcity", "default", "pick", "pick10",
+             "draw_every_rate",
              *list(VARIANTS)[1:], "balance_class")
-LABELS = {"default": "adapruner (default: beta draw)", "old_default": "adapruner (old default)",
+LABELS = {"default": "adapruner (default: beta draw, scarcity check)",
+          "beta_no_scarcity": "adapruner (beta draw, no scarcity check: the default before)",
+          "old_default": "adapruner (old default)",
           "pick": "adapruner (pick)", "pick10": "adapruner (pick, 10-epoch proxies)",
           # rows of the default before beta_from (the draw at 30% pruned too), kept as measured
           "draw_every_rate": "adapruner (Beta draw below 50% too)"}
@@ -78,7 +84,8 @@ OUT_DIR = RESULTS / "ablation_adapruner"
 MASK_CACHE = Path(tempfile.gettempdir()) / "adaprune_ablation_masks"
 # Parameters that only turn a trained mask into a kept set (the mask cache ignores them).
 SELECTION_PARAMS = ("binarize", "balance", "sampling", "beta_power", "beta_mode_max", "beta_concentration",
-                    "beta_from", "pick_epochs", "pick_draws", "pick_val_fraction")
+                    "beta_from", "pick_epochs", "pick_draws", "pick_val_fraction", "scarce_below", "scarce_mode",
+                    "scarce_concentration")
 
 
 def min_class_share(kept: np.ndarray, y: np.ndarray) -> float:
@@ -161,6 +168,7 @@ def run_dataset(
     # A resumed file holds rows of earlier runs: each row names the code that made it.
     made_by = out["revision"]["commit"][:12] + (" (with uncommitted changes)" if out["revision"]["dirty"] else "")
     baselines = BaselineScores(method_task)
+    holdout: dict[int, float] = {}  # the scarcity signal per seed (it does not depend on the rate)
 
     def record(row: dict) -> None:
         rows.append({**row, "commit": made_by})
@@ -212,6 +220,13 @@ def run_dataset(
                                      beta_power=method.beta_power, beta_mode_max=method.beta_mode_max,
                                      beta_concentration=method.beta_concentration, beta_from=method.beta_from,
                                      balance=method.balance, labels=labels, seed=seed)
+                    if method.checks_scarcity(method_task, n_keep):  # as AdaPruner.run
+                        if seed not in holdout:
+                            holdout[seed] = holdout_accuracy(method_task, seed=seed, epochs=method.pick_epochs,
+                                                             val_fraction=method.pick_val_fraction)
+                        kept, scarcity = method.scarcity_kept(kept, scores, n_keep, data.y, seed=seed,
+                                                              accuracy=holdout[seed])
+                        extra = {**extra, "scarcity": scarcity}
                 evaluate(variant, prune, seed, kept, **extra)
     for seed in seeds if full else ():
         if ("full data", 0.0, seed) not in done:

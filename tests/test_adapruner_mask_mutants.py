@@ -149,7 +149,8 @@ def test_construction_checks_and_records_every_parameter():
               "mask_weight_decay": 0.01, "sel_eps": 1e-3, "binarize": "threshold", "balance": "none",
               "lambda_rule": "constant", "update": "exact",
               "sampling": "top", "beta_power": 2.0, "beta_mode_max": 0.5, "beta_concentration": 8.0, "beta_from": 0.25,
-              "pick_epochs": 3, "pick_draws": 1, "pick_val_fraction": 0.3}
+              "pick_epochs": 3, "pick_draws": 1, "pick_val_fraction": 0.3, "scarce_below": 0.6, "scarce_mode": 0.4,
+              "scarce_concentration": 5.0}
     pruner = AdaPrunerMask(6, keep=0.5, labels=[0, 1, 0, 1, 0, 1], **params)
     assert pruner.params() == params
     assert pruner.labels is None  # labels are only kept for balance="class"

@@ -162,6 +162,9 @@ ADAPRUNER_SPEC = ParamSpec({
     "pick_epochs": Interval(int, 1, None),
     "pick_draws": Interval(int, 1, None),
     "pick_val_fraction": Interval(float, 0, 0.5, closed="neither"),
+    "scarce_below": Interval(float, 0, 1),
+    "scarce_mode": Interval(float, 0, 1, closed="right"),
+    "scarce_concentration": Interval(float, 2, None, closed="neither"),
     "update": StrOptions(UPDATE_CHOICES),
 })
 
@@ -280,6 +283,9 @@ class AdaPrunerMask:
         pick_epochs: int = 30,
         pick_draws: int = 2,
         pick_val_fraction: float = 0.2,
+        scarce_below: float = 0.8,
+        scarce_mode: float = 0.5,
+        scarce_concentration: float = 6.0,
         labels: Sequence[int] | np.ndarray | None = None,
         update: str = "auto",
     ) -> None:
@@ -324,6 +330,11 @@ class AdaPrunerMask:
         self.pick_epochs = pick_epochs
         self.pick_draws = pick_draws
         self.pick_val_fraction = pick_val_fraction
+        # The scarcity check (scarce_*) also needs the task (a proxy trained on held-out data):
+        # AdaPruner.run applies it; this object alone draws with the beta_* parameters.
+        self.scarce_below = scarce_below
+        self.scarce_mode = scarce_mode
+        self.scarce_concentration = scarce_concentration
         self.update = update
         lazy = update == "lazy" or (update == "auto" and n_samples >= LAZY_FROM)
         self.optimizer: MaskSGD | LazyMaskSGD

@@ -77,7 +77,15 @@ class AdaPruner(Selector):
             class quotas only for balance=class), the paper's rule, which wins at low rates
         pick_epochs: epochs each proxy model trains on a candidate subset (sampling=pick)
         pick_draws: draws (proxy seeds and rule draws) averaged per candidate rule (sampling=pick)
-        pick_val_fraction: share of each class held out as the picker's validation split (sampling=pick)
+        pick_val_fraction: share of each class held out as the picker's validation split (sampling=pick,
+            and the held-out part that measures data scarcity for sampling=beta)
+        scarce_below: with sampling=beta from beta_from on (class labels needed): a proxy model trained
+            pick_epochs epochs on the rest of the training set is scored on a stratified pick_val_fraction
+            held out of it; held-out accuracy below scarce_below counts as scarce data (Sorscher et al.
+            2022: keep easier samples when data is scarce) and the draw uses scarce_mode and
+            scarce_concentration instead; 0 turns the check (and its proxy training) off
+        scarce_mode: the Beta's mode over the within-class rank of m when the data is scarce
+        scarce_concentration: a + b of the Beta when the data is scarce (lower = broader)
     """
 
     supported_tasks = ("classification", "detection")
@@ -113,6 +121,9 @@ class AdaPruner(Selector):
         pick_epochs: int = 30,
         pick_draws: int = 2,
         pick_val_fraction: float = 0.2,
+        scarce_below: float = 0.8,
+        scarce_mode: float = 0.5,
+        scarce_concentration: float = 6.0,
     ) -> None:
         check_adapruner_params(alpha_start=alpha_start, alpha_max=alpha_max, binarize=binarize, balance=balance)
         self.warmup_epochs = warmup_epochs
@@ -139,6 +150,9 @@ class AdaPruner(Selector):
         self.pick_epochs = pick_epochs
         self.pick_draws = pick_draws
         self.pick_val_fraction = pick_val_fraction
+        self.scarce_below = scarce_below
+        self.scarce_mode = scarce_mode
+        self.scarce_concentration = scarce_concentration
 
     def new_mask(self, n: int, keep: float, *, labels: np.ndarray | None = None) -> AdaPrunerMask:
         """The mask object this method drives, with this method's parameters (`labels`: the class
@@ -172,11 +186,36 @@ class AdaPruner(Selector):
         return (self.sampling == "pick" and self.binarize == "budget" and self.balance in ("class", "auto")
                 and labels is not None and prune + 0.5 / task.n >= self.beta_from)
 
+    def checks_scarcity(self, task: Task, n_keep: int) -> bool:
+        """Whether sampling='beta' measures data scarcity for this task and budget (scarce_below > 0,
+        budget binarisation, class labels, at least beta_from pruned)."""
+        labels = getattr(task, "labels", None)
+        prune = 1.0 - n_keep / task.n
+        return (self.sampling == "beta" and self.scarce_below > 0 and self.binarize == "budget"
+                and self.balance in ("class", "auto") and labels is not None and prune + 0.5 / task.n >= self.beta_from)
+
+    def scarcity_kept(self, kept: np.ndarray, scores: np.ndarray, n_keep: int, labels: np.ndarray, *, seed: int,
+                      accuracy: float) -> tuple[np.ndarray, dict]:
+        """The kept set after the scarcity check, given the proxy's held-out `accuracy`: `kept` (the
+        default draw) unless accuracy < scarce_below, else the Beta draw at scarce_mode and
+        scarce_concentration (class quotas from `labels`, seeded by `seed`). Also a report."""
+        scarce = bool(accuracy < self.scarce_below)
+        if scarce:
+            kept = select_beta_rank(scores, n_keep, mode=self.scarce_mode, concentration=self.scarce_concentration,
+                                    rng=np.random.default_rng([int(seed), 0xADA]), strata=labels)
+        log.info("adapruner: held-out accuracy %.3f (scarce below %.3f): %s draw", accuracy, self.scarce_below,
+                 "the scarce-data" if scarce else "the default")
+        return kept, {"holdout_accuracy": float(accuracy), "scarce_below": self.scarce_below, "scarce": scarce}
+
     def run(self, task: Task, n_keep: int, *, seed: int, progress: bool) -> MethodResult:
         mask = self.train_mask(task, n_keep / task.n, seed=seed, progress=progress)
         selection = mask.selection(seed=seed)
         details = dict(selection.details)
         kept = selection.kept
+        if self.checks_scarcity(task, n_keep):
+            accuracy = holdout_accuracy(task, seed=seed, epochs=self.pick_epochs, val_fraction=self.pick_val_fraction)
+            kept, details["scarcity"] = self.scarcity_kept(kept, mask.scores(), n_keep, np.asarray(task.labels),
+                                                           seed=seed, accuracy=accuracy)
         if self.picks(task, n_keep):
             scores = mask.scores()
             rule, report = pick_rule(
@@ -223,6 +262,19 @@ def stratified_holdout(labels: np.ndarray, fraction: float, *, seed: int) -> np.
         k = min(len(members) - 1, max(1, round(fraction * len(members)))) if len(members) > 1 else 0
         held[rng.choice(members, size=k, replace=False)] = True
     return held
+
+
+def holdout_accuracy(task: Task, *, seed: int, epochs: int, val_fraction: float) -> float:
+    """Accuracy on a stratified `val_fraction` held out of the training set (seeded as the picker's)
+    of a fresh task model trained `epochs` epochs on the rest (seed `seed`): how well the data at hand
+    generalises, the scarcity signal of sampling='beta'. The test split is never read."""
+    labels = np.asarray(task.labels)
+    held = stratified_holdout(labels, val_fraction, seed=seed)
+    val, pool = np.flatnonzero(held), np.flatnonzero(~held)
+    model = task.new_model(seed, indices=pool)
+    fit(model, task, seed=seed, indices=torch.as_tensor(pool), epochs=epochs, progress=False, desc="scarcity proxy")
+    pred = task.logits(model, torch.as_tensor(val)).argmax(1)
+    return float((pred == torch.as_tensor(labels[val])).double().mean())
 
 
 def pick_rule(task: Task, scores: np.ndarray, n_keep: int, *, seed: int, epochs: int, draws: int,
