@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from adaprune.cluster.ties import settle_probes, settle_top, tie_margin
 from adaprune.engine import Engine, LocalEngine, Shared
 from adaprune.errors import ConfigError, DataError, MissingDependencyError, require
 
@@ -423,47 +424,71 @@ def _top(sims: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
     return cols, vals
 
 
+def probed_candidates(unit: np.ndarray, cent_t: np.ndarray, probed: np.ndarray, cells: list[np.ndarray],
+                      width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's `width` best fine centroids among those of its `probed` cells (NONE / -inf where
+    fewer), merged cell by cell (similarity descending, ties to the lower index)."""
+    none = np.iinfo(np.int64).max
+    probes = probed.shape[1]
+    # (row, probed cell) pairs grouped by cell in one stable sort: rows stay ascending in a cell.
+    pair_rows = np.repeat(np.arange(len(unit), dtype=np.int64), probes)
+    by_cell = np.argsort(probed.reshape(-1), kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(probed.reshape(-1), minlength=len(cells)))])
+    cand = np.full((len(unit), width), none, dtype=np.int64)
+    cand_sim = np.full((len(unit), width), -np.inf, dtype=np.float32)
+    for j, fine_ids in enumerate(cells):
+        rows = pair_rows[by_cell[bounds[j] : bounds[j + 1]]]
+        if len(rows) == 0 or len(fine_ids) == 0:
+            continue
+        local, local_sim = _top(unit[rows] @ cent_t[:, fine_ids], min(width, len(fine_ids)))
+        ids = np.concatenate([cand[rows], fine_ids[local]], axis=1)
+        sims = np.concatenate([cand_sim[rows], local_sim], axis=1)
+        order = np.lexsort((ids, -sims), axis=1)[:, :width]
+        cand[rows] = np.take_along_axis(ids, order, axis=1)
+        cand_sim[rows] = np.take_along_axis(sims, order, axis=1)
+    return cand, cand_sim
+
+
+def assign_candidates(unit: np.ndarray, cent_t: np.ndarray, coarse: CoarseLevel | None,
+                      width: int) -> tuple[np.ndarray, np.ndarray, Callable[[int], np.ndarray] | None]:
+    """A proposal of every row's `width` best centroids from float32 products (flat, or through the
+    probed coarse cells), and the candidates a near-tied row is re-decided over (None: all)."""
+    if coarse is None:
+        cand, cand_sim = _top(unit @ cent_t, min(width, cent_t.shape[1]))
+        return cand, cand_sim, None
+    k1 = len(coarse.centroids)
+    probes = min(coarse.probes, k1)
+    # (K1, D) x (D, rows), transposed back: OpenBLAS is several times slower on the (rows, D) x (D, K1)
+    # form when K1 is a few hundred or less.
+    top, top_sim = _top(np.ascontiguousarray((coarse.centroids @ unit.T).T), min(probes + 1, k1))
+    probed, universe = settle_probes(unit, top, top_sim, coarse)
+    cand, cand_sim = probed_candidates(unit, cent_t, probed, coarse.cells(), width)
+    return cand, cand_sim, universe
+
+
 def assign_chunk(item: AssignChunk) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """(nearest centroid, its cosine similarity, the next `nearest - 1` centroids (rows, nearest - 1;
     -1 where there are fewer), their similarities (-inf there)) for the chunk's rows; the last two
     are None when `nearest` is 1. Ties go to the lower index. With `device`, the products and the
-    top lists are computed by torch on that device, by the same rules."""
+    top lists are computed by torch on that device, by the same rules. Either path proposes one
+    centroid more than it reports, and the tie rule (`adaprune.cluster.ties`) settles the choice
+    and recomputes the similarities, so both paths report the same bits."""
     cent_t = item.centroids_t.get()
+    cent = np.ascontiguousarray(cent_t.T)  # (K, D) rows: the rule gathers centroids by row
     width = item.nearest
     none = np.iinfo(np.int64).max
+    # The host's unit rows: the input of the numpy products, of the device's (copied there), and of
+    # the tie rule on both paths.
+    unit = normalize_rows(item.x.get()[item.start : item.stop])
     if item.device is not None:
         from adaprune.cluster.device import assign_chunk_on_device
 
-        cand, cand_sim = assign_chunk_on_device(item.x.get()[item.start : item.stop], cent_t, item.coarse, width,
-                                                item.device)
-    elif item.coarse is None:
-        block = normalize_rows(item.x.get()[item.start : item.stop])
-        cand, cand_sim = _top(block @ cent_t, min(width, cent_t.shape[1]))
+        cand, cand_sim, universe = assign_chunk_on_device(unit, cent_t, item.coarse, width + 1, item.device)
     else:
-        block = normalize_rows(item.x.get()[item.start : item.stop])
-        # Keep each row's `nearest` best candidates across its probed coarse cells, merged cell by
-        # cell (similarity descending, ties to the lower index).
-        coarse = item.coarse
-        probes = min(coarse.probes, len(coarse.centroids))
-        # (K1, D) x (D, rows), transposed back: OpenBLAS is several times slower on the (rows, D) x (D, K1)
-        # form when K1 is a few hundred or less.
-        top, _ = _top(np.ascontiguousarray((coarse.centroids @ block.T).T), probes)
-        # (row, probed cell) pairs grouped by cell in one stable sort: rows stay ascending in a cell.
-        pair_rows = np.repeat(np.arange(len(block), dtype=np.int64), probes)
-        by_cell = np.argsort(top.reshape(-1), kind="stable")
-        bounds = np.concatenate([[0], np.cumsum(np.bincount(top.reshape(-1), minlength=len(coarse.centroids)))])
-        cand = np.full((len(block), width), none, dtype=np.int64)
-        cand_sim = np.full((len(block), width), -np.inf, dtype=np.float32)
-        for j, fine_ids in enumerate(coarse.cells()):
-            rows = pair_rows[by_cell[bounds[j] : bounds[j + 1]]]
-            if len(rows) == 0 or len(fine_ids) == 0:
-                continue
-            local, local_sim = _top(block[rows] @ cent_t[:, fine_ids], min(width, len(fine_ids)))
-            ids = np.concatenate([cand[rows], fine_ids[local]], axis=1)
-            sims = np.concatenate([cand_sim[rows], local_sim], axis=1)
-            order = np.lexsort((ids, -sims), axis=1)[:, :width]
-            cand[rows] = np.take_along_axis(ids, order, axis=1)
-            cand_sim[rows] = np.take_along_axis(sims, order, axis=1)
+        cand, cand_sim, universe = assign_candidates(unit, cent_t, item.coarse, width + 1)
+    cand, sims64 = settle_top(unit, cand, cand_sim, width, cent, margin=tie_margin(unit.shape[1]),
+                              universe=universe)
+    cand_sim = sims64.astype(np.float32)
     best, best_sim = cand[:, 0].copy(), cand_sim[:, 0].copy()
     if width == 1:
         return best, best_sim, None, None

@@ -55,6 +55,15 @@ from tqdm.auto import tqdm
 
 from adaprune.cluster import BACKENDS, Clustering, normalize_rows, spherical_kmeans, split_oversized
 from adaprune.cluster.kmeans import group_sums
+from adaprune.cluster.ties import (
+    PARTNERS,
+    TIE_RULE,
+    Partners,
+    merge_partners,
+    no_partners,
+    settle_pairs,
+    tie_margin,
+)
 from adaprune.engine import ENGINES, Engine, LocalEngine, Shared, get_engine
 from adaprune.engine.base import check_cancelled
 from adaprune.engine.stages import StageStore, input_identity
@@ -143,15 +152,47 @@ class Units:
 
 
 # ---------------------------------------------------------------- the kernel
-def cluster_redundancy(xc: np.ndarray, *, block_bytes: int = 64 * 2**20) -> np.ndarray:
-    """M_j for rows in priority order: the largest cosine similarity of row j to any earlier row.
+def _row_partners(sims: np.ndarray) -> Partners:
+    """Each row's PARTNERS largest values, largest first, and the columns of the first two (ties:
+    the lower column; -1 where the row has no such value). `sims` is overwritten."""
+    n, cols = sims.shape
+    out = no_partners(n)
+    rows = np.arange(n)
+    for r in range(min(PARTNERS, cols)):
+        if r == PARTNERS - 1:  # the last value only says how many are near: no column needed
+            out.values[:, r] = sims.max(axis=1)
+            break
+        col = np.argmax(sims, axis=1)
+        out.values[:, r] = sims[rows, col]
+        out.ids[:, r] = np.where(out.values[:, r] > -np.inf, col, -1)
+        sims[rows, col] = -np.inf
+    return out
+
+
+def _as_m(best: np.ndarray) -> np.ndarray:
+    """Best cosines as M: NO_EARLIER where there is no earlier row, at most 1."""
+    return np.minimum(np.maximum(best, NO_EARLIER), 1.0).astype(np.float32)
+
+
+def _placed(top: Partners, order: np.ndarray, positions: np.ndarray) -> Partners:
+    """`top` of rows taken in `order`, put back in the callers' order, partner `i` renamed
+    `positions[i]`."""
+    out = no_partners(len(order))
+    out.values[order] = top.values
+    out.ids[order] = np.where(top.ids >= 0, positions[np.maximum(top.ids, 0)], -1)
+    return out
+
+
+def cluster_partners(xc: np.ndarray, *, block_bytes: int = 64 * 2**20) -> Partners:
+    """For rows in priority order: the largest cosines of row j to earlier rows and the rows behind
+    the first two (`Partners`, positions in `xc`).
 
     `xc` holds unit rows (n, D). Rows are processed in blocks of b rows against the (at most n)
     rows before the block's end, so memory is b * n floats, b chosen from `block_bytes`."""
     n = len(xc)
-    m = np.full(n, NO_EARLIER, dtype=np.float32)
+    out = no_partners(n)
     if n < 2:
-        return m
+        return out
     # Blocks of at most 256 rows also skip most of the upper triangle: about half the work of a square.
     b = int(max(1, min(n, 256, block_bytes // (4 * n))))
     for start in range(0, n, b):
@@ -162,9 +203,14 @@ def cluster_redundancy(xc: np.ndarray, *, block_bytes: int = 64 * 2**20) -> np.n
         tail = sims[:, start:stop]
         rows = np.arange(stop - start)
         tail[rows[:, None] <= rows[None, :]] = -np.inf
-        best = sims.max(axis=1)
-        m[start:stop] = np.maximum(best, NO_EARLIER)
-    return np.minimum(m, 1.0)
+        out.values[start:stop], out.ids[start:stop] = _row_partners(sims)
+    return out
+
+
+def cluster_redundancy(xc: np.ndarray, *, block_bytes: int = 64 * 2**20) -> np.ndarray:
+    """M_j for rows in priority order: the largest cosine similarity of row j to any earlier row
+    (float32 products; `cluster_partners` with the partners)."""
+    return _as_m(cluster_partners(xc, block_bytes=block_bytes).values[:, 0])
 
 
 def priority_order(distance: np.ndarray, *, order: str) -> np.ndarray:
@@ -192,75 +238,81 @@ def clustering_rank(clustering: Clustering, *, order: str) -> np.ndarray:
     return clustering.cached(("global_rank", order), lambda: global_rank(clustering.distance, order=order))
 
 
-def border_redundancy(
+def border_partners(
     core: np.ndarray, core_rank: np.ndarray, halo: np.ndarray, halo_rank: np.ndarray, *,
     block_bytes: int = 64 * 2**20,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Across the pairs (halo row, core row): every core row's largest cosine to an earlier halo
-    row and every halo row's largest cosine to an earlier core row (NO_EARLIER where none).
+) -> tuple[Partners, Partners]:
+    """Across the pairs (halo row, core row): every core row's largest cosines to earlier halo
+    rows and every halo row's largest cosines to earlier core rows, with the partners (`Partners`;
+    a core row's partners are positions in `halo`, a halo row's positions in `core`).
 
     Unit rows; ranks are places in one global priority order (distinct across the two sets).
     Both sets are put in rank order and the halo is taken in blocks against all core rows: for a
     block, core rows ranked before all of it are earlier for every row of the block and core rows
     ranked after all of it are later, so only the few core rows ranked inside the block's range
     need a mask. Memory stays near `block_bytes`."""
-    m_core = np.full(len(core), NO_EARLIER, dtype=np.float32)
-    m_halo = np.full(len(halo), NO_EARLIER, dtype=np.float32)
     if len(core) == 0 or len(halo) == 0:
-        return m_core, m_halo
+        return no_partners(len(core)), no_partners(len(halo))
     c_order = np.argsort(core_rank, kind="stable")
     h_order = np.argsort(halo_rank, kind="stable")
     core_s, c_rank = core[c_order], core_rank[c_order]
     halo_s, h_rank = halo[h_order], halo_rank[h_order]
-    if 4 * len(core) * len(halo) <= block_bytes:
-        # One product for the whole rectangle; a pair counts for the later row of the two.
-        sims = halo_s @ core_s.T
-        core_first = c_rank[None, :] < h_rank[:, None]
-        mh = np.maximum(np.where(core_first, sims, NO_EARLIER).max(axis=1), NO_EARLIER)
-        np.copyto(sims, NO_EARLIER, where=core_first)
-        mc = np.maximum(sims.max(axis=0), NO_EARLIER)
-        m_core[c_order] = mc
-        m_halo[h_order] = mh
-        return np.minimum(m_core, 1.0), np.minimum(m_halo, 1.0)
-    mc = np.full(len(core), NO_EARLIER, dtype=np.float32)
-    mh = np.full(len(halo), NO_EARLIER, dtype=np.float32)
-    b = int(max(1, min(len(halo), 256, block_bytes // (4 * len(core)))))
+    tc, th = no_partners(len(core)), no_partners(len(halo))
+    b = len(halo) if 4 * len(core) * len(halo) <= block_bytes else int(
+        max(1, min(len(halo), 256, block_bytes // (4 * len(core)))))
     for start in range(0, len(halo), b):
         check_cancelled()
         stop = min(len(halo), start + b)
         ranks = h_rank[start:stop]
         lo, hi = np.searchsorted(c_rank, [ranks[0], ranks[-1]])  # core [:lo] earlier than all, [hi:] later
         sims = halo_s[start:stop] @ core_s.T  # (block, n_core)
-        if lo > 0:
-            np.maximum(mh[start:stop], sims[:, :lo].max(axis=1), out=mh[start:stop])
-        if hi < len(core):
-            np.maximum(mc[hi:], sims[:, hi:].max(axis=0), out=mc[hi:])
-        if hi > lo:
-            mid = sims[:, lo:hi]
-            core_first = c_rank[None, lo:hi] < ranks[:, None]
-            np.maximum(mh[start:stop], np.where(core_first, mid, -np.inf).max(axis=1), out=mh[start:stop])
-            np.maximum(mc[lo:hi], np.where(core_first, -np.inf, mid).max(axis=0), out=mc[lo:hi])
-    m_core[c_order] = mc
-    m_halo[h_order] = mh
-    return np.minimum(m_core, 1.0), np.minimum(m_halo, 1.0)
+        # A pair counts for the later row of the two: the block against core [:lo], core [hi:]
+        # against the whole block, and inside [lo:hi] by rank. Partners are sorted positions here.
+        core_first = c_rank[None, lo:hi] < ranks[:, None]
+        halo_side = sims[:, :hi].copy()
+        halo_side[:, lo:hi][~core_first] = -np.inf
+        th.values[start:stop], th.ids[start:stop] = _row_partners(halo_side)
+        core_side = sims[:, lo:]
+        core_side[:, : hi - lo][core_first] = -np.inf
+        top_c = _row_partners(np.ascontiguousarray(core_side.T))
+        top_c = top_c._replace(ids=np.where(top_c.ids >= 0, top_c.ids + start, -1))
+        tc.values[lo:], tc.ids[lo:] = merge_partners(Partners(tc.values[lo:], tc.ids[lo:]), top_c)
+    # Back to the callers' order, partners as positions in the callers' order.
+    return _placed(tc, c_order, h_order), _placed(th, h_order, c_order)
+
+
+def border_redundancy(
+    core: np.ndarray, core_rank: np.ndarray, halo: np.ndarray, halo_rank: np.ndarray, *,
+    block_bytes: int = 64 * 2**20,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`border_partners`'s best cosines as M: every core row's largest cosine to an earlier halo
+    row and every halo row's largest cosine to an earlier core row (NO_EARLIER where none)."""
+    tc, th = border_partners(core, core_rank, halo, halo_rank, block_bytes=block_bytes)
+    return _as_m(tc.values[:, 0]), _as_m(th.values[:, 0])
 
 
 def cluster_kernel(
     core: np.ndarray, core_rank: np.ndarray, halo: np.ndarray, halo_rank: np.ndarray, *,
-    block_bytes: int = 64 * 2**20,
-) -> tuple[np.ndarray, np.ndarray]:
+    block_bytes: int = 64 * 2**20, partners: bool = False,
+) -> Any:
     """One cluster's share of M: its members (`core`) against earlier members and earlier
     neighbours (`halo`: rows whose next-nearest cluster this is), and the neighbours against
     earlier members. Returns (M of core rows, M of halo rows), each a max over this cluster's pairs
-    only; a row's M is the max over every cluster it takes part in.
+    only; a row's M is the max over every cluster it takes part in. With `partners`, (Partners of
+    core rows, Partners of halo rows) instead, positions in core followed by halo, for the tie rule
+    (`ties.settle_pairs`).
 
     A pure function of its arguments (unit rows in any order, their global ranks), so an engine
     can map it over clusters."""
+    n = len(core)
     order = np.argsort(core_rank, kind="stable")
-    m_core = np.empty(len(core), dtype=np.float32)
-    m_core[order] = cluster_redundancy(core[order], block_bytes=block_bytes)
-    border_core, m_halo = border_redundancy(core, core_rank, halo, halo_rank, block_bytes=block_bytes)
-    return np.maximum(m_core, border_core), m_halo
+    t_core = _placed(cluster_partners(core[order], block_bytes=block_bytes), order, order)
+    border_core, t_halo = border_partners(core, core_rank, halo, halo_rank, block_bytes=block_bytes)
+    border_core = border_core._replace(ids=np.where(border_core.ids >= 0, border_core.ids + n, -1))
+    t_core = merge_partners(t_core, border_core)
+    if partners:
+        return t_core, t_halo
+    return _as_m(t_core.values[:, 0]), _as_m(t_halo.values[:, 0])
 
 
 @dataclass(frozen=True)
@@ -273,12 +325,13 @@ class ClusterBlock:
     halo: tuple[np.ndarray, ...]  # sorted row indices of each cluster's neighbours
     rank: Shared  # every row's place in the global priority order (read per cluster, not copied per block)
     block_bytes: int
-    kernel: Callable[..., tuple[np.ndarray, np.ndarray]] = cluster_kernel  # or a variant, same signature
+    kernel: Callable[..., Any] = cluster_kernel  # or a variant with the same signature (partners included)
 
 
 def block_redundancy(block: ClusterBlock) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(member rows, their M, neighbour rows, their M) over the block's clusters, each M a max over
-    the pairs of the block's clusters only (a neighbour row may appear once per cluster it borders)."""
+    the pairs of the block's clusters only (a neighbour row may appear once per cluster it borders).
+    Each M is `settle_pairs`'s value, the same bits whichever kernel proposed the partners."""
     emb = block.emb.get()
     idx_out, m_out, hidx_out, mh_out = [], [], [], []
     ranks = block.rank.get()
@@ -286,8 +339,12 @@ def block_redundancy(block: ClusterBlock) -> tuple[np.ndarray, np.ndarray, np.nd
         check_cancelled()
         if len(idx) == 0 or len(idx) + len(hidx) < 2:
             continue
-        m_core, m_halo = block.kernel(_cluster_rows(emb, idx), ranks[idx], _cluster_rows(emb, hidx), ranks[hidx],
-                                      block_bytes=block.block_bytes)
+        core, halo = _cluster_rows(emb, idx), _cluster_rows(emb, hidx)
+        top_core, top_halo = block.kernel(core, ranks[idx], halo, ranks[hidx], block_bytes=block.block_bytes,
+                                          partners=True)
+        # The kernel's float32 maxima decide nothing themselves: one host rule for both kernels.
+        m_core, m_halo = settle_pairs(core, ranks[idx], halo, ranks[hidx], top_core, top_halo,
+                                      margin=tie_margin(core.shape[1]), block_bytes=block.block_bytes)
         idx_out.append(idx)
         m_out.append(m_core)
         hidx_out.append(hidx)
@@ -312,7 +369,7 @@ def semdedup_redundancy(
     max_border: float = math.inf,
     progress: bool = False,
     engine: Engine | None = None,
-    kernel: Callable[..., tuple[np.ndarray, np.ndarray]] = cluster_kernel,
+    kernel: Callable[..., Any] = cluster_kernel,
     store: StageStore | None = None,
 ) -> np.ndarray:
     """M_j for every row of `emb` given its clustering.
@@ -366,7 +423,8 @@ def semdedup_redundancy(
     for g, start in enumerate(range(0, len(blocks), GROUP_BLOCKS)):
         name = f"redundancy-{g:05d}"
         # The record names the clusters it covers: a record from another partition is never reused.
-        part = {"clusters": [[int(ids[0]), int(ids[-1])] for ids in partition[start : start + GROUP_BLOCKS]]}
+        part = {"clusters": [[int(ids[0]), int(ids[-1])] for ids in partition[start : start + GROUP_BLOCKS]],
+                "ties": TIE_RULE}
         done = store.load(name, part=part)
         if done is None:
             results = engine.map(block_redundancy, blocks[start : start + GROUP_BLOCKS], desc="semdedup",
@@ -642,7 +700,7 @@ class SemDeDup(Selector):
         if self.work_dir is not None:
             # Every parameter that changes a stage's result is in the key (nearest_clusters and
             # border_cosine included); where and how the stages run is not.
-            key = {"embeddings": input_identity(emb), "seed": seed, "params": self.stage_params(),
+            key = {"embeddings": input_identity(emb), "seed": seed, "params": self.stage_params(), "ties": TIE_RULE,
                    "groups": None if units.index is None else input_identity(units.index)}
             store = StageStore(self.work_dir, key)
         own = engine is None
